@@ -1,0 +1,3 @@
+from ua_dispatch.cli import main
+
+main()

@@ -1,0 +1,250 @@
+"""The campaign file: one Urgent Action, its targets and how to reach them.
+
+The format is TOML, documented in ``config/campaigns/README.md``. Loading validates every field
+(email syntax, phone and fax numbers to E.164, X handles) and reports the first problem as one
+line naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from phonenumbers import PhoneNumberType
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from ua_dispatch.errors import InputError
+
+_SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# X: 1-15 letters, digits or underscores. The "@" is optional in the file and dropped.
+_X_HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+_LANG_RE = re.compile(r"^[a-z]{2,3}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+# Number types that can never answer a fax.
+_NOT_FAX = {
+    PhoneNumberType.MOBILE,
+    PhoneNumberType.PAGER,
+    PhoneNumberType.PREMIUM_RATE,
+    PhoneNumberType.VOICEMAIL,
+}
+
+
+def _single_line(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if _CONTROL_RE.search(value):
+        raise ValueError("must be a single line without control characters")
+    return value
+
+
+def _slug(value: str) -> str:
+    if not _SLUG_RE.match(value):
+        raise ValueError("must be lower-case letters, digits and single hyphens")
+    return value
+
+
+def _email(value: str) -> str:
+    try:
+        info = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return info.normalized
+
+
+def _x_handle(value: str) -> str:
+    handle = value.strip().removeprefix("@")
+    if not _X_HANDLE_RE.match(handle):
+        raise ValueError(f"{value!r} is not an X handle (1-15 letters, digits or underscores)")
+    return handle
+
+
+def _language(value: str) -> str:
+    value = value.strip().lower()
+    if not _LANG_RE.match(value):
+        raise ValueError(f"{value!r} is not an ISO 639 language code such as 'ru' or 'en'")
+    return value
+
+
+def _country(value: str) -> str:
+    value = value.strip().upper()
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not an ISO 3166 alpha-2 country code such as 'RU'")
+    return value
+
+
+Line = Annotated[str, AfterValidator(_single_line)]
+Slug = Annotated[str, AfterValidator(_slug)]
+Email = Annotated[str, AfterValidator(_email)]
+XHandle = Annotated[str, AfterValidator(_x_handle)]
+Language = Annotated[str, AfterValidator(_language)]
+Country = Annotated[str, AfterValidator(_country)]
+
+
+def parse_number(raw: str, region: str, *, fax: bool) -> str:
+    """Parse a loosely printed number (as in the seed) to E.164, or raise ValueError."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{raw!r} is not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{raw!r} is not a valid number for region {region}")
+    if fax and phonenumbers.number_type(number) in _NOT_FAX:
+        raise ValueError(f"{raw!r} cannot be a fax line (it is a mobile or premium number)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Target(_Model):
+    """An official to write to, with every way the campaign gives to reach them."""
+
+    slug: Slug
+    name: Line
+    title: Line
+    organisation: Line | None = None
+    country: Country = Field(description="ISO 3166 alpha-2; region hint for numbers, page size")
+    address: list[Line] = Field(min_length=1, description="postal address lines as printed")
+    salutation: Line
+    salutations: dict[Language, Line] = Field(default_factory=dict)
+    email: Email | None = None
+    fax: str | None = None
+    phone: str | None = None
+    x_handles: list[XHandle] = Field(default_factory=list)
+    mastodon: list[Line] = Field(default_factory=list)
+    bluesky: list[Line] = Field(default_factory=list)
+
+    @field_validator("fax", "phone")
+    @classmethod
+    def _number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        region = info.data.get("country")
+        if region is None:  # country itself failed; that error is reported instead
+            raise ValueError("cannot be checked without a valid country")
+        return parse_number(value, region, fax=info.field_name == "fax")
+
+    def salutation_for(self, language: str) -> str:
+        return self.salutations.get(language, self.salutation)
+
+    @property
+    def display(self) -> str:
+        return f"{self.name}, {self.title}"
+
+
+class Social(_Model):
+    """What a post about the campaign says, per language, and what it may carry."""
+
+    demand: dict[Language, Line] = Field(default_factory=dict)
+    hashtag: Line | None = None
+    link: Line | None = None
+
+
+class Campaign(_Model):
+    id: Slug
+    ua_number: Line = Field(description='e.g. "UA 2/19"')
+    reference: Line = Field(description='the document index, e.g. "EUR 46/9686/2019"')
+    title: Line
+    country: Line
+    issued: dt.date
+    act_until: dt.date
+    languages: list[Language] = Field(min_length=1, description="preferred, in order")
+    subject: Line
+    subjects: dict[Language, Line] = Field(default_factory=dict)
+    social: Social = Field(default_factory=Social)
+    targets: list[Target] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Campaign:
+        if self.act_until < self.issued:
+            raise ValueError("act_until is before issued")
+        slugs = [t.slug for t in self.targets]
+        dupes = sorted({s for s in slugs if slugs.count(s) > 1})
+        if dupes:
+            raise ValueError(f"target slugs must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def subject_for(self, language: str) -> str:
+        return self.subjects.get(language, self.subject)
+
+    def target(self, slug: str) -> Target:
+        for t in self.targets:
+            if t.slug == slug:
+                return t
+        raise KeyError(slug)
+
+    @property
+    def x_handles(self) -> list[str]:
+        """Every distinct X handle of the targets, in campaign order."""
+        seen: dict[str, None] = {}
+        for t in self.targets:
+            for h in t.x_handles:
+                seen.setdefault(h, None)
+        return list(seen)
+
+
+def format_location(loc: tuple[int | str, ...], data: Any) -> str:
+    """``('targets', 1, 'fax')`` → ``targets[1].fax`` (with the slug when known)."""
+    out = ""
+    node = data
+    for part in loc:
+        if isinstance(part, int):
+            label = str(part)
+            if isinstance(node, list) and 0 <= part < len(node):
+                item = node[part]
+                if isinstance(item, dict) and isinstance(item.get("slug"), str):
+                    label = f"{part}:{item['slug']}"
+                node = item
+            else:
+                node = None
+            out += f"[{label}]"
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(file)"
+
+
+def one_line_validation_error(source: Path | str, exc: ValidationError, data: Any) -> InputError:
+    err = exc.errors()[0]
+    message = str(err["msg"]).removeprefix("Value error, ")
+    more = exc.error_count() - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return InputError(message, source=source, field=format_location(tuple(err["loc"]), data))
+
+
+def load_campaign(path: Path) -> Campaign:
+    """Read and validate a campaign file; raise :class:`InputError` with one line on failure."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("campaign file not found", source=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read campaign file: {exc.strerror}", source=path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 (byte {exc.start})", source=path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", source=path) from None
+    try:
+        return Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise one_line_validation_error(path, exc, data) from None

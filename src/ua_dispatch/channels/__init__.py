@@ -1,0 +1,36 @@
+"""Channel registry. A new channel is one module plus one line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ua_dispatch.channels.base import Channel
+from ua_dispatch.channels.email import EmailChannel
+from ua_dispatch.errors import InputError
+
+CHANNELS: dict[str, Channel[Any]] = {c.name: c for c in (EmailChannel(),)}
+
+DEFAULT_CHANNELS: tuple[str, ...] = tuple(CHANNELS)
+
+
+def get_channel(name: str) -> Channel[Any]:
+    try:
+        return CHANNELS[name]
+    except KeyError:
+        raise InputError(
+            f"unknown channel {name!r}; choose from {', '.join(CHANNELS)}", source="--channels"
+        ) from None
+
+
+def parse_channels(value: str | None) -> list[str]:
+    if value is None or not value.strip():
+        return list(DEFAULT_CHANNELS)
+    names: list[str] = []
+    for raw in value.split(","):
+        name = raw.strip().lower()
+        if name and name not in names:
+            get_channel(name)
+            names.append(name)
+    if not names:
+        raise InputError("no channel given", source="--channels")
+    return names

@@ -1,0 +1,282 @@
+"""Email: one message per target with an email address, sent over SMTP with aiosmtplib.
+
+Identity ("relay", the default): ``From: "Name via Org" <org address>``, ``Reply-To`` the
+supporter, envelope sender the organisation, no ``Sender:`` header, so DMARC aligns on the
+organisation's domain. Identity "own": sent through the supporter's own SMTP account with the
+supporter in ``From``.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+import re
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+
+from ua_dispatch.campaign import Target
+from ua_dispatch.channels.base import (
+    BuildEnv,
+    Channel,
+    DeliveryError,
+    FailureKind,
+    Receipt,
+    Transport,
+)
+from ua_dispatch.errors import ConfigError, InputError
+from ua_dispatch.ids import message_id
+from ua_dispatch.letter import render_letter
+from ua_dispatch.plan import Appeal, Delivery
+from ua_dispatch.settings import Settings, is_loopback_host
+
+PLACEHOLDER_SENDER = "appeals@ua-dispatch.invalid"
+
+# Build with 7bit so that bodies go out as quoted-printable or base64 and need no 8BITMIME;
+# serialise with the SMTP policy (CRLF line ends).
+_BUILD_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+_WIRE_POLICY = email.policy.SMTP
+
+
+@dataclass(frozen=True)
+class EmailPayload:
+    message: EmailMessage
+    data: bytes
+    envelope_from: str
+    recipients: tuple[str, ...]
+    message_id: str
+
+
+def _address(display_name: str, addr: str, *, field: str) -> Address:
+    local, _, domain = addr.rpartition("@")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+        return Address(display_name=display_name, username=local, domain=domain)
+    except (ValueError, UnicodeError) as exc:
+        raise InputError(f"cannot be used in a header: {exc}", field=field) from None
+
+
+def relay_sender(settings: Settings) -> str:
+    return settings.sender_email or PLACEHOLDER_SENDER
+
+
+class EmailChannel(Channel[EmailPayload]):
+    name = "email"
+
+    def address_of(self, target: Target) -> str | None:
+        return target.email
+
+    def check_settings(self, settings: Settings) -> None:
+        if settings.email_identity == "relay" and not settings.sender_email:
+            raise ConfigError(
+                "UA_DISPATCH_SENDER_EMAIL is not set: the relay identity needs the "
+                "organisation's sender address (or use UA_DISPATCH_EMAIL_IDENTITY=own)"
+            )
+        if settings.smtp_security == "none" and not is_loopback_host(settings.smtp_host):
+            raise ConfigError(
+                f"UA_DISPATCH_SMTP_SECURITY=none is allowed only to a loopback host, "
+                f"not {settings.smtp_host!r}: use tls or starttls"
+            )
+        if settings.smtp_username and settings.smtp_password is None:
+            raise ConfigError(
+                "UA_DISPATCH_SMTP_USERNAME is set but UA_DISPATCH_SMTP_PASSWORD is not"
+            )
+
+    def build(self, appeal: Appeal, delivery: Delivery, env: BuildEnv) -> EmailPayload:
+        if delivery.to is None:
+            raise ValueError("cannot build an email for a delivery without an address")
+        settings = env.settings
+        supporter = appeal.supporter
+        target = delivery.target
+        rendered = render_letter(appeal.letter, supporter, target)
+
+        if settings.email_identity == "relay":
+            org_addr = relay_sender(settings)
+            from_hdr = _address(
+                f"{supporter.name} via {settings.sender_name}",
+                org_addr,
+                field="UA_DISPATCH_SENDER_EMAIL",
+            )
+            envelope_from = org_addr
+            reply_to: Address | None = _address(supporter.name, supporter.email, field="email")
+        else:
+            from_hdr = _address(supporter.name, supporter.email, field="email")
+            envelope_from = supporter.email
+            reply_to = None
+        domain = from_hdr.domain
+        mid = message_id(delivery.key, domain)
+
+        msg = EmailMessage(policy=_BUILD_POLICY)
+        try:
+            msg["From"] = from_hdr
+            msg["To"] = _address(target.name, delivery.to, field=f"targets.{target.slug}.email")
+            if reply_to is not None:
+                msg["Reply-To"] = reply_to
+            msg["Subject"] = appeal.campaign.subject_for(appeal.letter.language)
+            msg["Date"] = email.utils.format_datetime(env.now)
+            msg["Message-ID"] = mid
+            msg["Content-Language"] = rendered.language
+        except ValueError as exc:  # CR/LF or other unusable header content
+            raise InputError(f"unusable header value: {exc}", source="email") from None
+        msg.set_content(rendered.text + "\n", charset="utf-8")
+        data = msg.as_bytes(policy=_WIRE_POLICY)
+        return EmailPayload(
+            message=msg,
+            data=data,
+            envelope_from=envelope_from,
+            recipients=(delivery.to,),
+            message_id=mid,
+        )
+
+    def write_draft(self, payload: EmailPayload, delivery: Delivery, out_dir: Path) -> Path:
+        path = out_dir / "email" / f"{delivery.target.slug}.eml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(payload.data)
+        return path
+
+    def transport(self, settings: Settings) -> SmtpTransport:
+        return SmtpTransport(settings)
+
+
+# --- failure classification ------------------------------------------------------------------
+
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def enhanced_status(message: str) -> str | None:
+    m = _ENHANCED.match(message or "")
+    return ".".join(m.groups()) if m else None
+
+
+def classify_smtp_reply(code: int, message: str, *, greylist_delay: float) -> DeliveryError:
+    """Map an SMTP reply to what to do about it (see README, "Failure classification")."""
+    enh = enhanced_status(message) or ""
+    short = " ".join(message.split())[:200]
+    label = f"{code} {short}".strip()
+    if code == 421:
+        return DeliveryError(
+            f"server closed the session: {label}",
+            kind=FailureKind.TRANSIENT,
+            code=str(code),
+            hint="throttle" if enh.startswith("4.7") else None,
+        )
+    if code in (530, 534, 535, 538) or enh.startswith("5.7"):
+        return DeliveryError(
+            f"refused by policy or authentication ({label}); the channel is stopped because "
+            "retrying harms the sender's reputation",
+            kind=FailureKind.STOP_CHANNEL,
+            code=str(code),
+        )
+    if 400 <= code < 500:
+        if code == 451 and enh == "4.7.1":
+            return DeliveryError(
+                f"greylisted: {label}",
+                kind=FailureKind.TRANSIENT,
+                code=str(code),
+                hint="greylist",
+                retry_after=greylist_delay,
+            )
+        throttled = code == 450 and (enh == "4.2.1" or enh.startswith("4.7"))
+        return DeliveryError(
+            f"temporary failure: {label}",
+            kind=FailureKind.TRANSIENT,
+            code=str(code),
+            hint="throttle" if throttled else None,
+        )
+    return DeliveryError(f"rejected: {label}", kind=FailureKind.PERMANENT, code=str(code))
+
+
+class SmtpTransport(Transport[EmailPayload]):
+    """One SMTP session per run, reopened when the server ends it."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._client: aiosmtplib.SMTP | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self._settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port_effective,
+            use_tls=s.smtp_security == "tls",
+            start_tls=s.smtp_security == "starttls",
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            timeout=s.smtp_timeout,
+        )
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(
+                f"login refused ({exc.code}); check UA_DISPATCH_SMTP_USERNAME/PASSWORD",
+                kind=FailureKind.STOP_CHANNEL,
+                code=str(exc.code),
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise self._reply_error(exc.code, exc.message) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(
+                f"cannot connect to {s.smtp_host}:{s.smtp_port_effective}: {exc}",
+                kind=FailureKind.TRANSIENT,
+            ) from None
+        self._client = client
+        return client
+
+    def _reply_error(self, code: int, message: str) -> DeliveryError:
+        return classify_smtp_reply(
+            code, message, greylist_delay=self._settings.retry_greylist_delay
+        )
+
+    async def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                client.close()
+
+    async def send(self, payload: EmailPayload, delivery: Delivery) -> Receipt:
+        client = self._client if self._client and self._client.is_connected else None
+        if client is None:
+            client = await self._connect()
+        phase = "envelope"
+        try:
+            await client.mail(payload.envelope_from)
+            for rcpt in payload.recipients:
+                await client.rcpt(rcpt)
+            phase = "data"
+            response = await client.data(payload.data)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            await self._reset(client)
+            raise self._reply_error(exc.code, exc.message) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:
+                await self._drop()  # the session is over even if the server keeps the socket
+            else:
+                await self._reset(client)
+            raise self._reply_error(exc.code, exc.message) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            await self._drop()
+            if phase == "data":
+                raise DeliveryError(
+                    f"connection lost during DATA ({exc.__class__.__name__}); "
+                    "the message may have been delivered",
+                    kind=FailureKind.AMBIGUOUS,
+                ) from None
+            raise DeliveryError(f"connection lost: {exc}", kind=FailureKind.TRANSIENT) from None
+        reply = f"{response.code} {response.message}"
+        return Receipt(ref=payload.message_id, detail={"reply": reply})
+
+    async def _reset(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            await self._drop()

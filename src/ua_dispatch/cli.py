@@ -1,0 +1,426 @@
+"""The ``ua-dispatch`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from ua_dispatch import __version__, logs
+from ua_dispatch.campaign import Campaign, load_campaign
+from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
+from ua_dispatch.engine import Prepared, execute, prepare, write_drafts
+from ua_dispatch.errors import (
+    EXIT_DELIVERY_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    InputError,
+    UaDispatchError,
+)
+from ua_dispatch.fakes.smtp import FakeSmtpServer
+from ua_dispatch.letter import load_letter, make_supporter, render_letter
+from ua_dispatch.outcome import Outcome
+from ua_dispatch.plan import Appeal, Status
+from ua_dispatch.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Ctx:
+    def __init__(self, settings_file: Path | None, log_format: str | None, verbose: bool):
+        self.settings_file = settings_file
+        self.log_format = log_format
+        self.verbose = verbose
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.settings_file)
+            fmt = self.log_format or self._settings.log_format
+            level = logging.INFO if (self.verbose or fmt == "json") else logging.WARNING
+            logs.configure(fmt, level)
+        return self._settings
+
+
+def appeal_options(func: F) -> F:
+    """Options shared by ``send`` and ``draft``."""
+    options = [
+        click.argument("campaign_file", metavar="CAMPAIGN", type=click.Path(path_type=Path)),
+        click.argument("letter_file", metavar="LETTER", type=click.Path(path_type=Path)),
+        click.option("--name", required=True, help="Your name, as the letter is signed."),
+        click.option("--email", "email_addr", required=True, help="Your email address."),
+        click.option("--city", help="Your town or city, for the signature."),
+        click.option("--country", help="Your country, for the signature."),
+        click.option("--language", help="Language code of the letter (default: detected)."),
+        click.option(
+            "--channels",
+            "channels_opt",
+            metavar="LIST",
+            help=f"Comma-separated channels (default: all of {', '.join(CHANNELS)}).",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
+    ]
+    for opt in reversed(options):
+        func = opt(func)
+    return func
+
+
+def _load_appeal(
+    ctx: Ctx,
+    campaign_file: Path,
+    letter_file: Path,
+    name: str,
+    email_addr: str,
+    city: str | None,
+    country: str | None,
+    language: str | None,
+    channels_opt: str | None,
+) -> tuple[Appeal, list[str]]:
+    settings = ctx.settings
+    campaign = load_campaign(campaign_file)
+    channels = parse_channels(channels_opt)
+    supporter = make_supporter(
+        name=name,
+        email=email_addr,
+        city=city,
+        country=country,
+        source="--name/--email/--city/--country",
+    )
+    letter = load_letter(
+        letter_file,
+        max_chars=settings.letter_max_chars,
+        language=language,
+        accepted=campaign.languages,
+    )
+    return Appeal(campaign=campaign, letter=letter, supporter=supporter), channels
+
+
+def _deadline_check(
+    campaign: Campaign, source: Path, *, dry_run: bool, after_deadline: bool
+) -> None:
+    today = dt.date.today()
+    if today <= campaign.act_until:
+        return
+    msg = f"the action closed on {campaign.act_until.isoformat()}"
+    if dry_run:
+        err.print(
+            f"[yellow]warning:[/] {source}: act_until: {msg}; a real send would be refused "
+            "without --after-deadline"
+        )
+    elif not after_deadline:
+        raise InputError(
+            f"{msg}; pass --after-deadline to send anyway (check with the "
+            "office that issued it first)",
+            source=source,
+            field="act_until",
+        )
+
+
+def _print_outcomes(outcomes: list[Outcome], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("channel", "target", "to", "status", "attempts", "ref / error"):
+        table.add_column(col)
+    colours = {
+        Status.SENT: "green",
+        Status.DRAFTED: "cyan",
+        Status.SKIPPED: "dim",
+        Status.FAILED: "red",
+    }
+    for o in outcomes:
+        detail = o.error if o.status in (Status.FAILED, Status.SKIPPED) else o.ref
+        table.add_row(
+            o.channel,
+            o.target,
+            o.to or "-",
+            f"[{colours[o.status]}]{o.status}[/]",
+            str(o.attempts),
+            detail or "",
+        )
+    out.print(table)
+
+
+def _preview(appeal: Appeal, prepared: list[Prepared]) -> None:
+    first = next(
+        (p.delivery.target for p in prepared if p.payload is not None), appeal.campaign.targets[0]
+    )
+    rendered = render_letter(appeal.letter, appeal.supporter, first)
+    err.print(
+        Panel(rendered.text, title=f"Your letter as {first.display} receives it", expand=False)
+    )
+    for p in prepared:
+        d = p.delivery
+        what = d.to if p.payload is not None else f"skipped ({d.skip_reason})"
+        err.print(f"  {d.channel:<7} → {d.target.display}: {what}")
+
+
+def _approve(appeal: Appeal, prepared: list[Prepared], yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InputError(
+            "approval needed: review the letter with `ua-dispatch draft`, then "
+            "pass --yes (no terminal to ask on)",
+            source="--yes",
+        )
+    _preview(appeal, prepared)
+    if not click.confirm("Send these now?", default=False, err=True):
+        raise InputError("not approved; nothing was sent", source="--yes")
+
+
+def _emit(as_json: bool, payload: dict[str, Any], outcomes: list[Outcome], title: str) -> int:
+    if as_json:
+        payload["deliveries"] = [o.to_json() for o in outcomes]
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        _print_outcomes(outcomes, title)
+    failed = any(o.status == Status.FAILED for o in outcomes)
+    return EXIT_DELIVERY_FAILED if failed else EXIT_OK
+
+
+def _dry_settings(settings: Settings, host: str, port: int) -> Settings:
+    """The same settings, with every transport pointed at the local fakes."""
+    return settings.model_copy(
+        update={
+            "smtp_host": host,
+            "smtp_port": port,
+            "smtp_security": "none",
+            "smtp_username": None,
+            "smtp_password": None,
+        }
+    )
+
+
+async def _send(
+    appeal: Appeal,
+    prepared: list[Prepared],
+    settings: Settings,
+    *,
+    dry_run: bool,
+    store: Path,
+    drafts_dir: Path,
+) -> list[Outcome]:
+    if not dry_run:
+        return await execute(prepared, settings, appeal.campaign.id, drafts_dir)
+    async with FakeSmtpServer(store / "smtp") as smtp:
+        err.print(f"dry run: fake SMTP server at {smtp.address}, storing in {smtp.store.root}")
+        return await execute(
+            prepared, _dry_settings(settings, smtp.host, smtp.port), appeal.campaign.id, drafts_dir
+        )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ua-dispatch")
+@click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(path_type=Path),
+    help="TOML settings file (also UA_DISPATCH_SETTINGS_FILE).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "console", "json"]),
+    help="Log format on stderr (default from settings: auto).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every attempt.")
+@click.pass_context
+def cli(
+    click_ctx: click.Context, settings_file: Path | None, log_format: str | None, verbose: bool
+) -> None:
+    """Deliver an approved Urgent Action appeal to the officials it names."""
+    click_ctx.obj = Ctx(settings_file, log_format, verbose)
+
+
+@cli.command()
+@appeal_options
+@click.option(
+    "--dry-run", is_flag=True, help="Send to local fake servers instead of the real ones."
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    help="Where a dry run keeps what the fakes receive (default: .dry-run).",
+)
+@click.option("--yes", is_flag=True, help="You have reviewed the letter: send without asking.")
+@click.option("--after-deadline", is_flag=True, help="Send although the action has closed.")
+@click.pass_obj
+def send(
+    ctx: Ctx,
+    campaign_file: Path,
+    letter_file: Path,
+    name: str,
+    email_addr: str,
+    city: str | None,
+    country: str | None,
+    language: str | None,
+    channels_opt: str | None,
+    as_json: bool,
+    dry_run: bool,
+    store: Path | None,
+    yes: bool,
+    after_deadline: bool,
+) -> None:
+    """Send your letter to every official in CAMPAIGN, on every channel."""
+    appeal, channels = _load_appeal(
+        ctx, campaign_file, letter_file, name, email_addr, city, country, language, channels_opt
+    )
+    settings = ctx.settings
+    _deadline_check(appeal.campaign, campaign_file, dry_run=dry_run, after_deadline=after_deadline)
+    if not dry_run:
+        for name_ in channels:
+            get_channel(name_).check_settings(settings)
+    prepared = prepare(appeal, channels, settings)
+    _approve(appeal, prepared, yes)
+    store_dir = store or settings.dry_run_store
+    drafts_dir = (store_dir if dry_run else Path("drafts")) / "drafts" / appeal.campaign.id
+    outcomes = asyncio.run(
+        _send(appeal, prepared, settings, dry_run=dry_run, store=store_dir, drafts_dir=drafts_dir)
+    )
+    doc: dict[str, Any] = {"campaign": appeal.campaign.id, "dry_run": dry_run}
+    if dry_run:
+        doc["store"] = str(store_dir)
+    code = _emit(
+        as_json,
+        doc,
+        outcomes,
+        f"{appeal.campaign.ua_number}: {appeal.campaign.title}" + (" (dry run)" if dry_run else ""),
+    )
+    if dry_run and not as_json:
+        n = sum(o.status == Status.SENT for o in outcomes if o.channel == "email")
+        out.print(
+            f"Captured {n} email(s) in {store_dir / 'smtp' / 'messages'} "
+            f"(index: {store_dir / 'smtp' / 'index.jsonl'})"
+        )
+    sys.exit(code)
+
+
+@cli.command()
+@appeal_options
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write the payloads into.",
+)
+@click.pass_obj
+def draft(
+    ctx: Ctx,
+    campaign_file: Path,
+    letter_file: Path,
+    name: str,
+    email_addr: str,
+    city: str | None,
+    country: str | None,
+    language: str | None,
+    channels_opt: str | None,
+    as_json: bool,
+    out_dir: Path,
+) -> None:
+    """Render every payload to files under --out without sending anything."""
+    appeal, channels = _load_appeal(
+        ctx, campaign_file, letter_file, name, email_addr, city, country, language, channels_opt
+    )
+    prepared = prepare(appeal, channels, ctx.settings)
+    outcomes = write_drafts(prepared, out_dir)
+    sys.exit(
+        _emit(
+            as_json,
+            {"campaign": appeal.campaign.id, "dry_run": True, "out": str(out_dir)},
+            outcomes,
+            f"Drafts in {out_dir}",
+        )
+    )
+
+
+@cli.group()
+def campaign() -> None:
+    """Work with campaign files."""
+
+
+@campaign.command("check")
+@click.argument("campaign_file", metavar="CAMPAIGN", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the validated campaign as JSON.")
+@click.pass_obj
+def campaign_check(ctx: Ctx, campaign_file: Path, as_json: bool) -> None:
+    """Validate a campaign file and summarise it."""
+    c = load_campaign(campaign_file)
+    if as_json:
+        click.echo(c.model_dump_json(indent=2))
+        return
+    out.print(f"[bold]{c.ua_number}[/] ({c.reference}): {c.title}")
+    out.print(
+        f"  country: {c.country}; issued {c.issued}; act until {c.act_until}"
+        + (" [yellow](closed)[/]" if dt.date.today() > c.act_until else "")
+    )
+    out.print(f"  languages: {', '.join(c.languages)}")
+    table = Table(title=f"{len(c.targets)} target(s)", title_justify="left")
+    for col in ("slug", "name", *CHANNELS):
+        table.add_column(col)
+    for t in c.targets:
+        table.add_row(t.slug, t.display, *(CHANNELS[ch].address_of(t) or "-" for ch in CHANNELS))
+    out.print(table)
+    out.print(f"[green]ok[/] {campaign_file}")
+
+
+@cli.command()
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    default=Path(".fakes"),
+    show_default=True,
+    help="Where received messages are kept.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--smtp-port", type=int, default=2525, show_default=True, help="0 picks a free port.")
+@click.pass_obj
+def fakes(ctx: Ctx, store: Path, host: str, smtp_port: int) -> None:
+    """Run the local fake servers in the foreground until interrupted."""
+    _ = ctx.settings  # configure logging
+
+    async def run() -> None:
+        async with FakeSmtpServer(store / "smtp", host, smtp_port) as smtp:
+            out.print(f"fake SMTP server listening on {smtp.address}")
+            out.print(
+                f"  storing messages in {smtp.store.messages_dir}, index {smtp.store.index_path}"
+            )
+            out.print(
+                f"  point ua-dispatch at it: UA_DISPATCH_SMTP_HOST={smtp.host} "
+                f"UA_DISPATCH_SMTP_PORT={smtp.port} UA_DISPATCH_SMTP_SECURITY=none"
+            )
+            out.print("Press Ctrl-C to stop.")
+            await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors, distinct exit codes, no tracebacks for user mistakes."""
+    try:
+        cli.main(args=argv, prog_name="ua-dispatch", standalone_mode=False)
+    except UaDispatchError as exc:
+        err.print(f"ua-dispatch: error: {exc}", markup=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("ua-dispatch: interrupted; nothing more was sent", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("ua-dispatch: interrupted", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK)

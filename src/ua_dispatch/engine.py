@@ -1,0 +1,238 @@
+"""Turning a plan into outcomes: build every payload, then send through the transports.
+
+Building happens completely before the first byte is sent, so bad input never leaves anything
+half-sent. Each delivery is then attempted under one retry policy (tenacity): transient failures
+back off exponentially with jitter, capped in attempts and total time; a permanent failure is
+attempted once; a failure that stops the channel ends every remaining delivery on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from ua_dispatch.channels import get_channel
+from ua_dispatch.channels.base import BuildEnv, DeliveryError, FailureKind, Transport
+from ua_dispatch.outcome import Outcome
+from ua_dispatch.plan import Appeal, Delivery, Status, plan_deliveries
+from ua_dispatch.settings import Settings
+
+log = structlog.get_logger("ua_dispatch.engine")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    delivery: Delivery
+    payload: Any | None  # None when the delivery is skipped
+
+
+def prepare(
+    appeal: Appeal, channels: list[str], settings: Settings, now: dt.datetime | None = None
+) -> list[Prepared]:
+    """Plan and build every payload. Pure apart from reading the clock."""
+    env = BuildEnv(settings=settings, now=now or dt.datetime.now(dt.UTC))
+    out: list[Prepared] = []
+    for delivery in plan_deliveries(appeal, channels):
+        payload = None
+        if delivery.to is not None:
+            payload = get_channel(delivery.channel).build(appeal, delivery, env)
+        out.append(Prepared(delivery, payload))
+    return out
+
+
+def write_drafts(prepared: Sequence[Prepared], out_dir: Path) -> list[Outcome]:
+    outcomes = []
+    for p in prepared:
+        d = p.delivery
+        if p.payload is None:
+            outcomes.append(Outcome.for_delivery(d, Status.SKIPPED, error=d.skip_reason))
+            continue
+        channel = get_channel(d.channel)
+        path = channel.write_draft(p.payload, d, out_dir)
+        outcomes.append(
+            Outcome.for_delivery(
+                d, Status.DRAFTED, ref=str(path), text=channel.draft_text(p.payload)
+            )
+        )
+    return outcomes
+
+
+class _ChannelStopped(Exception):
+    def __init__(self, error: DeliveryError):
+        self.error = error
+
+
+def _wait(settings: Settings) -> Callable[[RetryCallState], float]:
+    backoff = wait_exponential_jitter(
+        initial=settings.retry_base_delay,
+        max=settings.retry_max_delay,
+        jitter=settings.retry_base_delay,
+    )
+
+    def wait(state: RetryCallState) -> float:
+        delay = backoff(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, DeliveryError) and exc.retry_after is not None:
+            delay = max(delay, exc.retry_after)
+        return delay
+
+    return wait
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, DeliveryError) and exc.kind in (
+        FailureKind.TRANSIENT,
+        FailureKind.AMBIGUOUS,
+    )
+
+
+async def deliver_one(
+    transport: Transport[Any], prepared: Prepared, settings: Settings, campaign_id: str
+) -> Outcome:
+    """Attempt one delivery under the retry policy and return its outcome."""
+    d = prepared.delivery
+    bound = log.bind(campaign=campaign_id, channel=d.channel, target=d.target.slug)
+    attempts = 0
+    ambiguous = 0
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, DeliveryError):
+            bound.warning(
+                "delivery.retry",
+                attempt=state.attempt_number,
+                kind=str(exc.kind),
+                code=exc.code,
+                error=str(exc),
+                wait=round(state.upcoming_sleep, 3),
+            )
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(settings.retry_max_attempts)
+        | stop_before_delay(settings.retry_max_total),
+        wait=_wait(settings),
+        retry=retry_if_exception(_retryable),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        async for attempt in retrying:
+            with attempt:
+                attempts += 1
+                if ambiguous:
+                    # The last try may have arrived: ask the other side before sending again.
+                    found = await transport.reconcile(prepared.payload, d)
+                    if found is not None:
+                        bound.info("delivery.reconciled", attempt=attempts, ref=found.ref)
+                        return Outcome.for_delivery(
+                            d, Status.SENT, ref=found.ref, attempts=attempts - 1
+                        )
+                try:
+                    receipt = await transport.send(prepared.payload, d)
+                except DeliveryError as exc:
+                    if exc.kind == FailureKind.AMBIGUOUS:
+                        ambiguous += 1
+                        if ambiguous > 1:  # at most one resend of a possibly delivered message
+                            exc.kind = FailureKind.PERMANENT
+                            exc.args = (f"{exc} (possibly delivered; not resent again)",)
+                    bound.info(
+                        "delivery.attempt_failed",
+                        attempt=attempts,
+                        kind=str(exc.kind),
+                        code=exc.code,
+                        error=str(exc),
+                    )
+                    raise
+                bound.info("delivery.sent", attempt=attempts, ref=receipt.ref)
+                return Outcome.for_delivery(d, Status.SENT, ref=receipt.ref, attempts=attempts)
+    except DeliveryError as exc:
+        if exc.kind == FailureKind.STOP_CHANNEL:
+            raise _ChannelStopped(exc) from None
+        retryable = exc.kind in (FailureKind.TRANSIENT, FailureKind.AMBIGUOUS)
+        bound.error(
+            "delivery.failed",
+            attempt=attempts,
+            kind=str(exc.kind),
+            code=exc.code,
+            error=str(exc),
+            retryable=retryable,
+        )
+        return Outcome.for_delivery(
+            d,
+            Status.FAILED,
+            attempts=attempts,
+            error=exc.summary,
+            error_kind=str(exc.kind),
+            code=exc.code,
+            retryable=retryable,
+        )
+    raise AssertionError("unreachable: the retry loop either returns or raises")
+
+
+async def execute(
+    prepared: Sequence[Prepared], settings: Settings, campaign_id: str, drafts_dir: Path
+) -> list[Outcome]:
+    """Deliver everything prepared; outcomes come back in plan order."""
+    results: dict[int, Outcome] = {}
+    by_channel: dict[str, list[tuple[int, Prepared]]] = {}
+    for i, p in enumerate(prepared):
+        if p.payload is None:
+            results[i] = Outcome.for_delivery(
+                p.delivery, Status.SKIPPED, error=p.delivery.skip_reason
+            )
+        else:
+            by_channel.setdefault(p.delivery.channel, []).append((i, p))
+
+    for name, items in by_channel.items():
+        channel = get_channel(name)
+        if not channel.sends:
+            for (i, _), outcome in zip(
+                items, write_drafts([p for _, p in items], drafts_dir), strict=True
+            ):
+                results[i] = outcome
+            continue
+        stopped: DeliveryError | None = None
+        async with channel.transport(settings) as transport:
+            for i, p in items:
+                if stopped is not None:
+                    results[i] = Outcome.for_delivery(
+                        p.delivery,
+                        Status.FAILED,
+                        error=f"channel stopped: {stopped}",
+                        error_kind=str(FailureKind.STOP_CHANNEL),
+                        code=stopped.code,
+                    )
+                    continue
+                try:
+                    results[i] = await deliver_one(transport, p, settings, campaign_id)
+                except _ChannelStopped as stop:
+                    stopped = stop.error
+                    log.error(
+                        "channel.stopped",
+                        campaign=campaign_id,
+                        channel=name,
+                        code=stopped.code,
+                        error=str(stopped),
+                    )
+                    results[i] = Outcome.for_delivery(
+                        p.delivery,
+                        Status.FAILED,
+                        attempts=1,
+                        error=stopped.summary,
+                        error_kind=str(FailureKind.STOP_CHANNEL),
+                        code=stopped.code,
+                    )
+    return [results[i] for i in range(len(prepared))]

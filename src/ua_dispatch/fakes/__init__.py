@@ -1,0 +1,1 @@
+"""Local fake servers for dry runs and tests: real protocols on loopback, nothing leaves."""

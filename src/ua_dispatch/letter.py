@@ -1,0 +1,197 @@
+"""The supporter's letter: loading it safely and rendering it for one official.
+
+Rendering is pure: given the letter, the supporter and the target it returns the text the official
+receives, opened with the target's salutation and signed with the supporter's name and place.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ua_dispatch.campaign import Campaign, Email, Line, Target, one_line_validation_error
+from ua_dispatch.errors import InputError
+from ua_dispatch.ids import content_hash
+
+# A salutation line the supporter wrote themselves, which the target's salutation replaces.
+_SALUTATION_RE = re.compile(
+    r"^\s*(dear|to whom|hello|уважаем\w*|глубокоуважаем\w*|дорог\w*|sehr geehrte\w*|"
+    r"estimad[oa]s?|monsieur|madame|excellenc\w*)\b[^\n]{0,80}$",
+    re.IGNORECASE,
+)
+_CLOSING_RE = re.compile(
+    r"^\s*(yours(\s+(sincerely|faithfully|truly|respectfully))?|sincerely|respectfully|"
+    r"(kind|best|warm)\s+regards|regards|с\s+уважением|искренне\s+ваш\w*|"
+    r"mit\s+freundlichen\s+grüßen|atentamente|cordialement)\s*[,.!]?\s*$",
+    re.IGNORECASE,
+)
+_CLOSINGS = {"en": "Yours sincerely,", "ru": "С уважением,"}
+_DISALLOWED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+
+
+class Supporter(BaseModel):
+    """The person who wrote and approved the letter."""
+
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    name: Line
+    email: Email
+    city: Line | None = None
+    country: Line | None = None
+
+    @property
+    def place(self) -> str | None:
+        parts = [p for p in (self.city, self.country) if p]
+        return ", ".join(parts) or None
+
+
+def make_supporter(
+    *,
+    name: str,
+    email: str,
+    city: str | None = None,
+    country: str | None = None,
+    source: str = "supporter",
+) -> Supporter:
+    data = {"name": name, "email": email, "city": city, "country": country}
+    try:
+        return Supporter.model_validate(data)
+    except ValidationError as exc:
+        raise one_line_validation_error(source, exc, data) from None
+
+
+@dataclass(frozen=True)
+class Letter:
+    """A supporter's letter, normalised (NFC, ``\\n`` line ends, no trailing blanks)."""
+
+    text: str
+    language: str
+    source: str = "letter"
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.text)
+
+
+def detect_language(text: str, accepted: list[str]) -> str:
+    """Cyrillic-majority text is Russian; otherwise the first accepted non-Russian language."""
+    cyr = len(_CYRILLIC.findall(text))
+    lat = len(_LATIN.findall(text))
+    if cyr > lat:
+        return "ru"
+    return next((lang for lang in accepted if lang != "ru"), "en")
+
+
+def parse_letter(
+    raw: bytes, *, source: str, max_chars: int, language: str | None, accepted: list[str]
+) -> Letter:
+    """Validate and normalise letter bytes; refuse empty, oversize and non-UTF-8 input."""
+    if len(raw) > max_chars * 4:  # the byte bound that max_chars UTF-8 characters can take
+        raise InputError(
+            f"letter is too long ({len(raw)} bytes; at most {max_chars} characters)", source=source
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"not UTF-8 text (invalid byte at offset {exc.start})", source=source
+        ) from None
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    bad = _DISALLOWED.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise InputError(
+            f"control character U+{ord(bad.group()):04X} on line {line}", source=source
+        )
+    lines = [ln.rstrip() for ln in text.split("\n")]
+    text = "\n".join(lines).strip("\n")
+    if not text.strip():
+        raise InputError("letter is empty", source=source)
+    if len(text) > max_chars:
+        raise InputError(
+            f"letter is too long ({len(text)} characters; at most {max_chars})", source=source
+        )
+    if language is not None:
+        lang = language.strip().lower()
+        if not re.fullmatch(r"[a-z]{2,3}", lang):
+            raise InputError(
+                f"{language!r} is not a language code such as 'en' or 'ru'", source="--language"
+            )
+    else:
+        lang = detect_language(text, accepted)
+    return Letter(text=text, language=lang, source=source)
+
+
+def load_letter(
+    path: Path, *, max_chars: int, language: str | None = None, accepted: list[str] | None = None
+) -> Letter:
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(max_chars * 4 + 1)
+    except FileNotFoundError:
+        raise InputError("letter file not found", source=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot read letter: {exc.strerror}", source=path) from None
+    return parse_letter(
+        raw, source=str(path), max_chars=max_chars, language=language, accepted=accepted or ["en"]
+    )
+
+
+@dataclass(frozen=True)
+class RenderedLetter:
+    """The letter as one official receives it."""
+
+    salutation: str
+    body: str
+    closing: str
+    signature: tuple[str, ...]
+    language: str
+
+    @property
+    def text(self) -> str:
+        return "\n".join([f"{self.salutation},", "", self.body, "", self.closing, *self.signature])
+
+
+def render_letter(letter: Letter, supporter: Supporter, target: Target) -> RenderedLetter:
+    lines = letter.text.split("\n")
+    # The supporter's own salutation gives way to the target's.
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), 0)
+    if _SALUTATION_RE.match(lines[first]):
+        lines = lines[first + 1 :]
+    # A signature the supporter typed (their name) is dropped: we sign consistently.
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if lines and lines[-1].strip().casefold() == supporter.name.casefold():
+        lines.pop()
+        while lines and not lines[-1].strip():
+            lines.pop()
+    closing = _CLOSINGS.get(letter.language, _CLOSINGS["en"])
+    if lines and _CLOSING_RE.match(lines[-1]):
+        closing = lines.pop().strip()
+        while lines and not lines[-1].strip():
+            lines.pop()
+    body = "\n".join(lines).strip("\n")
+    if not body.strip():
+        raise InputError(
+            "letter has no text besides a salutation and a closing", source=letter.source
+        )
+    signature = tuple(p for p in (supporter.name, supporter.place) if p)
+    return RenderedLetter(
+        salutation=target.salutation_for(letter.language),
+        body=body,
+        closing=closing,
+        signature=signature,
+        language=letter.language,
+    )
+
+
+def rendered_for_all(
+    letter: Letter, supporter: Supporter, campaign: Campaign
+) -> dict[str, RenderedLetter]:
+    return {t.slug: render_letter(letter, supporter, t) for t in campaign.targets}

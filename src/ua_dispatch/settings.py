@@ -1,0 +1,133 @@
+"""Settings: environment (prefix ``UA_DISPATCH_``), an optional ``.env`` and an optional TOML file.
+
+Precedence, highest first: values passed in code, environment, ``.env``, the TOML settings file
+(``UA_DISPATCH_SETTINGS_FILE`` or ``--settings``), defaults. Every knob is documented in
+``config/settings.example.toml``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ua_dispatch.errors import ConfigError
+
+SETTINGS_FILE_ENV = "UA_DISPATCH_SETTINGS_FILE"
+
+SmtpSecurity = Literal["tls", "starttls", "none"]
+EmailIdentity = Literal["relay", "own"]
+LogFormat = Literal["auto", "console", "json"]
+
+_DEFAULT_PORTS: dict[str, int] = {"tls": 465, "starttls": 587, "none": 25}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="UA_DISPATCH_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- SMTP (email channel) ---
+    smtp_host: str = "localhost"
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_security: SmtpSecurity = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(default=30.0, gt=0)
+
+    # --- identity ---
+    # "relay": From is the organisation's address with the supporter's name, Reply-To the
+    # supporter. "own": From is the supporter, sent through the supporter's own SMTP account.
+    email_identity: EmailIdentity = "relay"
+    sender_email: str | None = None
+    sender_name: str = "Urgent Action Network"
+
+    # --- retries (one delivery) ---
+    retry_max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_base_delay: float = Field(default=0.5, ge=0)
+    retry_max_delay: float = Field(default=30.0, ge=0)
+    # total time one delivery may spend retrying inside a one-step send
+    retry_max_total: float = Field(default=120.0, ge=0)
+    # greylisting (451 4.7.1) asks for the same message again after minutes
+    retry_greylist_delay: float = Field(default=300.0, ge=0)
+
+    # --- letters ---
+    letter_max_chars: int = Field(default=20_000, ge=200)
+
+    # --- output ---
+    log_format: LogFormat = "auto"
+    dry_run_store: Path = Path(".dry-run")
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _host_not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def smtp_port_effective(self) -> int:
+        return self.smtp_port or _DEFAULT_PORTS[self.smtp_security]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        toml_path = os.environ.get(SETTINGS_FILE_ENV)
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals; names are not resolved."""
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(settings_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings, turning any problem into a one-line :class:`ConfigError`."""
+    if settings_file is not None:
+        if not settings_file.is_file():
+            raise ConfigError(f"{settings_file}: settings file not found")
+        os.environ[SETTINGS_FILE_ENV] = str(settings_file)
+    else:
+        env_file = os.environ.get(SETTINGS_FILE_ENV)
+        if env_file and not Path(env_file).is_file():
+            raise ConfigError(f"{env_file}: settings file not found ({SETTINGS_FILE_ENV})")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        where = os.environ.get(SETTINGS_FILE_ENV) or "settings"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{where}: UA_DISPATCH_{field.upper()}: {err['msg']}{more}") from None
+    except Exception as exc:  # a malformed TOML or .env file
+        where = os.environ.get(SETTINGS_FILE_ENV) or ".env"
+        raise ConfigError(f"{where}: cannot read settings: {exc}".splitlines()[0]) from None
