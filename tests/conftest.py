@@ -1,0 +1,90 @@
+"""Shared fixtures: the shipped campaign, a still-open copy of it, the CLI run in-process, and
+the real fake SMTP server on loopback."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ua_dispatch.cli import main
+from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_CAMPAIGN = ROOT / "config" / "campaigns" / "chechnya-2019.toml"
+EXAMPLES = ROOT / "examples"
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer's environment or .env leaks into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("UA_DISPATCH_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def open_campaign(tmp_path: Path) -> Path:
+    """The shipped campaign with its act-until date moved into the future."""
+    text = SHIPPED_CAMPAIGN.read_text(encoding="utf-8")
+    text = re.sub(r"^act_until = .*$", "act_until = 2099-12-31", text, flags=re.M)
+    path = tmp_path / "campaign.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run ``ua-dispatch ARGS`` in-process; returns exit code, stdout and stderr."""
+
+    def run(*args: str | Path) -> CliResult:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        captured = capsys.readouterr()
+        code = exc.value.code if isinstance(exc.value.code, int) else 1
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def fake_smtp(tmp_path: Path) -> Iterator[FakeSmtpServer]:
+    """The real fake SMTP server on 127.0.0.1, in a thread, for synchronous callers."""
+    with ThreadedFakeSmtp(tmp_path / "fake-smtp") as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_env(monkeypatch: pytest.MonkeyPatch, fake_smtp: FakeSmtpServer) -> FakeSmtpServer:
+    """Settings that point a real (not dry-run) send at the fake server."""
+    monkeypatch.setenv("UA_DISPATCH_SMTP_HOST", fake_smtp.host)
+    monkeypatch.setenv("UA_DISPATCH_SMTP_PORT", str(fake_smtp.port))
+    monkeypatch.setenv("UA_DISPATCH_SMTP_SECURITY", "none")
+    monkeypatch.setenv("UA_DISPATCH_SENDER_EMAIL", "appeals@appeals.example.org")
+    monkeypatch.setenv("UA_DISPATCH_SENDER_NAME", "Example Appeals Network")
+    monkeypatch.setenv("UA_DISPATCH_RETRY_BASE_DELAY", "0.01")
+    monkeypatch.setenv("UA_DISPATCH_RETRY_MAX_DELAY", "0.05")
+    return fake_smtp
+
+
+SUPPORTER_ARGS = ("--name", "Alex Example", "--email", "alex@example.org",
+                  "--city", "Leeds", "--country", "United Kingdom")
