@@ -77,7 +77,7 @@ class _ChannelStopped(Exception):
 
 def _wait(settings: Settings) -> Callable[[RetryCallState], float]:
     backoff = wait_exponential_jitter(
-        initial=settings.retry_base_delay,
+        multiplier=settings.retry_base_delay,
         max=settings.retry_max_delay,
         jitter=settings.retry_base_delay,
     )
