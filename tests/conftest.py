@@ -86,5 +86,13 @@ def smtp_env(monkeypatch: pytest.MonkeyPatch, fake_smtp: FakeSmtpServer) -> Fake
     return fake_smtp
 
 
-SUPPORTER_ARGS = ("--name", "Alex Example", "--email", "alex@example.org",
-                  "--city", "Leeds", "--country", "United Kingdom")
+SUPPORTER_ARGS = (
+    "--name",
+    "Alex Example",
+    "--email",
+    "alex@example.org",
+    "--city",
+    "Leeds",
+    "--country",
+    "United Kingdom",
+)

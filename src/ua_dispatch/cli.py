@@ -164,7 +164,8 @@ def _preview(appeal: Appeal, prepared: list[Prepared]) -> None:
     for p in prepared:
         d = p.delivery
         what = d.to if p.payload is not None else f"skipped ({d.skip_reason})"
-        err.print(f"  {d.channel:<7} → {d.target.display}: {what}")
+        who = d.target.display if d.target is not None else "all targets"
+        err.print(f"  {d.channel:<7} → {who}: {what}")
 
 
 def _approve(appeal: Appeal, prepared: list[Prepared], yes: bool) -> None:
@@ -371,7 +372,14 @@ def campaign_check(ctx: Ctx, campaign_file: Path, as_json: bool) -> None:
     for col in ("slug", "name", *CHANNELS):
         table.add_column(col)
     for t in c.targets:
-        table.add_row(t.slug, t.display, *(CHANNELS[ch].address_of(t) or "-" for ch in CHANNELS))
+        table.add_row(
+            t.slug,
+            t.display,
+            *(
+                "-" if CHANNELS[ch].campaign_wide else CHANNELS[ch].address_of(t) or "-"
+                for ch in CHANNELS
+            ),
+        )
     out.print(table)
     out.print(f"[green]ok[/] {campaign_file}")
 

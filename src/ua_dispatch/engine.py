@@ -104,7 +104,7 @@ async def deliver_one(
 ) -> Outcome:
     """Attempt one delivery under the retry policy and return its outcome."""
     d = prepared.delivery
-    bound = log.bind(campaign=campaign_id, channel=d.channel, target=d.target.slug)
+    bound = log.bind(campaign=campaign_id, channel=d.channel, target=d.slug)
     attempts = 0
     ambiguous = 0
 

@@ -30,7 +30,7 @@ class Outcome:
     def for_delivery(cls, delivery: Delivery, status: Status, **kw: Any) -> Outcome:
         return cls(
             channel=delivery.channel,
-            target=delivery.target.slug,
+            target=delivery.slug,
             to=delivery.to,
             status=status,
             **kw,

@@ -26,40 +26,62 @@ class Appeal:
     supporter: Supporter
 
 
+CAMPAIGN_SCOPE = "campaign"
+
+
 @dataclass(frozen=True)
 class Delivery:
-    """One channel to one target. ``to`` is None when the target cannot be reached that way."""
+    """One channel to one target, or to the whole campaign for channels that address every
+    target at once (a post tagging all officials): then ``target`` is None.
+
+    ``to`` is None when the delivery cannot be made that way (no address)."""
 
     channel: str
-    target: Target
+    target: Target | None
     to: str | None
     key: str
 
     @property
+    def slug(self) -> str:
+        """The target's slug, or ``campaign`` for a campaign-wide delivery."""
+        return self.target.slug if self.target is not None else CAMPAIGN_SCOPE
+
+    @property
+    def the_target(self) -> Target:
+        """The target of a per-target delivery (channels that address one official)."""
+        if self.target is None:
+            raise ValueError(f"{self.channel} delivery is campaign-wide, not per target")
+        return self.target
+
+    @property
     def skip_reason(self) -> str | None:
-        return None if self.to else f"{self.target.slug} has no {self.channel} address"
+        if self.to:
+            return None
+        if self.target is None:
+            return f"no target has a {self.channel} address"
+        return f"{self.target.slug} has no {self.channel} address"
 
 
 def plan_deliveries(appeal: Appeal, channels: list[str]) -> list[Delivery]:
     """Deliveries in channel order, then campaign target order."""
     from ua_dispatch.channels import get_channel  # channels import plan types
 
+    def key(slug: str, name: str) -> str:
+        return delivery_key(
+            campaign_id=appeal.campaign.id,
+            supporter_email=appeal.supporter.email,
+            target_slug=slug,
+            channel=name,
+            letter_hash=appeal.letter.hash,
+        )
+
     out: list[Delivery] = []
     for name in channels:
         channel = get_channel(name)
+        if channel.campaign_wide:
+            to = channel.campaign_address(appeal.campaign)
+            out.append(Delivery(name, None, to, key(CAMPAIGN_SCOPE, name)))
+            continue
         for target in appeal.campaign.targets:
-            out.append(
-                Delivery(
-                    channel=name,
-                    target=target,
-                    to=channel.address_of(target),
-                    key=delivery_key(
-                        campaign_id=appeal.campaign.id,
-                        supporter_email=appeal.supporter.email,
-                        target_slug=target.slug,
-                        channel=name,
-                        letter_hash=appeal.letter.hash,
-                    ),
-                )
-            )
+            out.append(Delivery(name, target, channel.address_of(target), key(target.slug, name)))
     return out

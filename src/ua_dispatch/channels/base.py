@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-from ua_dispatch.campaign import Target
+from ua_dispatch.campaign import Campaign, Target
 from ua_dispatch.plan import Appeal, Delivery
 from ua_dispatch.settings import Settings
 
@@ -104,9 +104,16 @@ class Channel(ABC, Generic[P]):
     name: str
     #: True when the tool delivers by itself; False when a person finishes the job.
     sends: bool = True
+    #: True when one delivery addresses every target at once (a post tagging them all).
+    campaign_wide: bool = False
 
-    @abstractmethod
-    def address_of(self, target: Target) -> str | None: ...
+    def address_of(self, target: Target) -> str | None:
+        """Where this channel reaches one target (per-target channels)."""
+        raise NotImplementedError
+
+    def campaign_address(self, campaign: Campaign) -> str | None:
+        """Where a campaign-wide delivery goes (e.g. the handles it tags)."""
+        raise NotImplementedError
 
     @abstractmethod
     def build(self, appeal: Appeal, delivery: Delivery, env: BuildEnv) -> P:

@@ -90,7 +90,7 @@ class EmailChannel(Channel[EmailPayload]):
             raise ValueError("cannot build an email for a delivery without an address")
         settings = env.settings
         supporter = appeal.supporter
-        target = delivery.target
+        target = delivery.the_target
         rendered = render_letter(appeal.letter, supporter, target)
 
         if settings.email_identity == "relay":
@@ -132,7 +132,7 @@ class EmailChannel(Channel[EmailPayload]):
         )
 
     def write_draft(self, payload: EmailPayload, delivery: Delivery, out_dir: Path) -> Path:
-        path = out_dir / "email" / f"{delivery.target.slug}.eml"
+        path = out_dir / "email" / f"{delivery.slug}.eml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(payload.data)
         return path
