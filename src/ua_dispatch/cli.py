@@ -154,9 +154,8 @@ def _print_outcomes(outcomes: list[Outcome], title: str) -> None:
 
 
 def _preview(appeal: Appeal, prepared: list[Prepared]) -> None:
-    first = next(
-        (p.delivery.target for p in prepared if p.payload is not None), appeal.campaign.targets[0]
-    )
+    targets = [p.delivery.target for p in prepared if p.payload is not None]
+    first = next((t for t in targets if t is not None), appeal.campaign.targets[0])
     rendered = render_letter(appeal.letter, appeal.supporter, first)
     err.print(
         Panel(rendered.text, title=f"Your letter as {first.display} receives it", expand=False)
