@@ -118,10 +118,10 @@ class EmailChannel(Channel[EmailPayload]):
             msg["Subject"] = appeal.campaign.subject_for(appeal.letter.language)
             msg["Date"] = email.utils.format_datetime(env.now)
             msg["Message-ID"] = mid
-            msg["Content-Language"] = rendered.language
         except ValueError as exc:  # CR/LF or other unusable header content
             raise InputError(f"unusable header value: {exc}", source="email") from None
         msg.set_content(rendered.text + "\n", charset="utf-8")
+        msg["Content-Language"] = rendered.language  # after set_content, which clears Content-*
         data = msg.as_bytes(policy=_WIRE_POLICY)
         return EmailPayload(
             message=msg,

@@ -1,0 +1,122 @@
+"""Campaign file: the shipped action loads as the seed prints it; bad fields fail in one line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHIPPED_CAMPAIGN
+from ua_dispatch.campaign import load_campaign, parse_number
+from ua_dispatch.errors import InputError
+
+
+def test_shipped_campaign_holds_the_seed_facts() -> None:
+    c = load_campaign(SHIPPED_CAMPAIGN)
+    assert (c.ua_number, c.reference) == ("UA 2/19", "EUR 46/9686/2019")
+    assert c.issued == dt.date(2019, 1, 15)
+    assert c.act_until == dt.date(2019, 5, 17)
+    assert c.languages == ["ru", "en"]
+    president, ambassador = c.targets
+    assert president.name == "Vladimir Putin"
+    assert president.salutation == "Dear President"
+    assert president.fax == "+74959102134"
+    assert president.email is None
+    assert president.x_handles == ["KremlinRussia", "KremlinRussia_E"]
+    assert ambassador.salutation == "Dear Ambassador"
+    assert ambassador.email == "rusembusa@mid.ru"
+    assert ambassador.fax == "+12022985735"
+    assert ambassador.phone == "+12022985700"
+    assert ambassador.x_handles == ["RusEmbUSA"]
+    assert c.x_handles == ["KremlinRussia", "KremlinRussia_E", "RusEmbUSA"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+7 495 9102134", "RU", "+74959102134"),
+        ("1 202 298 5735", "US", "+12022985735"),
+        ("(202) 298-5700", "US", "+12022985700"),
+    ],
+)
+def test_numbers_as_printed_parse_to_e164(raw: str, region: str, expected: str) -> None:
+    assert parse_number(raw, region, fax=True) == expected
+
+
+def test_a_mobile_number_cannot_be_a_fax_line() -> None:
+    with pytest.raises(ValueError, match="cannot be a fax line"):
+        parse_number("+7 912 345 6789", "RU", fax=True)
+    assert parse_number("+7 912 345 6789", "RU", fax=False) == "+79123456789"
+
+
+def _edit(tmp_path: Path, pattern: str, replacement: str) -> Path:
+    text = SHIPPED_CAMPAIGN.read_text(encoding="utf-8")
+    new = re.sub(pattern, replacement, text, count=1, flags=re.M)
+    assert new != text, f"pattern {pattern!r} did not match"
+    path = tmp_path / "bad.toml"
+    path.write_text(new, encoding="utf-8")
+    return path
+
+
+BAD_FIELDS = [
+    (r'^email = "rusembusa@mid.ru"', 'email = "rusembusa@@mid"', "targets[1:ambassador-usa].email"),
+    (r'^fax = "1 202 298 5735"', 'fax = "555"', "targets[1:ambassador-usa].fax"),
+    (r'^fax = "\+7 495 9102134"', 'fax = "+7 912 345 6789"', "targets[0:president].fax"),
+    (
+        r'^x_handles = \["@RusEmbUSA"\]',
+        'x_handles = ["@Rus-Emb"]',
+        "targets[1:ambassador-usa].x_handles[0]",
+    ),
+    (
+        r'^x_handles = \["@RusEmbUSA"\]',
+        'x_handles = ["@ThisHandleIsTooLong"]',
+        "targets[1:ambassador-usa].x_handles[0]",
+    ),
+    (r"^act_until = .*$", 'act_until = "soon"', "act_until"),
+    (r"^languages = .*$", 'languages = ["Russian"]', "languages[0]"),
+    (r'^slug = "president"', 'slug = "The President"', "targets[0:The President].slug"),
+    (r'^slug = "president"', 'slug = "ambassador-usa"', "(file)"),
+    (r'^country = "RU"', 'country = "Russia"', "targets[0:president].country"),
+    (r"^subject = .*$", 'subject = "two\\\\nlines"', "subject"),
+    (r'^title = "President.*$', 'titel = "typo"', "targets[0:president]"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "replacement", "field"), BAD_FIELDS)
+def test_bad_field_is_one_line_naming_file_and_field(
+    run_cli, tmp_path: Path, pattern: str, replacement: str, field: str
+) -> None:
+    path = _edit(tmp_path, pattern, replacement)
+    result = run_cli("campaign", "check", path)
+    assert result.code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0]
+    assert field in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_not_toml_and_missing_file(run_cli, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("id = \n", encoding="utf-8")
+    for path in (broken, tmp_path / "missing.toml"):
+        result = run_cli("campaign", "check", path)
+        assert result.code == 2
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert str(path) in result.stderr
+
+
+def test_load_error_is_input_error(tmp_path: Path) -> None:
+    path = _edit(tmp_path, r'^fax = "1 202 298 5735"', 'fax = "not a number"')
+    with pytest.raises(InputError) as exc:
+        load_campaign(path)
+    assert exc.value.field == "targets[1:ambassador-usa].fax"
+
+
+def test_campaign_check_summarises(run_cli) -> None:
+    result = run_cli("campaign", "check", SHIPPED_CAMPAIGN)
+    assert result.code == 0
+    assert "UA 2/19" in result.stdout
+    assert "rusembusa@mid.ru" in result.stdout

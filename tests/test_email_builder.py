@@ -1,0 +1,123 @@
+"""The email payload builder: pure, so its headers and body are checked directly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+
+import pytest
+
+from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
+from ua_dispatch.campaign import load_campaign
+from ua_dispatch.channels.base import BuildEnv, FailureKind
+from ua_dispatch.channels.email import EmailChannel, classify_smtp_reply
+from ua_dispatch.letter import load_letter, make_supporter, parse_letter
+from ua_dispatch.plan import Appeal, plan_deliveries
+from ua_dispatch.settings import Settings
+
+CAMPAIGN = load_campaign(SHIPPED_CAMPAIGN)
+NOW = dt.datetime(2019, 2, 1, 10, 0, tzinfo=dt.UTC)
+ALEX = make_supporter(
+    name="Alex Example", email="alex@gmail.com", city="Leeds", country="United Kingdom"
+)
+
+
+def build(letter_file: str = "letter-en.txt", **settings: object):
+    lt = load_letter(EXAMPLES / letter_file, max_chars=20000, accepted=CAMPAIGN.languages)
+    appeal = Appeal(CAMPAIGN, lt, ALEX)
+    env = BuildEnv(
+        Settings(
+            sender_email="appeals@appeals.example.org", sender_name="Example Network", **settings
+        ),
+        NOW,
+    )  # type: ignore[arg-type]
+    (delivery,) = [d for d in plan_deliveries(appeal, ["email"]) if d.to]
+    return EmailChannel().build(appeal, delivery, env)
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def test_relay_identity_passes_dmarc() -> None:
+    payload = build()
+    msg = parse(payload.data)
+    assert msg["From"].addresses[0].display_name == "Alex Example via Example Network"
+    assert msg["From"].addresses[0].addr_spec == "appeals@appeals.example.org"
+    assert msg["Reply-To"].addresses[0].addr_spec == "alex@gmail.com"
+    assert "gmail.com" not in str(msg["From"])
+    assert msg["Sender"] is None
+    assert payload.envelope_from == "appeals@appeals.example.org"
+    assert msg["To"].addresses[0].addr_spec == "rusembusa@mid.ru"
+    assert msg["Subject"] == CAMPAIGN.subject
+    assert msg["Date"].datetime == NOW
+    assert msg["Message-ID"].endswith("@appeals.example.org>")
+
+
+def test_own_identity_sends_as_the_supporter() -> None:
+    payload = build(email_identity="own")
+    msg = parse(payload.data)
+    assert msg["From"].addresses[0].addr_spec == "alex@gmail.com"
+    assert msg["Reply-To"] is None
+    assert payload.envelope_from == "alex@gmail.com"
+
+
+def test_russian_letter_is_encoded_for_any_server() -> None:
+    payload = build("letter-ru.txt")
+    assert all(b < 128 for b in payload.data), "wire form must be 7-bit clean"
+    assert b"\r\n" in payload.data
+    msg = parse(payload.data)
+    assert msg["Subject"] == CAMPAIGN.subjects["ru"]
+    assert msg["Content-Language"] == "ru"
+    body = msg.get_content().replace("\r\n", "\n")  # base64 carries canonical CRLF
+    assert body.startswith("Уважаемый господин Посол,")
+    assert "по меньшей мере два человека погибли" in body
+    assert body.rstrip().endswith("Alex Example\nLeeds, United Kingdom")
+
+
+def test_message_id_is_stable_and_specific() -> None:
+    first, again = build(), build()
+    assert first.message_id == again.message_id
+    other_letter = build("letter-ru.txt")
+    assert other_letter.message_id != first.message_id
+
+
+def test_message_id_depends_on_target_and_supporter() -> None:
+    lt = parse_letter(b"Please act.", source="l", max_chars=100, language="en", accepted=["en"])
+    ids = set()
+    for supporter in (ALEX, make_supporter(name="B", email="b@example.org")):
+        for d in plan_deliveries(Appeal(CAMPAIGN, lt, supporter), ["email", "email"]):
+            ids.add(d.key)
+    assert len(ids) == 4  # 2 supporters x 2 targets
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "kind", "hint"),
+    [
+        (421, "4.7.0 Try again later, closing connection", FailureKind.TRANSIENT, "throttle"),
+        (421, "Service not available", FailureKind.TRANSIENT, None),
+        (450, "4.2.1 You are sending too fast", FailureKind.TRANSIENT, "throttle"),
+        (451, "4.7.1 Greylisted, please try again", FailureKind.TRANSIENT, "greylist"),
+        (451, "4.3.0 Local error", FailureKind.TRANSIENT, None),
+        (452, "4.2.2 Mailbox full", FailureKind.TRANSIENT, None),
+        (454, "4.7.0 TLS not available", FailureKind.TRANSIENT, None),
+        (530, "5.7.0 Authentication required", FailureKind.STOP_CHANNEL, None),
+        (535, "5.7.8 Authentication credentials invalid", FailureKind.STOP_CHANNEL, None),
+        (550, "5.7.1 DMARC policy violation", FailureKind.STOP_CHANNEL, None),
+        (550, "5.1.1 No such user", FailureKind.PERMANENT, None),
+        (553, "5.1.3 Bad recipient address syntax", FailureKind.PERMANENT, None),
+        (501, "5.5.4 Syntax error", FailureKind.PERMANENT, None),
+        (552, "5.3.4 Message too big", FailureKind.PERMANENT, None),
+        (554, "Transaction failed", FailureKind.PERMANENT, None),
+    ],
+)
+def test_smtp_reply_classification(
+    code: int, message: str, kind: FailureKind, hint: str | None
+) -> None:
+    err = classify_smtp_reply(code, message, greylist_delay=300)
+    assert err.kind == kind
+    assert err.hint == hint
+    assert err.code == str(code)
+    if hint == "greylist":
+        assert err.retry_after == 300
