@@ -198,32 +198,52 @@ class SmtpTransport(Transport[EmailPayload]):
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self._settings
+        where = f"{s.smtp_host}:{s.smtp_port_effective}"
         client = aiosmtplib.SMTP(
             hostname=s.smtp_host,
             port=s.smtp_port_effective,
             use_tls=s.smtp_security == "tls",
             start_tls=s.smtp_security == "starttls",
-            username=s.smtp_username,
-            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
             timeout=s.smtp_timeout,
         )
         try:
             await client.connect()
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(
-                f"login refused ({exc.code}); check UA_DISPATCH_SMTP_USERNAME/PASSWORD",
-                kind=FailureKind.STOP_CHANNEL,
-                code=str(exc.code),
-            ) from None
         except aiosmtplib.SMTPResponseException as exc:
             raise self._reply_error(exc.code, exc.message) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(
-                f"cannot connect to {s.smtp_host}:{s.smtp_port_effective}: {exc}",
-                kind=FailureKind.TRANSIENT,
+                f"cannot connect to {where}: {exc}", kind=FailureKind.TRANSIENT
             ) from None
+        if s.smtp_username:
+            await self._login(client, where)
         self._client = client
         return client
+
+    async def _login(self, client: aiosmtplib.SMTP, where: str) -> None:
+        s = self._settings
+        password = s.smtp_password.get_secret_value() if s.smtp_password else ""
+        stop = FailureKind.STOP_CHANNEL
+        if not client.supports_extension("auth"):
+            client.close()
+            raise DeliveryError(
+                f"{where} offers no AUTH, but UA_DISPATCH_SMTP_USERNAME is set", kind=stop
+            )
+        try:
+            await client.login(s.smtp_username or "", password)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            client.close()
+            raise DeliveryError(
+                f"login refused by {where} ({exc.code}); check UA_DISPATCH_SMTP_USERNAME "
+                "and UA_DISPATCH_SMTP_PASSWORD",
+                kind=stop,
+                code=str(exc.code),
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            client.close()
+            raise self._reply_error(exc.code, exc.message) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            client.close()
+            raise DeliveryError(f"login to {where} failed: {exc}", kind=stop) from None
 
     def _reply_error(self, code: int, message: str) -> DeliveryError:
         return classify_smtp_reply(

@@ -98,10 +98,26 @@ class MessageStore:
 
 
 class StoringHandler:
-    """aiosmtpd handler: accept and store."""
+    """aiosmtpd handler: accept and store; refuse listed recipients with a chosen reply."""
 
     def __init__(self, store: MessageStore):
         self.store = store
+        #: recipient address -> full SMTP reply, e.g. "550 5.1.1 No such user"
+        self.reject_recipients: dict[str, str] = {}
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        reply = self.reject_recipients.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
