@@ -21,8 +21,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests $(wildcard scripts)
+	$(BIN)/ruff format --check src tests $(wildcard scripts)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
