@@ -15,12 +15,16 @@ import hashlib
 import itertools
 import json
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from ua_dispatch.fakes.faults import FaultPlan, FaultProfile, parse_rate
 
 LOOPBACK = "127.0.0.1"
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.default)
@@ -45,14 +49,14 @@ class MessageStore:
         self.root = root
         self.messages_dir = root / "messages"
         self.index_path = root / "index.jsonl"
+        self.transcript_path = root / "transcripts.jsonl"
         self.messages_dir.mkdir(parents=True, exist_ok=True)
         existing = sum(1 for _ in self.messages_dir.glob("*.eml"))
         self._seq = itertools.count(existing + 1)
         self._lock = threading.Lock()
 
     def add(self, mail_from: str, rcpt_tos: list[str], data: bytes, peer: str) -> StoredMessage:
-        headers = _HEADER_PARSER.parsebytes(data)
-        mid = headers.get("Message-ID")
+        mid = _message_id(data)
         with self._lock:
             seq = next(self._seq)
             digest = hashlib.sha256(data).hexdigest()[:12]
@@ -63,7 +67,7 @@ class MessageStore:
                 path=path,
                 mail_from=mail_from,
                 rcpt_tos=list(rcpt_tos),
-                message_id=str(mid).strip() if mid else None,
+                message_id=mid,
                 received_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
                 peer=peer,
                 size=len(data),
@@ -88,6 +92,16 @@ class MessageStore:
         with self.index_path.open(encoding="utf-8") as fh:
             return [json.loads(line) for line in fh if line.strip()]
 
+    def transcripts(self) -> dict[int, list[dict[str, Any]]]:
+        """Per-session list of steps and the replies given (faults included)."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        if self.transcript_path.exists():
+            with self.transcript_path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    rec = json.loads(line)
+                    out.setdefault(rec["session"], []).append(rec)
+        return out
+
     def duplicates(self) -> dict[str, int]:
         """Message-IDs received more than once, with their counts."""
         counts: dict[str, int] = {}
@@ -98,12 +112,94 @@ class MessageStore:
 
 
 class StoringHandler:
-    """aiosmtpd handler: accept and store; refuse listed recipients with a chosen reply."""
+    """aiosmtpd handler: store what is accepted, apply the fault profile, keep transcripts."""
 
-    def __init__(self, store: MessageStore):
+    def __init__(self, store: MessageStore, faults: FaultProfile | None = None):
         self.store = store
+        self.faults = FaultPlan(faults or FaultProfile())
         #: recipient address -> full SMTP reply, e.g. "550 5.1.1 No such user"
         self.reject_recipients: dict[str, str] = {}
+        rate = parse_rate(self.faults.profile.smtp.rate_limit_per_sender)
+        self._rate = rate
+        self._sends: dict[str, deque[float]] = {}
+        self._session_ids = itertools.count(1)
+        self._transcript_lock = threading.Lock()
+
+    # --- bookkeeping ---------------------------------------------------------------------
+
+    def _session_id(self, session: Session) -> int:
+        sid = getattr(session, "ua_id", None)
+        if sid is None:
+            sid = next(self._session_ids)
+            session.ua_id = sid  # type: ignore[attr-defined]
+        return int(sid)
+
+    def _log(self, session: Session, step: str, arg: str, reply: str) -> None:
+        record = {
+            "session": self._session_id(session),
+            "step": step,
+            "arg": arg,
+            "reply": reply,
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
+        }
+        with self._transcript_lock, self.store.transcript_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    async def _latency(self) -> None:
+        ms = self.faults.profile.smtp.latency_ms
+        if ms:
+            await asyncio.sleep(ms / 1000)
+
+    def _over_rate(self, sender: str) -> bool:
+        if self._rate is None:
+            return False
+        count, period = self._rate
+        now = time.monotonic()
+        window = self._sends.setdefault(sender.lower(), deque())
+        while window and now - window[0] >= period:
+            window.popleft()
+        if len(window) >= count:
+            return True
+        window.append(now)
+        return False
+
+    async def _apply(self, server: SMTP, session: Session, step: str, arg: str, action: str) -> str:
+        """Carry out a fault: a reply, a reply then close, or a silent drop."""
+        transport = server.transport
+        if action == "drop":
+            self._log(session, step, arg, "(connection dropped, no reply)")
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+            return "250 2.0.0 Ok"  # written to a closed transport: never seen
+        if action == "close":
+            action = "421 4.7.0 Closing connection, try again later"
+        if action.startswith("421") and transport is not None:
+            asyncio.get_running_loop().call_soon(transport.close)
+        self._log(session, step, arg, action)
+        return action
+
+    # --- aiosmtpd hooks ---------------------------------------------------------------------
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        await self._latency()
+        if self._over_rate(address):
+            return await self._apply(
+                server, session, "mail", address, self.faults.profile.smtp.rate_limit_reply
+            )
+        fault = self.faults.random("mail")
+        if fault:
+            return await self._apply(server, session, "mail", address, fault)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        self._log(session, "mail", address, "250 2.1.0 Ok")
+        return "250 2.1.0 Ok"
 
     async def handle_RCPT(
         self,
@@ -113,25 +209,50 @@ class StoringHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
+        await self._latency()
         reply = self.reject_recipients.get(address.lower())
-        if reply:
-            return reply
+        fault = reply or self.faults.scripted("rcpt", [address], None) or self.faults.random("rcpt")
+        if fault:
+            return await self._apply(server, session, "rcpt", address, fault)
         envelope.rcpt_tos.append(address)
+        self._log(session, "rcpt", address, "250 2.1.5 Ok")
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await self._latency()
         data = envelope.original_content or b""
+        mid = _message_id(data)
+        rcpts = list(envelope.rcpt_tos)
+        fault = self.faults.scripted("data", rcpts, mid) or self.faults.random("data")
+        if fault:
+            return await self._apply(server, session, "data", mid or "", fault)
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
-        stored = self.store.add(envelope.mail_from or "", list(envelope.rcpt_tos), data, peer)
-        return f"250 2.0.0 Ok: queued as {stored.seq:06d}"
+        stored = self.store.add(envelope.mail_from or "", rcpts, data, peer)
+        after = self.faults.scripted("after_dot", rcpts, mid) or self.faults.random("after_dot")
+        if after:
+            return await self._apply(server, session, "after_dot", mid or "", after)
+        reply = f"250 2.0.0 Ok: queued as {stored.seq:06d}"
+        self._log(session, "data", mid or "", reply)
+        return reply
+
+
+def _message_id(data: bytes) -> str | None:
+    mid = _HEADER_PARSER.parsebytes(data).get("Message-ID")
+    return str(mid).strip() if mid else None
 
 
 class FakeSmtpServer:
     """The fake server in the running event loop. Port 0 picks a free port."""
 
-    def __init__(self, store_dir: Path, host: str = LOOPBACK, port: int = 0):
+    def __init__(
+        self,
+        store_dir: Path,
+        host: str = LOOPBACK,
+        port: int = 0,
+        faults: FaultProfile | None = None,
+    ):
         self.store = MessageStore(store_dir)
-        self.handler = StoringHandler(self.store)
+        self.handler = StoringHandler(self.store, faults)
         self.host = host
         self.port = port
         self._server: asyncio.base_events.Server | None = None
@@ -173,8 +294,14 @@ class FakeSmtpServer:
 class ThreadedFakeSmtp:
     """The fake server on an event loop of its own thread (for synchronous callers)."""
 
-    def __init__(self, store_dir: Path, host: str = LOOPBACK, port: int = 0):
-        self.server = FakeSmtpServer(store_dir, host, port)
+    def __init__(
+        self,
+        store_dir: Path,
+        host: str = LOOPBACK,
+        port: int = 0,
+        faults: FaultProfile | None = None,
+    ):
+        self.server = FakeSmtpServer(store_dir, host, port, faults)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, daemon=True, name="fake-smtp"

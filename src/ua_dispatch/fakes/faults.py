@@ -1,0 +1,183 @@
+"""Fault profiles for the fake servers: scripted and seeded-random failures for testers.
+
+A profile is a TOML or JSON file (``ua-dispatch fakes --faults FILE``) or built in code. SMTP
+faults can be scripted per recipient or Message-ID ("the first two tries get 451 4.7.1, then
+accept") or drawn at random with a probability per step, from a seed so a run can be replayed.
+
+Steps: ``mail`` (MAIL FROM), ``rcpt`` (RCPT TO), ``data`` (after the message is received, before
+the reply: the message is NOT kept), ``after_dot`` (the message is kept, then the connection is
+dropped without a reply: the client cannot know it was delivered).
+
+Actions: a reply such as ``"451 4.7.1 Greylisted"``; ``"close"`` (the reply is sent and the
+connection closed, as a real 421 does); ``"drop"`` (the connection is cut without any reply).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ua_dispatch.errors import InputError
+
+Step = Literal["mail", "rcpt", "data", "after_dot"]
+_REPLY = re.compile(r"^[245]\d\d( .*)?$")
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_rate(value: str) -> tuple[int, float] | None:
+    """``"30/h"`` → (30, 3600.0); ``"1/120s"`` → (1, 120.0); ``"none"`` → None."""
+    if value.strip().lower() in {"none", "off", "unlimited", ""}:
+        return None
+    m = _RATE.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not COUNT/PERIOD such as 30/h, 1/120s or none")
+    count, amount, unit = int(m.group(1)), m.group(2), m.group(3) or "s"
+    period = (float(amount) if amount else 1.0) * _UNITS[unit]
+    if count < 1 or period <= 0:
+        raise ValueError(f"{value!r}: count and period must be positive")
+    return count, period
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _action(value: str) -> str:
+    if value in {"close", "drop", "accept"} or _REPLY.match(value):
+        return value
+    raise ValueError(f"{value!r} is not an SMTP reply ('451 4.7.1 ...'), 'close' or 'drop'")
+
+
+class SmtpScript(_Model):
+    """A scripted fault: matching deliveries get ``action`` at ``step`` for their first
+    ``times`` tries, then pass."""
+
+    rcpt: str | None = None
+    message_id: str | None = None
+    step: Step = "rcpt"
+    action: str = "451 4.7.1 Greylisted, please try again later"
+    times: int = Field(default=1, ge=1)
+
+    _check = field_validator("action")(classmethod(lambda cls, v: _action(v)))
+
+
+class SmtpRandom(_Model):
+    """Probability of a fault at each step (0..1), and what it is."""
+
+    mail: float = Field(default=0.0, ge=0, le=1)
+    rcpt: float = Field(default=0.0, ge=0, le=1)
+    data: float = Field(default=0.0, ge=0, le=1)
+    after_dot: float = Field(default=0.0, ge=0, le=1)
+    reply: str = "451 4.3.0 Temporary local problem, try again"
+    #: share of random faults that are a 421 closing the connection instead of ``reply``
+    close_share: float = Field(default=0.0, ge=0, le=1)
+
+    _check = field_validator("reply")(classmethod(lambda cls, v: _action(v)))
+
+
+class SmtpFaults(_Model):
+    latency_ms: float = Field(default=0.0, ge=0, description="added before every reply")
+    script: list[SmtpScript] = Field(default_factory=list)
+    random: SmtpRandom = Field(default_factory=SmtpRandom)
+    #: per envelope sender, e.g. "20/1s"; over it MAIL gets ``rate_limit_reply``
+    rate_limit_per_sender: str = "none"
+    rate_limit_reply: str = "450 4.2.1 You are sending too fast, slow down"
+
+    @field_validator("rate_limit_per_sender")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        parse_rate(v)
+        return v
+
+    _check = field_validator("rate_limit_reply")(classmethod(lambda cls, v: _action(v)))
+
+
+class FaultProfile(_Model):
+    seed: int = 0
+    smtp: SmtpFaults = Field(default_factory=SmtpFaults)
+
+    def describe(self) -> str:
+        s = self.smtp
+        parts = [f"seed={self.seed}"]
+        if s.latency_ms:
+            parts.append(f"latency={s.latency_ms:g}ms")
+        r = s.random
+        probs = {k: getattr(r, k) for k in ("mail", "rcpt", "data", "after_dot")}
+        active = {k: v for k, v in probs.items() if v}
+        if active:
+            parts.append("random " + ",".join(f"{k}={v:g}" for k, v in active.items()))
+        if s.script:
+            parts.append(f"{len(s.script)} scripted")
+        if s.rate_limit_per_sender != "none":
+            parts.append(f"per-sender limit {s.rate_limit_per_sender}")
+        return "smtp faults: " + ("; ".join(parts) if len(parts) > 1 else "none")
+
+
+def load_profile(path: Path) -> FaultProfile:
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read fault profile: {exc.strerror}", source=path) from None
+    try:
+        data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(
+            f"not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}", source=path
+        ) from None
+    try:
+        return FaultProfile.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise InputError(
+            str(err["msg"]).removeprefix("Value error, "), source=path, field=field
+        ) from None
+
+
+class FaultPlan:
+    """Decides, thread-safely and reproducibly, which fault (if any) a step gets."""
+
+    def __init__(self, profile: FaultProfile):
+        self.profile = profile
+        self._rng = random.Random(profile.seed)
+        self._tries: dict[tuple[int, str], int] = {}
+        self._lock = threading.Lock()
+
+    def scripted(self, step: Step, rcpts: list[str], message_id: str | None) -> str | None:
+        with self._lock:
+            for i, rule in enumerate(self.profile.smtp.script):
+                if rule.step != step:
+                    continue
+                keys = []
+                if rule.rcpt is not None:
+                    keys = [r for r in rcpts if r.lower() == rule.rcpt.lower()]
+                elif rule.message_id is not None and message_id == rule.message_id:
+                    keys = [message_id]
+                for key in keys:
+                    n = self._tries.get((i, key), 0)
+                    self._tries[(i, key)] = n + 1
+                    if n < rule.times:
+                        return rule.action
+            return None
+
+    def random(self, step: Step) -> str | None:
+        r = self.profile.smtp.random
+        p = float(getattr(r, step))
+        if not p:
+            return None
+        with self._lock:
+            hit = self._rng.random() < p
+            close = hit and self._rng.random() < r.close_share
+        if not hit:
+            return None
+        if step == "after_dot":
+            return "drop"
+        return "close" if close else r.reply

@@ -1,0 +1,197 @@
+"""Fault injection in the fake SMTP server, and how a real send rides it out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+from ua_dispatch.errors import InputError
+from ua_dispatch.fakes.faults import FaultProfile, load_profile, parse_rate
+from ua_dispatch.fakes.smtp import ThreadedFakeSmtp
+
+EN = EXAMPLES / "letter-en.txt"
+AMB = "rusembusa@mid.ru"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30/h", (30, 3600.0)),
+        ("1/120s", (1, 120.0)),
+        ("5/m", (5, 60.0)),
+        ("2/0.5s", (2, 0.5)),
+        ("10/250ms", (10, 0.25)),
+        ("none", None),
+    ],
+)
+def test_rate_syntax(text: str, expected: tuple[int, float] | None) -> None:
+    assert parse_rate(text) == expected
+
+
+@pytest.mark.parametrize("text", ["30", "0/h", "x/h", "3/-1s", "1/2y"])
+def test_bad_rate_syntax(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_rate(text)
+
+
+def test_profile_file_errors_name_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "faults.toml"
+    bad.write_text("[smtp.random]\nrcpt = 1.5\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"faults.toml: smtp.random.rcpt"):
+        load_profile(bad)
+    bad.write_text('[[smtp.script]]\naction = "hello"\n', encoding="utf-8")
+    with pytest.raises(InputError, match="not an SMTP reply"):
+        load_profile(bad)
+
+
+@pytest.fixture
+def faulty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Start a fake server with a given profile and point a real send at it."""
+    servers: list[ThreadedFakeSmtp] = []
+
+    def start(profile: dict) -> object:
+        threaded = ThreadedFakeSmtp(tmp_path / "smtp", faults=FaultProfile.model_validate(profile))
+        server = threaded.__enter__()
+        servers.append(threaded)
+        for key, value in {
+            "SMTP_HOST": server.host,
+            "SMTP_PORT": str(server.port),
+            "SMTP_SECURITY": "none",
+            "SENDER_EMAIL": "appeals@appeals.example.org",
+            "RETRY_BASE_DELAY": "0.01",
+            "RETRY_MAX_DELAY": "0.05",
+            "RETRY_GREYLIST_DELAY": "0.05",
+            "RETRY_MAX_ATTEMPTS": "4",
+        }.items():
+            monkeypatch.setenv(f"UA_DISPATCH_{key}", value)
+        return server
+
+    yield start
+    for threaded in servers:
+        threaded.__exit__(None, None, None)
+
+
+def send(run_cli, campaign: Path):
+    return run_cli("send", campaign, EN, *SUPPORTER_ARGS, "--channels", "email", "--yes", "--json")
+
+
+def test_greylisting_twice_then_accepted(run_cli, open_campaign: Path, faulty) -> None:
+    server = faulty(
+        {
+            "smtp": {
+                "script": [
+                    {"rcpt": AMB, "step": "rcpt", "action": "451 4.7.1 Greylisted", "times": 2}
+                ]
+            }
+        }
+    )
+    result = send(run_cli, open_campaign)
+    assert result.code == 0, result.stderr
+    (sent,) = [d for d in result.json()["deliveries"] if d["status"] == "sent"]
+    assert sent["attempts"] == 3
+    assert len(server.store.index()) == 1
+    replies = [
+        r["reply"] for t in server.store.transcripts().values() for r in t if r["step"] == "rcpt"
+    ]
+    assert replies == ["451 4.7.1 Greylisted"] * 2 + ["250 2.1.5 Ok"]
+
+
+def test_421_closes_the_session_and_the_client_reconnects(
+    run_cli, open_campaign: Path, faulty
+) -> None:
+    server = faulty({"smtp": {"script": [{"rcpt": AMB, "step": "data", "action": "close"}]}})
+    result = send(run_cli, open_campaign)
+    assert result.code == 0, result.stderr
+    assert len(server.store.index()) == 1
+    sessions = server.store.transcripts()
+    assert len(sessions) == 2  # the first session ended with the 421
+    first = sessions[min(sessions)]
+    assert first[-1]["reply"].startswith("421 4.7.0")
+
+
+def test_drop_after_dot_is_resent_once_with_the_same_message_id(
+    run_cli, open_campaign: Path, faulty
+) -> None:
+    server = faulty({"smtp": {"script": [{"rcpt": AMB, "step": "after_dot", "action": "drop"}]}})
+    result = send(run_cli, open_campaign)
+    assert result.code == 0, result.stderr
+    (sent,) = [d for d in result.json()["deliveries"] if d["status"] == "sent"]
+    assert sent["attempts"] == 2
+    assert server.store.duplicates() == {sent["ref"]: 2}
+
+
+def test_dropped_every_time_is_not_resent_a_second_time(
+    run_cli, open_campaign: Path, faulty
+) -> None:
+    server = faulty(
+        {"smtp": {"script": [{"rcpt": AMB, "step": "after_dot", "action": "drop", "times": 5}]}}
+    )
+    result = send(run_cli, open_campaign)
+    assert result.code == 1
+    (failed,) = [d for d in result.json()["deliveries"] if d["status"] == "failed"]
+    assert failed["attempts"] == 2
+    assert "possibly delivered" in failed["error"]
+    assert len(server.store.index()) == 2
+
+
+def test_permanent_rejection_is_attempted_once(run_cli, open_campaign: Path, faulty) -> None:
+    server = faulty(
+        {
+            "smtp": {
+                "script": [
+                    {"rcpt": AMB, "step": "rcpt", "action": "550 5.1.1 No such user", "times": 9}
+                ]
+            }
+        }
+    )
+    result = send(run_cli, open_campaign)
+    assert result.code == 1
+    (failed,) = [d for d in result.json()["deliveries"] if d["status"] == "failed"]
+    assert (failed["attempts"], failed["error_kind"], failed["retryable"]) == (
+        1,
+        "permanent",
+        False,
+    )
+    assert server.store.index() == []
+
+
+def test_transient_beyond_the_cap_is_failed_and_retryable(
+    run_cli, open_campaign: Path, faulty
+) -> None:
+    faulty(
+        {
+            "smtp": {
+                "script": [
+                    {"rcpt": AMB, "step": "data", "action": "451 4.3.0 Try later", "times": 99}
+                ]
+            }
+        }
+    )
+    result = send(run_cli, open_campaign)
+    assert result.code == 1
+    (failed,) = [d for d in result.json()["deliveries"] if d["status"] == "failed"]
+    assert failed["attempts"] == 4  # UA_DISPATCH_RETRY_MAX_ATTEMPTS
+    assert failed["retryable"] is True and failed["code"] == "451"
+
+
+def test_per_sender_rate_limit_answers_450(run_cli, open_campaign: Path, faulty) -> None:
+    server = faulty({"smtp": {"rate_limit_per_sender": "1/1h"}})
+    first = send(run_cli, open_campaign)
+    second = send(run_cli, open_campaign)
+    assert first.code == 0 and second.code == 1
+    (failed,) = [d for d in second.json()["deliveries"] if d["status"] == "failed"]
+    assert failed["code"] == "450"
+    assert len(server.store.index()) == 1
+
+
+def test_seeded_random_faults_replay_identically(tmp_path: Path) -> None:
+    from ua_dispatch.fakes.faults import FaultPlan
+
+    profile = FaultProfile.model_validate({"seed": 7, "smtp": {"random": {"rcpt": 0.3}}})
+    plans = [FaultPlan(profile), FaultPlan(profile)]
+    runs = [[plan.random("rcpt") for _ in range(200)] for plan in plans]
+    assert runs[0] == runs[1]
+    hits = sum(1 for r in runs[0] if r)
+    assert 30 < hits < 90  # about 30% of 200
