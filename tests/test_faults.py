@@ -195,3 +195,36 @@ def test_seeded_random_faults_replay_identically(tmp_path: Path) -> None:
     assert runs[0] == runs[1]
     hits = sum(1 for r in runs[0] if r)
     assert 30 < hits < 90  # about 30% of 200
+
+
+def test_dry_run_with_a_fault_profile_file(run_cli, tmp_path: Path) -> None:
+    profile = tmp_path / "faults.toml"
+    profile.write_text(
+        f'[[smtp.script]]\nrcpt = "{AMB}"\nstep = "rcpt"\naction = "451 4.3.0 Busy"\n',
+        encoding="utf-8",
+    )
+    store = tmp_path / "dry"
+    result = run_cli(
+        "send",
+        EXAMPLES.parent / "config/campaigns/chechnya-2019.toml",
+        EN,
+        *SUPPORTER_ARGS,
+        "--dry-run",
+        "--faults",
+        profile,
+        "--store",
+        store,
+        "--yes",
+        "--json",
+    )
+    assert result.code == 0, result.stderr
+    (sent,) = [d for d in result.json()["deliveries"] if d["status"] == "sent"]
+    assert sent["attempts"] == 2
+    assert len(list((store / "smtp" / "messages").glob("*.eml"))) == 1
+
+
+def test_fault_profile_needs_dry_run(run_cli, open_campaign: Path, tmp_path: Path) -> None:
+    profile = tmp_path / "faults.toml"
+    profile.write_text("seed = 1\n", encoding="utf-8")
+    result = run_cli("send", open_campaign, EN, *SUPPORTER_ARGS, "--faults", profile, "--yes")
+    assert result.code == 2 and "--dry-run" in result.stderr

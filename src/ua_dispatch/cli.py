@@ -27,6 +27,7 @@ from ua_dispatch.errors import (
     InputError,
     UaDispatchError,
 )
+from ua_dispatch.fakes.faults import FaultProfile, load_profile
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
 from ua_dispatch.outcome import Outcome
@@ -212,10 +213,11 @@ async def _send(
     dry_run: bool,
     store: Path,
     drafts_dir: Path,
+    faults: FaultProfile,
 ) -> list[Outcome]:
     if not dry_run:
         return await execute(prepared, settings, appeal.campaign.id, drafts_dir)
-    async with FakeSmtpServer(store / "smtp") as smtp:
+    async with FakeSmtpServer(store / "smtp", faults=faults) as smtp:
         err.print(f"dry run: fake SMTP server at {smtp.address}, storing in {smtp.store.root}")
         return await execute(
             prepared, _dry_settings(settings, smtp.host, smtp.port), appeal.campaign.id, drafts_dir
@@ -254,6 +256,12 @@ def cli(
     type=click.Path(path_type=Path),
     help="Where a dry run keeps what the fakes receive (default: .dry-run).",
 )
+@click.option(
+    "--faults",
+    "faults_file",
+    type=click.Path(path_type=Path),
+    help="With --dry-run: fault profile for the fake servers.",
+)
 @click.option("--yes", is_flag=True, help="You have reviewed the letter: send without asking.")
 @click.option("--after-deadline", is_flag=True, help="Send although the action has closed.")
 @click.pass_obj
@@ -270,6 +278,7 @@ def send(
     as_json: bool,
     dry_run: bool,
     store: Path | None,
+    faults_file: Path | None,
     yes: bool,
     after_deadline: bool,
 ) -> None:
@@ -278,6 +287,11 @@ def send(
         ctx, campaign_file, letter_file, name, email_addr, city, country, language, channels_opt
     )
     settings = ctx.settings
+    if faults_file and not dry_run:
+        raise InputError(
+            "a fault profile applies to the fake servers: add --dry-run", source="--faults"
+        )
+    profile = load_profile(faults_file) if faults_file else FaultProfile()
     _deadline_check(appeal.campaign, campaign_file, dry_run=dry_run, after_deadline=after_deadline)
     if not dry_run:
         for name_ in channels:
@@ -287,7 +301,15 @@ def send(
     store_dir = store or settings.dry_run_store
     drafts_dir = (store_dir if dry_run else Path("drafts")) / "drafts" / appeal.campaign.id
     outcomes = asyncio.run(
-        _send(appeal, prepared, settings, dry_run=dry_run, store=store_dir, drafts_dir=drafts_dir)
+        _send(
+            appeal,
+            prepared,
+            settings,
+            dry_run=dry_run,
+            store=store_dir,
+            drafts_dir=drafts_dir,
+            faults=profile,
+        )
     )
     doc: dict[str, Any] = {"campaign": appeal.campaign.id, "dry_run": dry_run}
     if dry_run:
@@ -393,14 +415,22 @@ def campaign_check(ctx: Ctx, campaign_file: Path, as_json: bool) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--smtp-port", type=int, default=2525, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--faults",
+    "faults_file",
+    type=click.Path(path_type=Path),
+    help="Fault profile (TOML or JSON) to rehearse failures.",
+)
 @click.pass_obj
-def fakes(ctx: Ctx, store: Path, host: str, smtp_port: int) -> None:
+def fakes(ctx: Ctx, store: Path, host: str, smtp_port: int, faults_file: Path | None) -> None:
     """Run the local fake servers in the foreground until interrupted."""
     _ = ctx.settings  # configure logging
+    profile = load_profile(faults_file) if faults_file else FaultProfile()
 
     async def run() -> None:
-        async with FakeSmtpServer(store / "smtp", host, smtp_port) as smtp:
+        async with FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp:
             out.print(f"fake SMTP server listening on {smtp.address}")
+            out.print(f"  {profile.describe()}")
             out.print(
                 f"  storing messages in {smtp.store.messages_dir}, index {smtp.store.index_path}"
             )
