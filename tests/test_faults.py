@@ -8,8 +8,9 @@ import pytest
 
 from tests.conftest import EXAMPLES, SUPPORTER_ARGS
 from ua_dispatch.errors import InputError
-from ua_dispatch.fakes.faults import FaultProfile, load_profile, parse_rate
+from ua_dispatch.fakes.faults import FaultProfile, load_profile
 from ua_dispatch.fakes.smtp import ThreadedFakeSmtp
+from ua_dispatch.limits import parse_rate
 
 EN = EXAMPLES / "letter-en.txt"
 AMB = "rusembusa@mid.ru"
@@ -64,6 +65,7 @@ def faulty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
             "RETRY_MAX_DELAY": "0.05",
             "RETRY_GREYLIST_DELAY": "0.05",
             "RETRY_MAX_ATTEMPTS": "4",
+            "RETRY_THROTTLE_DELAY": "0.05",
         }.items():
             monkeypatch.setenv(f"UA_DISPATCH_{key}", value)
         return server

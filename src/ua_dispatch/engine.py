@@ -8,7 +8,9 @@ attempted once; a failure that stops the channel ends every remaining delivery o
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from tenacity import (
 
 from ua_dispatch.channels import get_channel
 from ua_dispatch.channels.base import BuildEnv, DeliveryError, FailureKind, Transport
+from ua_dispatch.limits import RateLimits
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Delivery, Status, plan_deliveries
 from ua_dispatch.settings import Settings
@@ -100,10 +103,21 @@ def _retryable(exc: BaseException) -> bool:
 
 
 async def deliver_one(
-    transport: Transport[Any], prepared: Prepared, settings: Settings, campaign_id: str
+    transport: Transport[Any],
+    prepared: Prepared,
+    settings: Settings,
+    campaign_id: str,
+    limits: RateLimits | None = None,
 ) -> Outcome:
-    """Attempt one delivery under the retry policy and return its outcome."""
+    """Attempt one delivery under the retry policy and return its outcome.
+
+    Before its first attempt the delivery waits for its rate limits (not an attempt, not a
+    failure); every attempt waits for a slot under the global concurrency cap.
+    """
     d = prepared.delivery
+    channel = get_channel(d.channel)
+    limits = limits or RateLimits(settings.rate_limits(), settings.limit_concurrency)
+    keys = channel.rate_keys(d)
     bound = log.bind(campaign=campaign_id, channel=d.channel, target=d.slug)
     attempts = 0
     ambiguous = 0
@@ -131,31 +145,43 @@ async def deliver_one(
     try:
         async for attempt in retrying:
             with attempt:
-                attempts += 1
-                if ambiguous:
-                    # The last try may have arrived: ask the other side before sending again.
-                    found = await transport.reconcile(prepared.payload, d)
-                    if found is not None:
-                        bound.info("delivery.reconciled", attempt=attempts, ref=found.ref)
-                        return Outcome.for_delivery(
-                            d, Status.SENT, ref=found.ref, attempts=attempts - 1
+                if attempts == 0:
+                    # A limit counts letters to an official, not tries: a refused try
+                    # delivered nothing, so retries do not queue behind the limit again.
+                    waited = await limits.wait_turn(d.channel, keys)
+                    if waited > 0.05:
+                        bound.info("delivery.rate_limited", waited=round(waited, 3))
+                async with limits.concurrency:
+                    attempts += 1
+                    if ambiguous:
+                        # The last try may have arrived: ask the other side before resending.
+                        found = await transport.reconcile(prepared.payload, d)
+                        if found is not None:
+                            bound.info("delivery.reconciled", attempt=attempts, ref=found.ref)
+                            return Outcome.for_delivery(
+                                d, Status.SENT, ref=found.ref, attempts=attempts - 1
+                            )
+                    try:
+                        receipt = await transport.send(prepared.payload, d)
+                    except DeliveryError as exc:
+                        if exc.kind == FailureKind.AMBIGUOUS:
+                            ambiguous += 1
+                            if ambiguous > 1:  # at most one resend of a possibly delivered one
+                                exc.kind = FailureKind.PERMANENT
+                                exc.args = (f"{exc} (possibly delivered; not resent again)",)
+                        if exc.hint == "throttle":
+                            limits.slow_down(d.channel, settings.retry_throttle_delay)
+                            exc.retry_after = max(
+                                exc.retry_after or 0.0, settings.retry_throttle_delay
+                            )
+                        bound.info(
+                            "delivery.attempt_failed",
+                            attempt=attempts,
+                            kind=str(exc.kind),
+                            code=exc.code,
+                            error=str(exc),
                         )
-                try:
-                    receipt = await transport.send(prepared.payload, d)
-                except DeliveryError as exc:
-                    if exc.kind == FailureKind.AMBIGUOUS:
-                        ambiguous += 1
-                        if ambiguous > 1:  # at most one resend of a possibly delivered message
-                            exc.kind = FailureKind.PERMANENT
-                            exc.args = (f"{exc} (possibly delivered; not resent again)",)
-                    bound.info(
-                        "delivery.attempt_failed",
-                        attempt=attempts,
-                        kind=str(exc.kind),
-                        code=exc.code,
-                        error=str(exc),
-                    )
-                    raise
+                        raise
                 bound.info("delivery.sent", attempt=attempts, ref=receipt.ref)
                 return Outcome.for_delivery(d, Status.SENT, ref=receipt.ref, attempts=attempts)
     except DeliveryError as exc:
@@ -182,6 +208,56 @@ async def deliver_one(
     raise AssertionError("unreachable: the retry loop either returns or raises")
 
 
+async def _run_channel(
+    name: str,
+    items: list[tuple[int, Prepared]],
+    settings: Settings,
+    campaign_id: str,
+    limits: RateLimits,
+    results: dict[int, Outcome],
+) -> None:
+    """Workers, each with a transport of its own (one SMTP session each), share the queue."""
+    channel = get_channel(name)
+    queue = deque(items)
+    stopped: list[DeliveryError] = []
+
+    async def worker() -> None:
+        async with channel.transport(settings) as transport:
+            while queue:
+                i, p = queue.popleft()
+                if stopped:
+                    results[i] = _stopped_outcome(p.delivery, stopped[0], attempts=0)
+                    continue
+                try:
+                    results[i] = await deliver_one(transport, p, settings, campaign_id, limits)
+                except _ChannelStopped as stop:
+                    if not stopped:
+                        stopped.append(stop.error)
+                        log.error(
+                            "channel.stopped",
+                            campaign=campaign_id,
+                            channel=name,
+                            code=stop.error.code,
+                            error=str(stop.error),
+                        )
+                    results[i] = _stopped_outcome(p.delivery, stop.error, attempts=1)
+
+    workers = min(settings.limit_concurrency, len(items))
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+def _stopped_outcome(delivery: Delivery, error: DeliveryError, attempts: int) -> Outcome:
+    message = error.summary if attempts else f"channel stopped: {error}"
+    return Outcome.for_delivery(
+        delivery,
+        Status.FAILED,
+        attempts=attempts,
+        error=message,
+        error_kind=str(FailureKind.STOP_CHANNEL),
+        code=error.code,
+    )
+
+
 async def execute(
     prepared: Sequence[Prepared], settings: Settings, campaign_id: str, drafts_dir: Path
 ) -> list[Outcome]:
@@ -196,43 +272,14 @@ async def execute(
         else:
             by_channel.setdefault(p.delivery.channel, []).append((i, p))
 
+    limits = RateLimits(settings.rate_limits(), settings.limit_concurrency)
+    runs = []
     for name, items in by_channel.items():
-        channel = get_channel(name)
-        if not channel.sends:
-            for (i, _), outcome in zip(
-                items, write_drafts([p for _, p in items], drafts_dir), strict=True
-            ):
+        if not get_channel(name).sends:
+            drafted = write_drafts([p for _, p in items], drafts_dir)
+            for (i, _), outcome in zip(items, drafted, strict=True):
                 results[i] = outcome
             continue
-        stopped: DeliveryError | None = None
-        async with channel.transport(settings) as transport:
-            for i, p in items:
-                if stopped is not None:
-                    results[i] = Outcome.for_delivery(
-                        p.delivery,
-                        Status.FAILED,
-                        error=f"channel stopped: {stopped}",
-                        error_kind=str(FailureKind.STOP_CHANNEL),
-                        code=stopped.code,
-                    )
-                    continue
-                try:
-                    results[i] = await deliver_one(transport, p, settings, campaign_id)
-                except _ChannelStopped as stop:
-                    stopped = stop.error
-                    log.error(
-                        "channel.stopped",
-                        campaign=campaign_id,
-                        channel=name,
-                        code=stopped.code,
-                        error=str(stopped),
-                    )
-                    results[i] = Outcome.for_delivery(
-                        p.delivery,
-                        Status.FAILED,
-                        attempts=1,
-                        error=stopped.summary,
-                        error_kind=str(FailureKind.STOP_CHANNEL),
-                        code=stopped.code,
-                    )
+        runs.append(_run_channel(name, items, settings, campaign_id, limits, results))
+    await asyncio.gather(*runs)
     return [results[i] for i in range(len(prepared))]

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from ua_dispatch.errors import ConfigError
+from ua_dispatch.limits import parse_rate
 
 SETTINGS_FILE_ENV = "UA_DISPATCH_SETTINGS_FILE"
 
@@ -64,6 +65,15 @@ class Settings(BaseSettings):
     # greylisting (451 4.7.1) asks for the same message again after minutes
     retry_greylist_delay: float = Field(default=300.0, ge=0)
 
+    # a server said "too fast" (450 4.2.1, 421 4.7.x): pause the channel this long
+    retry_throttle_delay: float = Field(default=60.0, ge=0)
+
+    # --- rate limits: COUNT/PERIOD ("30/h", "1/120s") or "none" ---
+    limit_concurrency: int = Field(default=8, ge=1, le=256)
+    limit_email: str = "none"
+    limit_email_per_recipient: str = "30/h"
+    limit_email_per_domain: str = "none"
+
     # --- letters ---
     letter_max_chars: int = Field(default=20_000, ge=200)
 
@@ -78,6 +88,22 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _rates(cls, value: Any, info: ValidationInfo) -> Any:
+        if (info.field_name or "").startswith("limit_") and isinstance(value, str):
+            parse_rate(value)
+        return value
+
+    def rate_limits(self) -> dict[str, str]:
+        """``limit_email_per_recipient`` → ``{"email.recipient": "30/h"}``, and so on."""
+        rates = {}
+        for name in type(self).model_fields:
+            if name.startswith("limit_") and name != "limit_concurrency":
+                scope = name.removeprefix("limit_").replace("_per_", ".")
+                rates[scope] = str(getattr(self, name))
+        return rates
 
     @property
     def smtp_port_effective(self) -> int:

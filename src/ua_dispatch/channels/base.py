@@ -123,6 +123,11 @@ class Channel(ABC, Generic[P]):
     def write_draft(self, payload: P, delivery: Delivery, out_dir: Path) -> Path:
         """Write the payload under ``out_dir/<channel>/`` and return the file's path."""
 
+    def rate_keys(self, delivery: Delivery) -> list[tuple[str, str]]:
+        """(scope, key) pairs one send counts against, e.g. ``("recipient", address)``;
+        settings ``limit_<channel>_per_<scope>`` give each scope's rate."""
+        return []
+
     def check_settings(self, settings: Settings) -> None:
         """Raise ConfigError when settings cannot carry a real send."""
 

@@ -69,6 +69,10 @@ class EmailChannel(Channel[EmailPayload]):
     def address_of(self, target: Target) -> str | None:
         return target.email
 
+    def rate_keys(self, delivery: Delivery) -> list[tuple[str, str]]:
+        to = (delivery.to or "").lower()
+        return [("recipient", to), ("domain", to.rpartition("@")[2])]
+
     def check_settings(self, settings: Settings) -> None:
         if settings.email_identity == "relay" and not settings.sender_email:
             raise ConfigError(

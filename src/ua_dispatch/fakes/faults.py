@@ -25,25 +25,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ua_dispatch.errors import InputError
+from ua_dispatch.limits import parse_rate
 
 Step = Literal["mail", "rcpt", "data", "after_dot"]
 _REPLY = re.compile(r"^[245]\d\d( .*)?$")
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_rate(value: str) -> tuple[int, float] | None:
-    """``"30/h"`` → (30, 3600.0); ``"1/120s"`` → (1, 120.0); ``"none"`` → None."""
-    if value.strip().lower() in {"none", "off", "unlimited", ""}:
-        return None
-    m = _RATE.match(value)
-    if not m:
-        raise ValueError(f"{value!r} is not COUNT/PERIOD such as 30/h, 1/120s or none")
-    count, amount, unit = int(m.group(1)), m.group(2), m.group(3) or "s"
-    period = (float(amount) if amount else 1.0) * _UNITS[unit]
-    if count < 1 or period <= 0:
-        raise ValueError(f"{value!r}: count and period must be positive")
-    return count, period
 
 
 class _Model(BaseModel):

@@ -24,7 +24,8 @@ from typing import Any, Self
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ua_dispatch.fakes.faults import FaultPlan, FaultProfile, parse_rate
+from ua_dispatch.fakes.faults import FaultPlan, FaultProfile
+from ua_dispatch.limits import parse_rate
 
 LOOPBACK = "127.0.0.1"
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.default)
@@ -119,6 +120,8 @@ class StoringHandler:
         self.faults = FaultPlan(faults or FaultProfile())
         #: recipient address -> full SMTP reply, e.g. "550 5.1.1 No such user"
         self.reject_recipients: dict[str, str] = {}
+        #: Message-ID -> full SMTP reply given at the end of DATA (the message is not kept)
+        self.reject_message_ids: dict[str, str] = {}
         rate = parse_rate(self.faults.profile.smtp.rate_limit_per_sender)
         self._rate = rate
         self._sends: dict[str, deque[float]] = {}
@@ -223,7 +226,11 @@ class StoringHandler:
         data = envelope.original_content or b""
         mid = _message_id(data)
         rcpts = list(envelope.rcpt_tos)
-        fault = self.faults.scripted("data", rcpts, mid) or self.faults.random("data")
+        fault = (
+            self.reject_message_ids.get(mid or "")
+            or self.faults.scripted("data", rcpts, mid)
+            or self.faults.random("data")
+        )
         if fault:
             return await self._apply(server, session, "data", mid or "", fault)
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
