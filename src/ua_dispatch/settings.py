@@ -7,12 +7,13 @@ Precedence, highest first: values passed in code, environment, ``.env``, the TOM
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     # --- letters ---
     letter_max_chars: int = Field(default=20_000, ge=200)
 
+    # --- call scripts: office hours at the official's end, local time, Monday to Friday ---
+    office_hours_start: dt.time = dt.time(9, 0)
+    office_hours_end: dt.time = dt.time(18, 0)
+
     # --- output ---
     log_format: LogFormat = "auto"
     dry_run_store: Path = Path(".dry-run")
@@ -77,6 +82,14 @@ class Settings(BaseSettings):
         value = value.strip()
         if not value:
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("office_hours_end")
+    @classmethod
+    def _hours_in_order(cls, value: dt.time, info: ValidationInfo) -> dt.time:
+        start = info.data.get("office_hours_start")
+        if start is not None and value <= start:
+            raise ValueError("must be later than office_hours_start")
         return value
 
     @property
