@@ -41,7 +41,9 @@ def stored(server: FakeSmtpServer) -> list[email.message.EmailMessage]:
 def test_real_send_one_message_per_target_with_its_salutation(
     run_cli, two_email_campaign: Path, smtp_env: FakeSmtpServer
 ) -> None:
-    result = run_cli("send", two_email_campaign, EN, *SUPPORTER_ARGS, "--yes", "--json")
+    result = run_cli(
+        "send", two_email_campaign, EN, *SUPPORTER_ARGS, "--channels", "email", "--yes", "--json"
+    )
     assert result.code == 0, result.stderr
     doc = result.json()
     assert doc["dry_run"] is False

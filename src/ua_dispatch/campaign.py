@@ -33,6 +33,19 @@ _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # X: 1-15 letters, digits or underscores. The "@" is optional in the file and dropped.
 _X_HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _LANG_RE = re.compile(r"^[a-z]{2,3}$")
+# Mastodon: @user@server (the leading "@" is optional in the file).
+_MASTODON_RE = re.compile(
+    r"^@?([A-Za-z0-9_]+(?:[.-]+[A-Za-z0-9_]+)*)@"
+    r"((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]{0,62})$"
+)
+# Bluesky: a domain-like handle, optionally followed by the account's DID (needed for a
+# mention facet; a handle alone is resolved by the app when the post is pasted there).
+_BLUESKY_HANDLE_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+)
+_DID_RE = re.compile(r"^did:[a-z]+:[A-Za-z0-9._:%-]*[A-Za-z0-9._-]$")
+# A hashtag: word characters after an optional "#", not only digits.
+_HASHTAG_RE = re.compile(r"^#?(?=\w*[^\W\d])\w{1,100}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 # Number types that can never answer a fax.
@@ -74,6 +87,36 @@ def _x_handle(value: str) -> str:
     return handle
 
 
+def _mastodon(value: str) -> str:
+    m = _MASTODON_RE.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a Mastodon account such as '@user@example.social'")
+    return f"@{m.group(1)}@{m.group(2).lower()}"
+
+
+def _bluesky(value: str) -> str:
+    handle, _, did = value.strip().partition(" ")
+    handle = handle.removeprefix("@").lower()
+    did = did.strip()
+    if len(handle) > 253 or not _BLUESKY_HANDLE_RE.match(handle):
+        raise ValueError(f"{value!r} is not a Bluesky handle such as 'name.bsky.social'")
+    if did and not _DID_RE.match(did):
+        raise ValueError(f"{did!r} is not a DID such as 'did:plc:...'")
+    return f"{handle} {did}" if did else handle
+
+
+def _hashtag(value: str) -> str:
+    if not _HASHTAG_RE.match(value):
+        raise ValueError(f"{value!r} is not a hashtag (letters, digits or underscores)")
+    return value if value.startswith("#") else f"#{value}"
+
+
+def _web_link(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+\.[^\s]+$", value, re.IGNORECASE):
+        raise ValueError(f"{value!r} is not an http(s) link")
+    return value
+
+
 def _language(value: str) -> str:
     value = value.strip().lower()
     if not _LANG_RE.match(value):
@@ -92,6 +135,10 @@ Line = Annotated[str, AfterValidator(_single_line)]
 Slug = Annotated[str, AfterValidator(_slug)]
 Email = Annotated[str, AfterValidator(_email)]
 XHandle = Annotated[str, AfterValidator(_x_handle)]
+MastodonAccount = Annotated[str, AfterValidator(_mastodon)]
+BlueskyAccount = Annotated[str, AfterValidator(_bluesky)]
+Hashtag = Annotated[str, AfterValidator(_hashtag)]
+WebLink = Annotated[str, AfterValidator(_web_link)]
 Language = Annotated[str, AfterValidator(_language)]
 Country = Annotated[str, AfterValidator(_country)]
 
@@ -128,8 +175,10 @@ class Target(_Model):
     fax: str | None = None
     phone: str | None = None
     x_handles: list[XHandle] = Field(default_factory=list)
-    mastodon: list[Line] = Field(default_factory=list)
-    bluesky: list[Line] = Field(default_factory=list)
+    mastodon: list[MastodonAccount] = Field(default_factory=list)
+    bluesky: list[BlueskyAccount] = Field(
+        default_factory=list, description='handle, optionally followed by its DID: "a.bsky.social"'
+    )
 
     @field_validator("fax", "phone")
     @classmethod
@@ -153,8 +202,8 @@ class Social(_Model):
     """What a post about the campaign says, per language, and what it may carry."""
 
     demand: dict[Language, Line] = Field(default_factory=dict)
-    hashtag: Line | None = None
-    link: Line | None = None
+    hashtag: Hashtag | None = None
+    link: WebLink | None = None
 
 
 class Campaign(_Model):
@@ -198,6 +247,25 @@ class Campaign(_Model):
             for h in t.x_handles:
                 seen.setdefault(h, None)
         return list(seen)
+
+    @property
+    def mastodon_accounts(self) -> list[str]:
+        """Every distinct Mastodon account of the targets (``@user@server``), in order."""
+        return list(dict.fromkeys(a for t in self.targets for a in t.mastodon))
+
+    @property
+    def bluesky_accounts(self) -> list[str]:
+        """Every distinct Bluesky account of the targets (``handle`` or ``handle did``)."""
+        return list(dict.fromkeys(a for t in self.targets for a in t.bluesky))
+
+    def demand_for(self, language: str) -> tuple[str, str]:
+        """The post's core demand and its language: the letter's language, else the first
+        campaign language that has one, else any, else the email subject."""
+        demand = self.social.demand
+        for lang in (language, *self.languages, *demand):
+            if lang in demand:
+                return demand[lang], lang
+        return self.subject_for(language), language
 
 
 def format_location(loc: tuple[int | str, ...], data: Any) -> str:

@@ -299,7 +299,7 @@ def send(
     prepared = prepare(appeal, channels, settings)
     _approve(appeal, prepared, yes)
     store_dir = store or settings.dry_run_store
-    drafts_dir = (store_dir if dry_run else Path("drafts")) / "drafts" / appeal.campaign.id
+    drafts_dir = (store_dir / "drafts" if dry_run else settings.drafts_dir) / appeal.campaign.id
     outcomes = asyncio.run(
         _send(
             appeal,

@@ -7,6 +7,7 @@ Precedence, highest first: values passed in code, environment, ``.env``, the TOM
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 from pathlib import Path
@@ -77,9 +78,15 @@ class Settings(BaseSettings):
     # --- letters ---
     letter_max_chars: int = Field(default=20_000, ge=200)
 
+    # --- call scripts: office hours at the official's end, local time, Monday to Friday ---
+    office_hours_start: dt.time = dt.time(9, 0)
+    office_hours_end: dt.time = dt.time(18, 0)
+
     # --- output ---
     log_format: LogFormat = "auto"
     dry_run_store: Path = Path(".dry-run")
+    # where `send` writes what a person finishes (posts, call scripts, printable letters)
+    drafts_dir: Path = Path("drafts")
 
     @field_validator("smtp_host")
     @classmethod
@@ -104,6 +111,14 @@ class Settings(BaseSettings):
                 scope = name.removeprefix("limit_").replace("_per_", ".")
                 rates[scope] = str(getattr(self, name))
         return rates
+
+    @field_validator("office_hours_end")
+    @classmethod
+    def _hours_in_order(cls, value: dt.time, info: ValidationInfo) -> dt.time:
+        start = info.data.get("office_hours_start")
+        if start is not None and value <= start:
+            raise ValueError("must be later than office_hours_start")
+        return value
 
     @property
     def smtp_port_effective(self) -> int:

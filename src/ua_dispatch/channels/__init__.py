@@ -6,9 +6,18 @@ from typing import Any
 
 from ua_dispatch.channels.base import Channel
 from ua_dispatch.channels.email import EmailChannel
+from ua_dispatch.channels.phone import PhoneChannel
+from ua_dispatch.channels.social import SocialChannel
 from ua_dispatch.errors import InputError
 
-CHANNELS: dict[str, Channel[Any]] = {c.name: c for c in (EmailChannel(),)}
+CHANNELS: dict[str, Channel[Any]] = {
+    c.name: c
+    for c in (
+        EmailChannel(),
+        SocialChannel(),
+        PhoneChannel(),
+    )
+}
 
 DEFAULT_CHANNELS: tuple[str, ...] = tuple(CHANNELS)
 
