@@ -389,19 +389,21 @@ def campaign_check(ctx: Ctx, campaign_file: Path, as_json: bool) -> None:
         + (" [yellow](closed)[/]" if dt.date.today() > c.act_until else "")
     )
     out.print(f"  languages: {', '.join(c.languages)}")
-    table = Table(title=f"{len(c.targets)} target(s)", title_justify="left")
-    for col in ("slug", "name", *CHANNELS):
-        table.add_column(col)
+    out.print(f"  {len(c.targets)} target(s):")
     for t in c.targets:
-        table.add_row(
-            t.slug,
-            t.display,
-            *(
-                "-" if CHANNELS[ch].campaign_wide else CHANNELS[ch].address_of(t) or "-"
-                for ch in CHANNELS
-            ),
+        out.print(f"  [bold]{t.slug}[/]: {t.display}", markup=True)
+        out.print(f"    address: {', '.join(t.address)}")
+        reach = {
+            "email": t.email,
+            "fax": t.fax,
+            "phone": t.phone,
+            "X": " ".join(f"@{h}" for h in t.x_handles) or None,
+        }
+        out.print("    " + "; ".join(f"{k}: {v or '-'}" for k, v in reach.items()))
+        out.print(
+            f"    salutation: {t.salutation}"
+            + "".join(f"; {lang}: {sal}" for lang, sal in t.salutations.items())
         )
-    out.print(table)
     out.print(f"[green]ok[/] {campaign_file}")
 
 

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     office_hours_start: dt.time = dt.time(9, 0)
     office_hours_end: dt.time = dt.time(18, 0)
 
+    # --- fax documents ---
+    # a fax longer than this (cover page included) is refused before anything is sent
+    fax_max_pages: int = Field(default=10, ge=1, le=100)
+    fax_cover_page: bool = True
+
     # --- output ---
     log_format: LogFormat = "auto"
     dry_run_store: Path = Path(".dry-run")
