@@ -110,7 +110,7 @@ def test_421_closes_the_session_and_the_client_reconnects(
     sessions = server.store.transcripts()
     assert len(sessions) == 2  # the first session ended with the 421
     first = sessions[min(sessions)]
-    assert first[-1]["reply"].startswith("421 4.7.0")
+    assert first[-1]["reply"].startswith("421 ")
 
 
 def test_drop_after_dot_is_resent_once_with_the_same_message_id(

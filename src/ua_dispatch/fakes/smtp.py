@@ -175,7 +175,7 @@ class StoringHandler:
                 transport.abort()
             return "250 2.0.0 Ok"  # written to a closed transport: never seen
         if action == "close":
-            action = "421 4.7.0 Closing connection, try again later"
+            action = "421 4.3.2 Closing connection, try again later"
         if action.startswith("421") and transport is not None:
             asyncio.get_running_loop().call_soon(transport.close)
         self._log(session, step, arg, action)
