@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # --- letters ---
     letter_max_chars: int = Field(default=20_000, ge=200)
 
+    # --- fax documents ---
+    # a fax longer than this (cover page included) is refused before anything is sent
+    fax_max_pages: int = Field(default=10, ge=1, le=100)
+    fax_cover_page: bool = True
+
     # --- output ---
     log_format: LogFormat = "auto"
     dry_run_store: Path = Path(".dry-run")

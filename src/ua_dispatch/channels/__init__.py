@@ -6,9 +6,10 @@ from typing import Any
 
 from ua_dispatch.channels.base import Channel
 from ua_dispatch.channels.email import EmailChannel
+from ua_dispatch.channels.post import PostChannel
 from ua_dispatch.errors import InputError
 
-CHANNELS: dict[str, Channel[Any]] = {c.name: c for c in (EmailChannel(),)}
+CHANNELS: dict[str, Channel[Any]] = {c.name: c for c in (EmailChannel(), PostChannel())}
 
 DEFAULT_CHANNELS: tuple[str, ...] = tuple(CHANNELS)
 

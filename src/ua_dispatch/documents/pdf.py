@@ -1,0 +1,483 @@
+"""A supporter's letter as a PDF made for fax and for post.
+
+One layout serves both: A4 or US Letter by the target's country, black text on white, 12 pt body
+text (nothing under 11 pt), margins of at least 22 mm on every side so that a fax machine's header
+line and a printer's unprintable edge touch nothing. Top to bottom: the sender (name and place),
+the recipient's name, title and postal address as the campaign prints them, the date, the
+subject, the salutation, the body with the supporter's own line breaks, the closing and the
+signature. Multi-page documents carry "page i of n" in the footer. A fax can open with a cover
+page (to, from, fax numbers, page count, campaign reference).
+
+Rendering is pure: the same inputs give the same bytes (the creation date is the letter's date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import phonenumbers
+from fpdf import FPDF
+from fpdf.enums import Align, MethodReturnValue, XPos, YPos
+
+from ua_dispatch.campaign import Campaign, Target
+from ua_dispatch.documents.fonts import FAMILY, font_files, printable_code_points
+from ua_dispatch.errors import InputError
+from ua_dispatch.letter import RenderedLetter, Supporter, render_letter
+
+if TYPE_CHECKING:
+    from ua_dispatch.documents.fax import FaxCover
+    from ua_dispatch.plan import Appeal
+
+PageFormat = Literal["A4", "Letter"]
+
+# Countries whose offices use US Letter (CLDR's paper-size data); everyone else uses A4.
+LETTER_COUNTRIES = frozenset(
+    {"US", "CA", "MX", "PH", "BZ", "CL", "CO", "CR", "GT", "NI", "PA", "PR", "SV", "VE"}
+)
+
+# --- layout, in millimetres and points ------------------------------------------------------
+MARGIN_LEFT = 25.0
+MARGIN_RIGHT = 25.0
+MARGIN_TOP = 22.0
+BODY_BOTTOM = 34.0  # body text stops this far above the bottom edge
+FOOTER_TOP = 30.0  # the footer line starts this far above the bottom edge ...
+FOOTER_HEIGHT = 6.0  # ... and ends 24 mm above it
+BODY_PT = 12.0
+FOOTER_PT = 11.0
+COVER_TITLE_PT = 26.0
+COVER_PT = 13.0
+LINE = 6.0  # line pitch of 12 pt text
+COVER_LINE = 6.6
+PARAGRAPH_GAP = 3.0
+COVER_LABEL_WIDTH = 38.0
+FONT = "body"
+
+_BLANK_LINES = re.compile(r"\n[ \t]*\n+")
+
+
+@dataclass(frozen=True)
+class PdfDocument:
+    """A rendered PDF and its number of pages."""
+
+    data: bytes
+    pages: int
+
+
+def page_format(country: str) -> PageFormat:
+    """The paper size an office in ``country`` (ISO 3166 alpha-2) prints on."""
+    return "Letter" if country.upper() in LETTER_COUNTRIES else "A4"
+
+
+# --- words in the letter's language ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Labels:
+    fax: str
+    to: str
+    to_fax: str
+    sender: str
+    sender_fax: str
+    date: str
+    pages: str
+    pages_value: str  # "{n}"
+    regarding: str
+    forward_note: str  # "{name}"
+    page_of: str  # "{i}", "{n}"
+
+
+LABELS: dict[str, Labels] = {
+    "en": Labels(
+        fax="FAX",
+        to="To",
+        to_fax="Fax",
+        sender="From",
+        sender_fax="Sender's fax",
+        date="Date",
+        pages="Pages",
+        pages_value="{n}, this page included",
+        regarding="Regarding",
+        forward_note="Please pass this letter to {name} without delay.",
+        page_of="Page {i} of {n}",
+    ),
+    "ru": Labels(
+        fax="ФАКС",
+        to="Кому",
+        to_fax="Факс",
+        sender="От",
+        sender_fax="Факс отправителя",
+        date="Дата",
+        pages="Страниц",
+        pages_value="{n}, включая эту",
+        regarding="Тема",
+        forward_note="Просьба незамедлительно передать это письмо адресату: {name}.",
+        page_of="Страница {i} из {n}",
+    ),
+}
+
+# Month names as a date in each language writes them (Russian: genitive case).
+_MONTHS: dict[str, str] = {
+    "en": "January February March April May June July August September October November December",
+    "ru": "января февраля марта апреля мая июня июля августа сентября октября ноября декабря",
+    "de": "Januar Februar März April Mai Juni Juli August September Oktober November Dezember",
+    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
+    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre "
+    "diciembre",
+}
+_DATE_PATTERNS = {
+    "en": "{d} {m} {y}",
+    "ru": "{d} {m} {y} г.",
+    "de": "{d}. {m} {y}",
+    "fr": "{d} {m} {y}",
+    "es": "{d} de {m} de {y}",
+}
+
+
+def labels_for(language: str) -> Labels:
+    return LABELS.get(language, LABELS["en"])
+
+
+def format_date(date: dt.date, language: str) -> str:
+    """The date as a letter in ``language`` writes it; ISO 8601 for other languages."""
+    months = _MONTHS.get(language)
+    if months is None:
+        return date.isoformat()
+    month = months.split()[date.month - 1]
+    return _DATE_PATTERNS[language].format(d=date.day, m=month, y=date.year)
+
+
+def display_number(number: str) -> str:
+    """An E.164 number in international format (``+7 495 910-21-34``); others unchanged."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def document_date(now: dt.datetime) -> dt.date:
+    """The date to print on a letter built at ``now``: the calendar day where it is built."""
+    return now.astimezone().date() if now.tzinfo is not None else now.date()
+
+
+# --- characters the font can print ----------------------------------------------------------
+
+
+class UnprintableTextError(InputError):
+    """Text holds characters the document's font has no glyph for."""
+
+    def __init__(self, chars: Sequence[str], *, source: str, field: str | None = None):
+        self.chars = tuple(chars)
+        shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in self.chars[:5])
+        more = f" and {len(self.chars) - 5} more" if len(self.chars) > 5 else ""
+        super().__init__(
+            f"the PDF font ({FAMILY}) cannot print {shown}{more}; replace or remove "
+            f"{'it' if len(self.chars) == 1 else 'them'}",
+            source=source,
+            field=field,
+        )
+
+
+def _clean(text: str) -> str:
+    """Tabs to spaces; invisible format characters the font lacks (zero-width space, BOM,
+    soft hyphen) are dropped rather than drawn as boxes."""
+    cps = printable_code_points()
+    text = text.replace("\t", "    ")
+    return "".join(c for c in text if ord(c) in cps or unicodedata.category(c) != "Cf" or c == "\n")
+
+
+def _missing(text: str) -> list[str]:
+    cps = printable_code_points()
+    seen: dict[str, None] = {}
+    for c in text:
+        if c not in "\n " and ord(c) not in cps:
+            seen.setdefault(c, None)
+    return list(seen)
+
+
+@dataclass(frozen=True)
+class _Text:
+    """Every string the document prints, cleaned, with where each came from."""
+
+    sender: tuple[str, ...]
+    recipient: tuple[str, ...]
+    date: str
+    subject: str
+    salutation: str
+    paragraphs: tuple[str, ...]
+    closing: str
+    signature: tuple[str, ...]
+
+
+def _collect(
+    rendered: RenderedLetter, target: Target, supporter: Supporter, campaign: Campaign, date: str
+) -> _Text:
+    recipient = [target.name, target.title]
+    if target.organisation and target.organisation not in target.address:
+        recipient.append(target.organisation)
+    recipient.extend(target.address)
+    text = _Text(
+        sender=tuple(_clean(s) for s in (supporter.name, supporter.place) if s),
+        recipient=tuple(_clean(s) for s in recipient),
+        date=date,
+        subject=_clean(campaign.subject_for(rendered.language)),
+        salutation=_clean(f"{rendered.salutation},"),
+        paragraphs=tuple(_clean(p.strip("\n")) for p in _BLANK_LINES.split(rendered.body)),
+        closing=_clean(rendered.closing),
+        signature=tuple(_clean(s) for s in rendered.signature),
+    )
+    checks: list[tuple[str, str | None, str]] = [
+        ("letter", None, "\n".join((*text.paragraphs, text.closing))),
+        ("supporter", "--name/--city/--country", "\n".join((*text.sender, *text.signature))),
+        ("campaign", f"targets[{target.slug}]", "\n".join((*text.recipient, text.salutation))),
+        ("campaign", "subject", text.subject),
+    ]
+    for source, field, value in checks:
+        missing = _missing(value)
+        if missing:
+            raise UnprintableTextError(missing, source=source, field=field)
+    return text
+
+
+# --- drawing --------------------------------------------------------------------------------
+
+
+class _Pdf(FPDF):
+    def __init__(self, fmt: PageFormat, footer: Callable[[int], str] | None):
+        super().__init__(orientation="portrait", unit="mm", format=fmt)
+        self._footer_text = footer
+        # Never substitute "{nb}" inside a supporter's text: page totals are computed instead.
+        self.alias_nb_pages("")
+
+    def footer(self) -> None:
+        if self._footer_text is None:
+            return
+        self.set_y(-FOOTER_TOP)
+        self.set_font(FONT, "", FOOTER_PT)
+        self.cell(0, FOOTER_HEIGHT, self._footer_text(self.page_no()), align=Align.C)
+
+    def fits_line(self, text: str, pt: float) -> bool:
+        self.set_font(FONT, "", pt)
+        return self.get_string_width(text) <= self.epw
+
+    def block(
+        self,
+        text: str,
+        *,
+        bold: bool = False,
+        align: Align = Align.L,
+        pt: float = BODY_PT,
+        line: float = LINE,
+        width: float = 0,
+    ) -> None:
+        self.set_font(FONT, "B" if bold else "", pt)
+        self.multi_cell(width, line, text, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+def _cover_page(
+    pdf: _Pdf, cover: FaxCover, labels: Labels, language: str, total: int | None
+) -> None:
+    pdf.add_page()
+    pdf.block(labels.fax, bold=True, pt=COVER_TITLE_PT, line=12.0)
+    pdf.ln(2.0)
+    _rule(pdf)
+    pdf.ln(5.0)
+    rows: list[tuple[str, str]] = [
+        (labels.to, "\n".join(s for s in (cover.to_name, cover.to_title) if s)),
+        (labels.to_fax, display_number(cover.to_fax)),
+        (labels.sender, ", ".join(s for s in (cover.from_name, cover.from_place) if s)),
+    ]
+    if cover.from_fax:
+        rows.append((labels.sender_fax, display_number(cover.from_fax)))
+    pages = cover.pages if cover.pages is not None else total
+    rows.append((labels.date, format_date(cover.date, language)))
+    rows.append((labels.pages, labels.pages_value.format(n=pages if pages is not None else 0)))
+    rows.append((labels.regarding, "\n".join(s for s in (cover.reference, cover.subject) if s)))
+    for label, value in rows:
+        pdf.set_font(FONT, "B", COVER_PT)
+        pdf.cell(COVER_LABEL_WIDTH, COVER_LINE, label)
+        pdf.set_font(FONT, "", COVER_PT)
+        pdf.multi_cell(
+            0, COVER_LINE, _clean(value), align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
+        pdf.ln(2.5)
+    pdf.ln(3.0)
+    _rule(pdf)
+    pdf.ln(6.0)
+    pdf.block(_clean(labels.forward_note.format(name=cover.to_name)), pt=COVER_PT, line=COVER_LINE)
+
+
+def _rule(pdf: _Pdf) -> None:
+    pdf.set_draw_color(0)
+    pdf.set_line_width(0.5)
+    y = pdf.get_y()
+    pdf.line(pdf.l_margin, y, pdf.w - pdf.r_margin, y)
+
+
+def _lines(pdf: _Pdf, paragraph: str) -> list[str]:
+    pdf.set_font(FONT, "", BODY_PT)
+    lines = pdf.multi_cell(
+        0, LINE, paragraph, align=Align.L, dry_run=True, output=MethodReturnValue.LINES
+    )
+    if not isinstance(lines, list):
+        raise TypeError("fpdf2 returned no lines for a dry run")
+    return [str(line) for line in lines]
+
+
+def _room(pdf: _Pdf) -> int:
+    """Whole body lines that still fit on the current page."""
+    return int((pdf.page_break_trigger - pdf.get_y()) // LINE)
+
+
+def _at_top(pdf: _Pdf) -> bool:
+    return pdf.get_y() <= pdf.t_margin + 0.01
+
+
+def _body(pdf: _Pdf, paragraphs: Sequence[str], tail: float) -> None:
+    """Body paragraphs line by line. A paragraph never leaves one line alone at the foot of a
+    page or at the head of the next, and the last paragraph's final two lines go with the
+    closing block (``tail`` millimetres high), so the signature never stands on a page alone."""
+    for p_index, paragraph in enumerate(paragraphs):
+        lines = _lines(pdf, paragraph)
+        last = p_index == len(paragraphs) - 1
+        if len(lines) > 1 and _room(pdf) < 2:
+            pdf.add_page()
+        for i, line in enumerate(lines):
+            rest = len(lines) - i
+            keep_with_closing = last and rest <= 2 and pdf.will_page_break(rest * LINE + tail)
+            widow = rest == 2 and i >= 2 and _room(pdf) == 1
+            if (keep_with_closing or widow) and not _at_top(pdf):
+                pdf.add_page()
+            pdf.set_font(FONT, "", BODY_PT)
+            pdf.cell(0, LINE, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.ln(PARAGRAPH_GAP)
+
+
+def _letter_pages(pdf: _Pdf, text: _Text) -> None:
+    pdf.add_page()
+    for i, line in enumerate(text.sender):
+        pdf.block(line, bold=i == 0, align=Align.R)
+    pdf.ln(LINE * 1.5)
+    for line in text.recipient:
+        pdf.block(line)
+    pdf.ln(LINE)
+    pdf.block(text.date, align=Align.R)
+    pdf.ln(LINE)
+    pdf.block(text.subject, bold=True)
+    pdf.ln(LINE * 0.75)
+    pdf.block(text.salutation)
+    pdf.ln(PARAGRAPH_GAP)
+    closing_gap = LINE - PARAGRAPH_GAP
+    tail = PARAGRAPH_GAP + closing_gap + LINE * (2 + len(text.signature))
+    _body(pdf, text.paragraphs, tail)
+    if pdf.will_page_break(tail - PARAGRAPH_GAP):  # a one-line last paragraph at a page foot
+        pdf.add_page()
+    pdf.ln(closing_gap)
+    pdf.block(text.closing)
+    pdf.ln(LINE)
+    for i, line in enumerate(text.signature):
+        pdf.block(line, bold=i == 0)
+
+
+def _draw(
+    text: _Text,
+    rendered: RenderedLetter,
+    target: Target,
+    supporter: Supporter,
+    campaign: Campaign,
+    date: dt.date,
+    cover: FaxCover | None,
+    total: int | None,
+) -> _Pdf:
+    """Lay the pages out; ``total`` (when known) goes into the footer and onto the cover."""
+    labels = labels_for(rendered.language)
+    footer: Callable[[int], str] | None = None
+    if total is not None and total > 1:
+        n = total
+
+        def footer(i: int) -> str:
+            page = labels.page_of.format(i=i, n=n)
+            full = _clean(f"{campaign.ua_number} · {target.name} · {page}")
+            return full if pdf.fits_line(full, FOOTER_PT) else page
+
+    pdf = _Pdf(page_format(target.country), footer)
+    pdf.set_creation_date(dt.datetime.combine(date, dt.time(), dt.UTC))
+    pdf.set_title(text.subject)
+    pdf.set_subject(f"{campaign.ua_number} ({campaign.reference})")
+    pdf.set_author(supporter.name)
+    pdf.set_creator("ua-dispatch")
+    pdf.set_lang(rendered.language)
+    fonts = font_files()
+    pdf.add_font(FONT, "", str(fonts.regular))
+    pdf.add_font(FONT, "B", str(fonts.bold))
+    pdf.set_margins(MARGIN_LEFT, MARGIN_TOP, MARGIN_RIGHT)
+    pdf.set_auto_page_break(True, BODY_BOTTOM)
+    pdf.set_text_color(0)
+    if cover is not None:
+        _cover_page(pdf, cover, labels, rendered.language, total)
+    _letter_pages(pdf, text)
+    return pdf
+
+
+def render_letter_pdf(
+    rendered: RenderedLetter,
+    target: Target,
+    supporter: Supporter,
+    campaign: Campaign,
+    *,
+    date: dt.date,
+    cover: FaxCover | None = None,
+) -> PdfDocument:
+    """Render one official's letter (and an optional fax cover page) to PDF.
+
+    Raises :class:`UnprintableTextError` (an InputError) when some text has characters the font
+    cannot print, naming where they came from (the letter, the campaign or the supporter).
+    """
+    text = _collect(rendered, target, supporter, campaign, format_date(date, rendered.language))
+    if cover is not None:
+        covered = "\n".join(
+            s
+            for s in (
+                cover.to_name,
+                cover.to_title,
+                cover.from_name,
+                cover.from_place,
+                cover.reference,
+                cover.subject,
+            )
+            if s
+        )
+        missing = _missing(_clean(covered))
+        if missing:
+            raise UnprintableTextError(missing, source="fax cover")
+    # Lay out once to count the pages, then again with the total in the footer and on the
+    # cover. Neither changes where lines break, so the count holds.
+    args = (text, rendered, target, supporter, campaign, date, cover)
+    pdf = _draw(*args, None)
+    if pdf.pages_count > 1 or cover is not None:
+        total = pdf.pages_count
+        pdf = _draw(*args, total)
+        if pdf.pages_count != total:
+            raise AssertionError(f"page count changed from {total} to {pdf.pages_count}")
+    data = bytes(pdf.output())
+    return PdfDocument(data=data, pages=pdf.pages_count)
+
+
+def render_appeal_pdf(
+    appeal: Appeal, target: Target, *, date: dt.date, cover: FaxCover | None = None
+) -> PdfDocument:
+    """The appeal's letter for ``target`` as PDF; text problems name the letter file."""
+    rendered = render_letter(appeal.letter, appeal.supporter, target)
+    try:
+        return render_letter_pdf(
+            rendered, target, appeal.supporter, appeal.campaign, date=date, cover=cover
+        )
+    except UnprintableTextError as exc:
+        if exc.source != "letter":
+            raise
+        raise UnprintableTextError(exc.chars, source=appeal.letter.source) from None
