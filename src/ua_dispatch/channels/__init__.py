@@ -6,10 +6,18 @@ from typing import Any
 
 from ua_dispatch.channels.base import Channel
 from ua_dispatch.channels.email import EmailChannel
+from ua_dispatch.channels.fax import FaxChannel
 from ua_dispatch.channels.post import PostChannel
 from ua_dispatch.errors import InputError
 
-CHANNELS: dict[str, Channel[Any]] = {c.name: c for c in (EmailChannel(), PostChannel())}
+CHANNELS: dict[str, Channel[Any]] = {
+    c.name: c
+    for c in (
+        EmailChannel(),
+        FaxChannel(),
+        PostChannel(),
+    )
+}
 
 DEFAULT_CHANNELS: tuple[str, ...] = tuple(CHANNELS)
 

@@ -20,8 +20,9 @@ fax in ``DIR/index.jsonl``.
 
 Faults for rehearsing failures apply to the next send requests: ``drop-after-accept`` (the fax
 is created, then the connection is cut before any response), ``drop-before-accept`` (cut
-without creating), and ``http`` (answer a status such as 429, 500 or 503, optionally with
-``Retry-After``).
+without creating), ``slow-accept`` (the fax is created, the answer comes ``delay`` seconds
+later: a client's read timeout) and ``http`` (answer a status such as 429, 500 or 503,
+optionally with ``Retry-After``).
 
 An inspection API needs no credentials: ``GET /_fake/faxes`` (what was received, with live
 status), ``GET /_fake/faxes/{id}/file``, ``GET|PUT|DELETE /_fake/outcomes/{number}``,
@@ -49,7 +50,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -139,11 +140,17 @@ FAST = Timing(queued=0.01, call=0.03, retry_scale=0.0)
 
 @dataclass(frozen=True)
 class Fault:
-    kind: str  # "drop-after-accept", "drop-before-accept" or "http"
-    status: int = 500
-    retry_after: str | None = None
+    kind: str  # one of KINDS
+    status: int = 500  # for "http"
+    retry_after: str | None = None  # for "http"
+    delay: float = 0.0  # for "slow-accept": seconds between creating the fax and answering
 
-    KINDS = ("drop-after-accept", "drop-before-accept", "http")
+    KINDS: ClassVar[tuple[str, ...]] = (
+        "drop-after-accept",
+        "drop-before-accept",
+        "slow-accept",
+        "http",
+    )
 
 
 # --- received faxes --------------------------------------------------------------------------
@@ -509,11 +516,24 @@ class _ConnectionAwareH11(H11Protocol):
 
 
 class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the program it runs in."""
+    """A uvicorn server that leaves signal handling to the program it runs in and stops as
+    soon as it is asked to (instead of on its next tenth-of-a-second tick)."""
+
+    def __init__(self, config: uvicorn.Config):
+        super().__init__(config)
+        self.stop_requested = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        while not await self.on_tick(0):  # tick 0 also refreshes the Date header
+            try:
+                await asyncio.wait_for(self.stop_requested.wait(), timeout=1.0)
+            except TimeoutError:
+                continue
+            return
 
 
 class FakeFaxGateway:
@@ -566,15 +586,23 @@ class FakeFaxGateway:
             return dict(self._outcomes)
 
     def inject(
-        self, kind: str, *, count: int = 1, status: int = 500, retry_after: str | None = None
+        self,
+        kind: str,
+        *,
+        count: int = 1,
+        status: int = 500,
+        retry_after: str | None = None,
+        delay: float = 0.0,
     ) -> None:
         """Make the next ``count`` send requests fail this way."""
         if kind not in Fault.KINDS:
             raise ValueError(f"unknown fault {kind!r}; choose from {', '.join(Fault.KINDS)}")
         if kind == "http" and not 400 <= status <= 599:
             raise ValueError("an http fault needs a 4xx or 5xx status")
+        if not 0 <= delay <= 600:
+            raise ValueError("delay must be from 0 to 600 seconds")
         with self._lock:
-            self._faults.extend([Fault(kind, status, retry_after)] * count)
+            self._faults.extend([Fault(kind, status, retry_after, delay)] * count)
 
     def pending_faults(self) -> list[Fault]:
         with self._lock:
@@ -684,6 +712,8 @@ class FakeFaxGateway:
         records = [self._create(request, spec, number, ctype) for number in spec.to]
         if fault is not None and fault.kind == "drop-after-accept":
             return await self._drop(request)
+        if fault is not None and fault.kind == "slow-accept":
+            await asyncio.sleep(fault.delay)
         return JSONResponse(records[0].to_json())
 
     def _create(self, request: Request, spec: _SendSpec, to: str, ctype: str) -> FaxRecord:
@@ -853,11 +883,12 @@ class FakeFaxGateway:
                     count=int(data.get("count", 1)),
                     status=int(data.get("status", 500)),
                     retry_after=str(retry_after) if retry_after is not None else None,
+                    delay=float(data.get("delay", 0)),
                 )
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
         faults = [
-            {"kind": f.kind, "status": f.status, "retryAfter": f.retry_after}
+            {"kind": f.kind, "status": f.status, "retryAfter": f.retry_after, "delay": f.delay}
             for f in self.pending_faults()
         ]
         return JSONResponse({"faults": faults})
@@ -895,6 +926,7 @@ class FakeFaxGateway:
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
+            self._server.stop_requested.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._server = None

@@ -39,9 +39,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("ua_dispatch.fax")
 
-#: the label that carries a delivery's key on every fax we send
-DELIVERY_LABEL = "ua-delivery"
-
 
 class FaxState(StrEnum):
     QUEUED = "QUEUED"
