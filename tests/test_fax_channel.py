@@ -81,6 +81,34 @@ def test_send_faxes_each_target_once_and_reports_sent_on_completed(
     assert "Прошу вас обеспечить незамедлительное" in text
 
 
+def test_sending_the_same_letter_again_faxes_nobody_twice(
+    run_cli, open_campaign: Path, fax_env: FakeFaxGateway
+) -> None:
+    first = send_fax(run_cli, open_campaign)
+    again = send_fax(run_cli, open_campaign)
+    assert again.code == 0, again.stderr
+    refs = [d["ref"] for d in first.json()["deliveries"]]
+    assert [d["ref"] for d in again.json()["deliveries"]] == refs
+    assert [d["status"] for d in again.json()["deliveries"]] == ["sent", "sent"]
+    assert len(fax_env.store.index()) == 2
+    # a different letter is a different delivery and goes out
+    other = send_fax(run_cli, open_campaign, "letter-en.txt")
+    assert other.code == 0, other.stderr
+    assert len(fax_env.store.index()) == 4
+
+
+def test_a_line_that_was_busy_last_time_is_tried_again(
+    run_cli, open_campaign: Path, fax_env: FakeFaxGateway
+) -> None:
+    fax_env.set_outcome(AMBASSADOR, "busy")
+    assert send_fax(run_cli, open_campaign).code == 1
+    fax_env.clear_outcome(AMBASSADOR)
+    result = send_fax(run_cli, open_campaign)
+    assert result.code == 0, result.stderr
+    assert [e["to"] for e in fax_env.store.index()].count(AMBASSADOR) == 2
+    assert [e["to"] for e in fax_env.store.index()].count(PRESIDENT) == 1
+
+
 def test_busy_destination_fails_retryable_with_the_gateway_code(
     run_cli, open_campaign: Path, fax_env: FakeFaxGateway
 ) -> None:

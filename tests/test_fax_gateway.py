@@ -507,3 +507,30 @@ def test_outcome_option_parsing() -> None:
     for bad in ("+12022985735", "12022985735=busy", "+12022985735=on-fire"):
         with pytest.raises(ValueError):
             parse_outcome_option(bad)
+
+
+async def test_a_gateway_restarted_on_its_folder_remembers_its_faxes(tmp_path: Path) -> None:
+    async with FakeFaxGateway(tmp_path / "fax", timing=FAST) as first:
+        first.set_outcome(PRESIDENT, "busy")
+        provider = adapter(first, max_retries=0)
+        try:
+            done = await provider.wait((await provider.submit(request(key="kept"))).id)
+            busy = await provider.wait((await provider.submit(request(PRESIDENT, "kept-2"))).id)
+        finally:
+            await provider.aclose()
+    async with FakeFaxGateway(tmp_path / "fax", timing=FAST) as again:
+        provider = adapter(again)
+        try:
+            (found,) = await provider.find_by_label("ua-delivery", "kept")
+            (found_busy,) = await provider.find_by_label("ua-delivery", "kept-2")
+            new = await provider.submit(request(key="new"))
+        finally:
+            await provider.aclose()
+    assert (found.id, found.state) == (done.id, FaxState.COMPLETED)
+    assert (found_busy.id, found_busy.state, found_busy.error_code) == (
+        busy.id,
+        FaxState.FAILURE,
+        17,
+    )
+    assert [e["seq"] for e in again.store.index()] == [1, 2, 3]
+    assert new.id not in (done.id, busy.id)

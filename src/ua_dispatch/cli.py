@@ -337,8 +337,8 @@ def send(
         if "fax" in channels:
             n_fax = sum(o.status == Status.SENT for o in outcomes if o.channel == "fax")
             out.print(
-                f"Captured {n_fax} fax(es) in {store_dir / 'fax' / 'faxes'} "
-                f"(index: {store_dir / 'fax' / 'index.jsonl'})"
+                f"{n_fax} fax(es) sent; the fake gateway keeps what it receives in "
+                f"{store_dir / 'fax' / 'faxes'} (index: {store_dir / 'fax' / 'index.jsonl'})"
             )
     sys.exit(code)
 
@@ -478,8 +478,10 @@ def fakes(
             if outcomes:
                 listed = ", ".join(f"{n}={o}" for n, o in outcomes.items())
                 out.print(f"  line outcomes: {listed} (every other number completes)")
+            settings_line = " ".join(f"{k}={v}" for k, v in fax.env().items())
             out.print(
-                "  point ua-dispatch at it: " + " ".join(f"{k}={v}" for k, v in fax.env().items())
+                f"  point ua-dispatch at it: {settings_line} "
+                "(and UA_DISPATCH_FAX_POLL_INTERVAL=1 to follow its faxes closely)"
             )
             out.print("Press Ctrl-C to stop.")
             await asyncio.Event().wait()

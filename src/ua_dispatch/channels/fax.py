@@ -3,8 +3,10 @@
 The payload carries the PDF, the E.164 number, a header line for the gateway to print on every
 page and labels with the delivery key. The transport hands it to the configured provider
 (:mod:`ua_dispatch.fax`) and follows the fax to its end: a delivery is ``sent`` only when the
-gateway reports ``COMPLETED``. After an ambiguous failure it looks the fax up by its delivery
-label and sends again only when the gateway has none, so an official is never faxed twice.
+gateway reports ``COMPLETED``. Before sending, and again after an ambiguous failure, it looks
+the fax up by its delivery label: a fax already completed (an earlier run, or a reply that was
+lost) is reported, one still under way is followed, and a new fax goes out only when none
+arrived. So an official is never faxed the same letter twice by the same supporter.
 
 Providers are imported when a transport is opened, not with this module, which keeps the
 channel registry free of import cycles.
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import structlog
+
 from ua_dispatch.campaign import Target
 from ua_dispatch.channels.base import BuildEnv, Channel, Receipt, Transport
 from ua_dispatch.documents.fax import build_fax_document
@@ -25,6 +29,8 @@ from ua_dispatch.settings import Settings
 
 if TYPE_CHECKING:
     from ua_dispatch.fax.base import FaxProvider, FaxStatus
+
+log = structlog.get_logger("ua_dispatch.channels.fax")
 
 #: the label that carries a delivery's key on every fax we send
 DELIVERY_LABEL = "ua-delivery"
@@ -103,6 +109,10 @@ class FaxTransport(Transport[FaxPayload]):
     async def send(self, payload: FaxPayload, delivery: Delivery) -> Receipt:
         from ua_dispatch.fax.base import FaxRequest
 
+        earlier = await self.reconcile(payload, delivery)
+        if earlier is not None:
+            log.info("fax.already_sent", target=delivery.slug, fax_id=earlier.ref)
+            return earlier
         status = await self.provider.submit(
             FaxRequest(
                 pdf=payload.document.data,

@@ -125,6 +125,11 @@ _URL_NOT_FETCHED = LineOutcome(
 )
 
 
+_KNOWN_OUTCOMES: dict[tuple[str, int | None], LineOutcome] = {
+    (o.name, o.error_code): o for o in (*OUTCOMES.values(), _UNSUPPORTED_TYPE, _URL_NOT_FETCHED)
+}
+
+
 @dataclass(frozen=True)
 class Timing:
     """The fake's clock, in real seconds."""
@@ -261,17 +266,55 @@ class FaxRecord:
 
 
 class FaxStore:
-    """Where the fake keeps what it receives; also what tests read back."""
+    """Where the fake keeps what it receives; also what tests read back.
+
+    Faxes already in the index (an earlier run on the same folder) are known again, as
+    finished, so that a gateway restarted on its folder remembers what it was sent.
+    """
 
     def __init__(self, root: Path):
         self.root = root
         self.faxes_dir = root / "faxes"
         self.index_path = root / "index.jsonl"
         self.faxes_dir.mkdir(parents=True, exist_ok=True)
-        existing = len(self.index())
-        self._seq = itertools.count(existing + 1)
         self._records: dict[str, FaxRecord] = {}
+        for entry in self.index():
+            record = self._restore(entry)
+            if record is not None:
+                self._records[record.id] = record
+        self._seq = itertools.count(len(self.index()) + 1)
         self._lock = threading.Lock()
+
+    def _restore(self, entry: dict[str, Any]) -> FaxRecord | None:
+        try:
+            outcome = _KNOWN_OUTCOMES.get(
+                (entry["outcome"], entry.get("error_code")), OUTCOMES["ok"]
+            )
+            return FaxRecord(
+                seq=int(entry["seq"]),
+                id=str(entry["id"]),
+                project_id=str(entry["project_id"]),
+                to=str(entry["to"]),
+                from_number=entry.get("from"),
+                labels=dict(entry.get("labels") or {}),
+                header_text=str(entry.get("header_text") or ""),
+                max_retries=int(entry.get("max_retries", 0)),
+                retry_delay_seconds=int(entry.get("retry_delay_seconds", 60)),
+                callback_url=None,
+                callback_content_type="multipart/form-data",
+                content_urls=[],
+                outcome=outcome,
+                pages=entry.get("pages"),
+                files=[self.root / f for f in entry.get("files") or []],
+                size=int(entry.get("size", 0)),
+                content_type=str(entry.get("content_type") or ""),
+                peer=str(entry.get("peer") or ""),
+                created_wall=dt.datetime.fromisoformat(entry["received_at"]),
+                created_mono=-math.inf,  # long finished
+                timing=Timing(),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def next_seq(self) -> int:
         with self._lock:
@@ -300,6 +343,7 @@ class FaxStore:
             "pages": record.pages,
             "content_type": record.content_type,
             "outcome": record.outcome.name,
+            "error_code": record.outcome.error_code,
             "peer": record.peer,
             "received_at": _iso(record.created_wall),
         }
