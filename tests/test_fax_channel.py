@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import EXAMPLES, ROOT, SUPPORTER_ARGS
 from ua_dispatch.channels import CHANNELS
 from ua_dispatch.channels.fax import DELIVERY_LABEL, FaxChannel
-from ua_dispatch.fakes.fax_gateway import FakeFaxGateway
+from ua_dispatch.fakes.fax_gateway import FakeFaxGateway, ThreadedFakeFaxGateway, Timing
 
 PRESIDENT = "+74959102134"
 AMBASSADOR = "+12022985735"
@@ -107,6 +107,27 @@ def test_a_line_that_was_busy_last_time_is_tried_again(
     assert result.code == 0, result.stderr
     assert [e["to"] for e in fax_env.store.index()].count(AMBASSADOR) == 2
     assert [e["to"] for e in fax_env.store.index()].count(PRESIDENT) == 1
+
+
+def test_a_fax_still_going_when_time_runs_out_is_not_reported_sent_nor_sent_again(
+    run_cli, open_campaign: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    slow = Timing(queued=60.0, call=60.0, retry_scale=0.0)
+    with ThreadedFakeFaxGateway(tmp_path / "slow-fax", timing=slow) as gateway:
+        for key, value in gateway.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.01")
+        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_TIMEOUT", "0.1")
+        monkeypatch.setenv("UA_DISPATCH_RETRY_BASE_DELAY", "0.01")
+        monkeypatch.setenv("UA_DISPATCH_RETRY_MAX_DELAY", "0.05")
+        result = send_fax(run_cli, open_campaign)
+        index = gateway.store.index()
+    assert result.code == 1
+    for delivery in result.json()["deliveries"]:
+        assert delivery["status"] == "failed"
+        assert delivery["error_kind"] == "ambiguous" and delivery["retryable"] is True
+        assert "may still go through" in delivery["error"]
+    assert sorted(e["to"] for e in index) == sorted([PRESIDENT, AMBASSADOR])
 
 
 def test_busy_destination_fails_retryable_with_the_gateway_code(
