@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from ua_dispatch.cli import main
+from ua_dispatch.fakes.fax_gateway import FAST, FakeFaxGateway, ThreadedFakeFaxGateway
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +85,26 @@ def smtp_env(monkeypatch: pytest.MonkeyPatch, fake_smtp: FakeSmtpServer) -> Fake
     monkeypatch.setenv("UA_DISPATCH_RETRY_BASE_DELAY", "0.01")
     monkeypatch.setenv("UA_DISPATCH_RETRY_MAX_DELAY", "0.05")
     return fake_smtp
+
+
+@pytest.fixture
+def fake_fax(tmp_path: Path) -> Iterator[FakeFaxGateway]:
+    """The real fake fax gateway on 127.0.0.1, in a thread, on the fast test clock."""
+    with ThreadedFakeFaxGateway(tmp_path / "fake-fax", timing=FAST) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def fax_env(monkeypatch: pytest.MonkeyPatch, fake_fax: FakeFaxGateway) -> FakeFaxGateway:
+    """Settings that point a real (not dry-run) send at the fake gateway, with tiny delays."""
+    for key, value in fake_fax.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.01")
+    monkeypatch.setenv("UA_DISPATCH_FAX_POLL_MAX_INTERVAL", "0.05")
+    monkeypatch.setenv("UA_DISPATCH_FAX_POLL_TIMEOUT", "10")
+    monkeypatch.setenv("UA_DISPATCH_RETRY_BASE_DELAY", "0.01")
+    monkeypatch.setenv("UA_DISPATCH_RETRY_MAX_DELAY", "0.05")
+    return fake_fax
 
 
 SUPPORTER_ARGS = (

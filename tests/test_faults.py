@@ -211,6 +211,8 @@ def test_dry_run_with_a_fault_profile_file(run_cli, tmp_path: Path) -> None:
         EXAMPLES.parent / "config/campaigns/chechnya-2019.toml",
         EN,
         *SUPPORTER_ARGS,
+        "--channels",
+        "email",
         "--dry-run",
         "--faults",
         profile,

@@ -231,6 +231,8 @@ def test_bad_input_exit_2_one_line_nothing_sent(
     make, expected = BAD_INPUTS[case]
     campaign, letter, extra = make(open_campaign, tmp_path)
     args: list[str | Path] = ["send", campaign, letter, *SUPPORTER_ARGS, "--json"]
+    if "--channels" not in extra:
+        args += ["--channels", "email"]
     extra = list(extra)
     if "--no-yes" in extra:
         extra.remove("--no-yes")
@@ -265,7 +267,7 @@ def test_bad_settings_exit_2(
 ) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    result = run_cli("send", open_campaign, EN, *SUPPORTER_ARGS, "--yes")
+    result = run_cli("send", open_campaign, EN, *SUPPORTER_ARGS, "--channels", "email", "--yes")
     assert result.code == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert expected in result.stderr

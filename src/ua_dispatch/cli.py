@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import SecretStr
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -24,10 +25,19 @@ from ua_dispatch.errors import (
     EXIT_DELIVERY_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    ConfigError,
     InputError,
     UaDispatchError,
 )
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
+from ua_dispatch.fakes.fax_gateway import (
+    DEFAULT_KEY_ID,
+    DEFAULT_KEY_SECRET,
+    DEFAULT_PROJECT_ID,
+    FakeFaxGateway,
+    Timing,
+    parse_outcome_option,
+)
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
 from ua_dispatch.outcome import Outcome
@@ -192,17 +202,33 @@ def _emit(as_json: bool, payload: dict[str, Any], outcomes: list[Outcome], title
     return EXIT_DELIVERY_FAILED if failed else EXIT_OK
 
 
-def _dry_settings(settings: Settings, host: str, port: int) -> Settings:
+# A dry run's fake fax gateway answers within a second, and the dry run checks on it often.
+DRY_RUN_FAX_TIMING = Timing(queued=0.1, call=0.3, retry_scale=0.002)
+
+
+def _dry_settings(
+    settings: Settings, host: str, port: int, *, fax_base_url: str | None = None
+) -> Settings:
     """The same settings, with every transport pointed at the local fakes."""
-    return settings.model_copy(
-        update={
-            "smtp_host": host,
-            "smtp_port": port,
-            "smtp_security": "none",
-            "smtp_username": None,
-            "smtp_password": None,
-        }
-    )
+    update: dict[str, Any] = {
+        "smtp_host": host,
+        "smtp_port": port,
+        "smtp_security": "none",
+        "smtp_username": None,
+        "smtp_password": None,
+    }
+    if fax_base_url is not None:
+        update.update(
+            fax_provider="sinch",
+            fax_base_url=fax_base_url,
+            fax_project_id=DEFAULT_PROJECT_ID,
+            fax_key_id=DEFAULT_KEY_ID,
+            fax_key_secret=SecretStr(DEFAULT_KEY_SECRET),
+            fax_callback_url=None,
+            fax_poll_interval=min(settings.fax_poll_interval, 0.1),
+            fax_poll_max_interval=min(settings.fax_poll_max_interval, 0.5),
+        )
+    return settings.model_copy(update=update)
 
 
 async def _send(
@@ -217,11 +243,16 @@ async def _send(
 ) -> list[Outcome]:
     if not dry_run:
         return await execute(prepared, settings, appeal.campaign.id, drafts_dir)
-    async with FakeSmtpServer(store / "smtp", faults=faults) as smtp:
-        err.print(f"dry run: fake SMTP server at {smtp.address}, storing in {smtp.store.root}")
-        return await execute(
-            prepared, _dry_settings(settings, smtp.host, smtp.port), appeal.campaign.id, drafts_dir
+    async with (
+        FakeSmtpServer(store / "smtp", faults=faults) as smtp,
+        FakeFaxGateway(store / "fax", timing=DRY_RUN_FAX_TIMING) as fax,
+    ):
+        err.print(
+            f"dry run: fake SMTP server at {smtp.address}, fake fax gateway at {fax.address}, "
+            f"storing in {store}"
         )
+        dry = _dry_settings(settings, smtp.host, smtp.port, fax_base_url=fax.base_url)
+        return await execute(prepared, dry, appeal.campaign.id, drafts_dir)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -294,8 +325,15 @@ def send(
     profile = load_profile(faults_file) if faults_file else FaultProfile()
     _deadline_check(appeal.campaign, campaign_file, dry_run=dry_run, after_deadline=after_deadline)
     if not dry_run:
-        for name_ in channels:
-            get_channel(name_).check_settings(settings)
+        for name_ in list(channels):
+            channel = get_channel(name_)
+            try:
+                channel.check_settings(settings)
+            except ConfigError as exc:
+                if channels_opt is not None or not channel.optional():
+                    raise
+                channels.remove(name_)  # not asked for by name: leave it out, and say so
+                err.print(f"note: {name_} left out: {exc}", markup=False)
     prepared = prepare(appeal, channels, settings)
     _approve(appeal, prepared, yes)
     store_dir = store or settings.dry_run_store
@@ -326,6 +364,12 @@ def send(
             f"Captured {n} email(s) in {store_dir / 'smtp' / 'messages'} "
             f"(index: {store_dir / 'smtp' / 'index.jsonl'})"
         )
+        if "fax" in channels:
+            n_fax = sum(o.status == Status.SENT for o in outcomes if o.channel == "fax")
+            out.print(
+                f"{n_fax} fax(es) sent; the fake gateway keeps what it receives in "
+                f"{store_dir / 'fax' / 'faxes'} (index: {store_dir / 'fax' / 'index.jsonl'})"
+            )
     sys.exit(code)
 
 
@@ -417,20 +461,47 @@ def campaign_check(ctx: Ctx, campaign_file: Path, as_json: bool) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--smtp-port", type=int, default=2525, show_default=True, help="0 picks a free port.")
+@click.option("--fax-port", type=int, default=8975, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--fax-outcome",
+    "fax_outcomes",
+    multiple=True,
+    metavar="NUMBER=OUTCOME",
+    help="What the fake fax gateway does for a number: ok, busy, no-answer, "
+    "not-operational, conversion-error or no-funds (repeatable).",
+)
 @click.option(
     "--faults",
     "faults_file",
     type=click.Path(path_type=Path),
-    help="Fault profile (TOML or JSON) to rehearse failures.",
+    help="Fault profile (TOML or JSON) for the fake SMTP server, to rehearse failures.",
 )
 @click.pass_obj
-def fakes(ctx: Ctx, store: Path, host: str, smtp_port: int, faults_file: Path | None) -> None:
+def fakes(
+    ctx: Ctx,
+    store: Path,
+    host: str,
+    smtp_port: int,
+    fax_port: int,
+    fax_outcomes: tuple[str, ...],
+    faults_file: Path | None,
+) -> None:
     """Run the local fake servers in the foreground until interrupted."""
     _ = ctx.settings  # configure logging
     profile = load_profile(faults_file) if faults_file else FaultProfile()
+    outcomes: dict[str, str] = {}
+    for value in fax_outcomes:
+        try:
+            number, outcome = parse_outcome_option(value)
+        except ValueError as exc:
+            raise InputError(str(exc), source="--fax-outcome") from None
+        outcomes[number] = outcome
 
     async def run() -> None:
-        async with FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp:
+        async with (
+            FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp,
+            FakeFaxGateway(store / "fax", host, fax_port, outcomes=outcomes) as fax,
+        ):
             out.print(f"fake SMTP server listening on {smtp.address}")
             out.print(f"  {profile.describe()}")
             out.print(
@@ -439,6 +510,19 @@ def fakes(ctx: Ctx, store: Path, host: str, smtp_port: int, faults_file: Path | 
             out.print(
                 f"  point ua-dispatch at it: UA_DISPATCH_SMTP_HOST={smtp.host} "
                 f"UA_DISPATCH_SMTP_PORT={smtp.port} UA_DISPATCH_SMTP_SECURITY=none"
+            )
+            out.print(f"fake fax gateway (Sinch Fax API v3) listening on {fax.address}")
+            out.print(
+                f"  storing faxes in {fax.store.faxes_dir}, index {fax.store.index_path}; "
+                f"inspect at {fax.address}/_fake/faxes"
+            )
+            if outcomes:
+                listed = ", ".join(f"{n}={o}" for n, o in outcomes.items())
+                out.print(f"  line outcomes: {listed} (every other number completes)")
+            settings_line = " ".join(f"{k}={v}" for k, v in fax.env().items())
+            out.print(
+                f"  point ua-dispatch at it: {settings_line} "
+                "(and UA_DISPATCH_FAX_POLL_INTERVAL=1 to follow its faxes closely)"
             )
             out.print("Press Ctrl-C to stop.")
             await asyncio.Event().wait()

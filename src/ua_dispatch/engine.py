@@ -170,10 +170,12 @@ async def deliver_one(
                                 exc.kind = FailureKind.PERMANENT
                                 exc.args = (f"{exc} (possibly delivered; not resent again)",)
                         if exc.hint == "throttle":
-                            limits.slow_down(d.channel, settings.retry_throttle_delay)
-                            exc.retry_after = max(
-                                exc.retry_after or 0.0, settings.retry_throttle_delay
-                            )
+                            # The other side said how long (Retry-After) or we pause a while.
+                            pause = exc.retry_after
+                            if pause is None:
+                                pause = settings.retry_throttle_delay
+                            limits.slow_down(d.channel, pause)
+                            exc.retry_after = pause
                         bound.info(
                             "delivery.attempt_failed",
                             attempt=attempts,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +30,10 @@ SETTINGS_FILE_ENV = "UA_DISPATCH_SETTINGS_FILE"
 SmtpSecurity = Literal["tls", "starttls", "none"]
 EmailIdentity = Literal["relay", "own"]
 LogFormat = Literal["auto", "console", "json"]
+FaxProviderName = Literal["sinch"]
 
 _DEFAULT_PORTS: dict[str, int] = {"tls": 465, "starttls": 587, "none": 25}
+_E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 class Settings(BaseSettings):
@@ -74,6 +77,30 @@ class Settings(BaseSettings):
     limit_email: str = "none"
     limit_email_per_recipient: str = "30/h"
     limit_email_per_domain: str = "none"
+
+    # --- fax gateway (fax channel) ---
+    fax_provider: FaxProviderName = "sinch"
+    fax_base_url: str = "https://fax.api.sinch.com"
+    fax_project_id: str | None = None
+    fax_key_id: str | None = None
+    fax_key_secret: SecretStr | None = None
+    # the sending number (E.164); the gateway uses the account's first number when unset
+    fax_from: str | None = None
+    # redials by the gateway itself when a fax fails; every redial is another call to the
+    # official's line, so one delivery rings a line at most 1 + fax_max_retries times per run
+    fax_max_retries: int = Field(default=2, ge=0, le=5)
+    fax_retry_delay_seconds: int = Field(default=120, ge=30, le=300)
+    # following a fax to its end: first pause between status checks, the cap the pause grows
+    # to, and how long to follow before calling the outcome unknown
+    fax_poll_interval: float = Field(default=10.0, gt=0)
+    fax_poll_max_interval: float = Field(default=60.0, gt=0)
+    fax_poll_timeout: float = Field(default=1800.0, gt=0)
+    fax_http_timeout: float = Field(default=60.0, gt=0)
+    # a busy or unanswered line is tried again after this long (a later run or the queue),
+    # never straight away within one run
+    fax_line_retry_delay: float = Field(default=3600.0, ge=0)
+    # where the gateway posts the final status, when the organiser runs a reachable endpoint
+    fax_callback_url: str | None = None
 
     # --- letters ---
     letter_max_chars: int = Field(default=20_000, ge=200)
@@ -125,6 +152,26 @@ class Settings(BaseSettings):
             raise ValueError("must be later than office_hours_start")
         return value
 
+    @field_validator("fax_from")
+    @classmethod
+    def _fax_from_e164(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not _E164_RE.match(value):
+            raise ValueError("must be a number in E.164 form, such as +14155550100")
+        return value
+
+    @field_validator("fax_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("fax_callback_url")
+    @classmethod
+    def _callback_url(cls, value: str | None) -> str | None:
+        return _http_url(value) if value and value.strip() else None
+
     @property
     def smtp_port_effective(self) -> int:
         return self.smtp_port or _DEFAULT_PORTS[self.smtp_security]
@@ -144,6 +191,13 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
         sources.append(file_secret_settings)
         return tuple(sources)
+
+
+def _http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("https://", "http://")) or len(value) < len("http://x"):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
 
 
 def is_loopback_host(host: str) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 
 from ua_dispatch.channels.base import Channel
 from ua_dispatch.channels.email import EmailChannel
+from ua_dispatch.channels.fax import FaxChannel
 from ua_dispatch.channels.phone import PhoneChannel
 from ua_dispatch.channels.post import PostChannel
 from ua_dispatch.channels.social import SocialChannel
@@ -15,6 +16,7 @@ CHANNELS: dict[str, Channel[Any]] = {
     c.name: c
     for c in (
         EmailChannel(),
+        FaxChannel(),
         PostChannel(),
         SocialChannel(),
         PhoneChannel(),

@@ -131,6 +131,11 @@ class Channel(ABC, Generic[P]):
     def check_settings(self, settings: Settings) -> None:
         """Raise ConfigError when settings cannot carry a real send."""
 
+    def optional(self) -> bool:
+        """True for channels a real send leaves out, with a note, when they are not configured
+        and the user did not ask for them by name (fax needs a gateway account)."""
+        return False
+
     def transport(self, settings: Settings) -> Transport[P]:
         raise NotImplementedError(f"channel {self.name} does not send by itself")
 

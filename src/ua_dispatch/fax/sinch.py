@@ -1,0 +1,339 @@
+"""Sinch Fax API v3 (the successor of Phaxio) over ``httpx.AsyncClient``.
+
+- Send: ``POST {base}/v3/projects/{projectId}/faxes`` with a JSON body: ``to`` (E.164),
+  ``from``, ``files: [{"file": <base64>, "fileType": "PDF"}]``, ``headerText`` (at most 50
+  characters), ``labels`` (a string map carrying our delivery key), ``maxRetries`` (0-5),
+  ``retryDelaySeconds`` (30-300), and ``callbackUrl`` with ``callbackUrlContentType`` when set.
+  HTTP Basic auth with the access key id and secret. The reply is a Fax object (26-character
+  id, ``status`` ``QUEUED`` or ``IN_PROGRESS``).
+- Status: ``GET .../faxes/{id}`` until ``COMPLETED`` or ``FAILURE`` (with ``errorType``,
+  ``errorCode``, ``errorMessage``, ``retryCount``, ``numberOfPages``,
+  ``pagesSentSuccessfully``).
+- Reconcile: ``GET .../faxes?direction=OUTBOUND&to=...&labels[ua-delivery]=<key>``, paged. The
+  labels filter is applied again on our side, so a gateway that ignored it costs only a longer
+  list, never a wrong match.
+- Errors come back as ``{"code", "error", "message", "details"}``; 401 may have no body.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit
+
+import httpx
+import structlog
+from pydantic import SecretStr
+
+from ua_dispatch import __version__
+from ua_dispatch.channels.base import DeliveryError, FailureKind
+from ua_dispatch.errors import ConfigError
+from ua_dispatch.fax.base import (
+    FailureClass,
+    FaxProvider,
+    FaxRequest,
+    FaxState,
+    FaxStatus,
+    PollPolicy,
+    http_error,
+    network_error,
+    parse_retry_after,
+)
+from ua_dispatch.settings import Settings, is_loopback_host
+
+log = structlog.get_logger("ua_dispatch.fax.sinch")
+
+HEADER_TEXT_MAX = 50
+MAX_RETRIES_MAX = 5
+LIST_PAGE_SIZE = 100
+LIST_MAX_PAGES = 20
+
+# Error codes after a FAILURE (Sinch's "Error Messages" reference; the code space is Phaxio's).
+# The account cannot pay for the fax.
+_ACCOUNT_CODES = frozenset({46})
+# Not a working fax number, or one we may not call: fix the campaign file.
+_NUMBER_CODES = frozenset({32, 34, 47, 49, 52, 73, 91, 107, 109, 115, 116, 123, 133})
+# The far machine cannot take this document as it is (image size or resolution, machine
+# incompatible), or the stored file is gone.
+_DOCUMENT_CODES = frozenset({7, 25, 31, 68, 113})
+# Cancelled by a person or by the gateway's own time limit.
+_FINAL_CODES = frozenset({75, 76, 79})
+
+
+class SinchFax(FaxProvider):
+    name: ClassVar[str] = "sinch"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        project_id: str,
+        key_id: str,
+        key_secret: SecretStr,
+        from_number: str | None = None,
+        max_retries: int = 2,
+        retry_delay_seconds: int = 120,
+        callback_url: str | None = None,
+        http_timeout: float = 60.0,
+        poll: PollPolicy | None = None,
+        line_retry_delay: float = 3600.0,
+    ):
+        super().__init__(poll=poll or PollPolicy(), line_retry_delay=line_retry_delay)
+        self.base_url = base_url.rstrip("/")
+        self.project_id = project_id
+        self.from_number = from_number
+        self.max_retries = max(0, min(max_retries, MAX_RETRIES_MAX))
+        self.retry_delay_seconds = retry_delay_seconds
+        self.callback_url = callback_url
+        self._client = httpx.AsyncClient(
+            base_url=f"{self.base_url}/v3/projects/{quote(project_id, safe='')}/",
+            auth=httpx.BasicAuth(key_id, key_secret.get_secret_value()),
+            timeout=httpx.Timeout(http_timeout, connect=min(10.0, http_timeout)),
+            headers={"Accept": "application/json", "User-Agent": f"ua-dispatch/{__version__}"},
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SinchFax:
+        if not (settings.fax_project_id and settings.fax_key_id and settings.fax_key_secret):
+            cls.check_settings(settings)  # raises the one-line ConfigError
+        assert settings.fax_project_id and settings.fax_key_id and settings.fax_key_secret
+        return cls(
+            base_url=settings.fax_base_url,
+            project_id=settings.fax_project_id,
+            key_id=settings.fax_key_id,
+            key_secret=settings.fax_key_secret,
+            from_number=settings.fax_from,
+            max_retries=settings.fax_max_retries,
+            retry_delay_seconds=settings.fax_retry_delay_seconds,
+            callback_url=settings.fax_callback_url,
+            http_timeout=settings.fax_http_timeout,
+            poll=PollPolicy.from_settings(settings),
+            line_retry_delay=settings.fax_line_retry_delay,
+        )
+
+    @classmethod
+    def check_settings(cls, settings: Settings) -> None:
+        missing = [
+            f"UA_DISPATCH_FAX_{name.upper()}"
+            for name, value in (
+                ("project_id", settings.fax_project_id),
+                ("key_id", settings.fax_key_id),
+                ("key_secret", settings.fax_key_secret),
+            )
+            if not (value.get_secret_value() if isinstance(value, SecretStr) else value)
+        ]
+        if missing:
+            raise ConfigError(
+                f"{', '.join(missing)} not set: the Sinch fax gateway needs the project id and "
+                "an access key (id and secret) from the Sinch dashboard"
+            )
+        for env, url in (
+            ("UA_DISPATCH_FAX_BASE_URL", settings.fax_base_url),
+            ("UA_DISPATCH_FAX_CALLBACK_URL", settings.fax_callback_url),
+        ):
+            if url is None:
+                continue
+            parts = urlsplit(url)
+            if parts.scheme != "https" and not is_loopback_host(parts.hostname or ""):
+                raise ConfigError(f"{env} must use https:// (plain http only to a loopback host)")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def body(self, request: FaxRequest) -> dict[str, Any]:
+        """The JSON body of the send request."""
+        body: dict[str, Any] = {
+            "to": request.to,
+            "files": [{"file": base64.b64encode(request.pdf).decode("ascii"), "fileType": "PDF"}],
+            "labels": dict(request.labels),
+            "maxRetries": self.max_retries,
+            "retryDelaySeconds": self.retry_delay_seconds,
+        }
+        if request.header_text:
+            body["headerText"] = request.header_text[:HEADER_TEXT_MAX]
+        from_number = request.from_number or self.from_number
+        if from_number:
+            body["from"] = from_number
+        if self.callback_url:
+            body["callbackUrl"] = self.callback_url
+            body["callbackUrlContentType"] = "application/json"
+        return body
+
+    async def submit(self, request: FaxRequest) -> FaxStatus:
+        try:
+            response = await self._client.post("faxes", json=self.body(request))
+        except httpx.TransportError as exc:
+            raise network_error(self.name, exc, request_sent=True) from None
+        if response.status_code in (200, 201, 202):
+            try:
+                status = parse_fax(response.json())
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DeliveryError(
+                    f"sinch accepted the fax but its reply is unreadable ({exc})",
+                    kind=FailureKind.AMBIGUOUS,
+                    code=str(response.status_code),
+                ) from None
+            log.info("fax.submitted", provider=self.name, fax_id=status.id, status=status.state)
+            return status
+        raise self._error(response, creates=True)
+
+    async def get(self, fax_id: str) -> FaxStatus:
+        try:
+            response = await self._client.get(f"faxes/{quote(fax_id, safe='')}")
+        except httpx.TransportError as exc:
+            raise network_error(self.name, exc, request_sent=False) from None
+        if response.status_code == 200:
+            try:
+                return parse_fax(response.json())
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DeliveryError(
+                    f"unreadable status of fax {fax_id} ({exc})", kind=FailureKind.TRANSIENT
+                ) from None
+        raise self._error(response, creates=False)
+
+    async def find_by_label(
+        self, key: str, value: str, *, to: str | None = None
+    ) -> list[FaxStatus]:
+        params: dict[str, str | int] = {
+            "direction": "OUTBOUND",
+            f"labels[{key}]": value,
+            "pageSize": LIST_PAGE_SIZE,
+        }
+        if to:
+            params["to"] = to
+        found: list[FaxStatus] = []
+        page: int | None = None
+        first_index: int | None = None  # pages may count from 0 or from 1
+        for _ in range(LIST_MAX_PAGES):
+            query = dict(params) if page is None else {**params, "page": str(page)}
+            try:
+                response = await self._client.get("faxes", params=query)
+            except httpx.TransportError as exc:
+                raise network_error(self.name, exc, request_sent=False) from None
+            if response.status_code != 200:
+                raise self._error(response, creates=False)
+            try:
+                data = response.json()
+                faxes = [parse_fax(item) for item in data.get("faxes") or []]
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise DeliveryError(
+                    f"unreadable fax list ({exc})", kind=FailureKind.TRANSIENT
+                ) from None
+            found.extend(f for f in faxes if f.labels.get(key) == value)
+            total_pages = _int(data.get("totalPages"))
+            current = _int(data.get("page"))
+            if not faxes or total_pages is None or current is None:
+                break
+            if first_index is None:
+                first_index = current
+            if current >= first_index + total_pages - 1:
+                break
+            page = current + 1
+        return sorted(found, key=lambda f: f.created or "")
+
+    def failure_class(self, status: FaxStatus) -> FailureClass:
+        error_type = (status.error_type or "").upper()
+        code = status.error_code
+        if error_type == "DOCUMENT_CONVERSION_ERROR":
+            return FailureClass.DOCUMENT
+        if code in _ACCOUNT_CODES:
+            return FailureClass.ACCOUNT
+        if code in _NUMBER_CODES:
+            return FailureClass.NUMBER
+        if code in _DOCUMENT_CODES:
+            return FailureClass.DOCUMENT
+        if code in _FINAL_CODES or error_type == "FATAL_ERROR":
+            return FailureClass.FINAL
+        if error_type in ("CALL_ERROR", "LINE_ERROR", "FAX_ERROR"):
+            return FailureClass.LINE
+        return FailureClass.OTHER
+
+    def _error(self, response: httpx.Response, *, creates: bool) -> DeliveryError:
+        return http_error(
+            self.name,
+            response.status_code,
+            error_message(response),
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            creates=creates,
+            credentials_hint=(
+                ": check UA_DISPATCH_FAX_KEY_ID, UA_DISPATCH_FAX_KEY_SECRET and "
+                "UA_DISPATCH_FAX_PROJECT_ID"
+            ),
+        )
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def parse_fax(data: Any) -> FaxStatus:
+    """A Sinch Fax object as a provider-neutral status."""
+    if not isinstance(data, dict):
+        raise TypeError("a fax must be a JSON object")
+    fax_id = data["id"]
+    if not isinstance(fax_id, str) or not fax_id:
+        raise ValueError("fax id missing")
+    raw_state = str(data.get("status") or "").upper()
+    try:
+        state = FaxState(raw_state)
+    except ValueError:
+        # a state this client does not know yet: keep following it
+        state = FaxState.IN_PROGRESS
+    labels = data.get("labels") or {}
+    if not isinstance(labels, dict):
+        labels = {}
+    to = data.get("to")
+    return FaxStatus(
+        id=fax_id,
+        state=state,
+        to=to if isinstance(to, str) else None,
+        labels={str(k): str(v) for k, v in labels.items()},
+        error_type=data.get("errorType") or None,
+        error_code=_int(data.get("errorCode")),
+        error_message=data.get("errorMessage") or None,
+        pages=_int(data.get("numberOfPages")),
+        pages_sent=_int(data.get("pagesSentSuccessfully")),
+        retry_count=_int(data.get("retryCount")),
+        created=data.get("createTime") or None,
+        completed=data.get("completedTime") or None,
+    )
+
+
+def error_message(response: httpx.Response) -> str:
+    """A one-line summary of a Sinch error body (which may be empty, e.g. on 401)."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = " ".join(response.text.split())
+        return text[:200]
+    if not isinstance(body, dict):
+        return ""
+    message = " ".join(str(body.get("message") or body.get("error") or "").split())
+    details = body.get("details")
+    violations: list[Any] = []
+    if isinstance(details, dict):
+        violations = details.get("fieldViolations") or []
+    elif isinstance(details, list):
+        for item in details:
+            if isinstance(item, dict):
+                violations.extend(item.get("fieldViolations") or [])
+    parts = [
+        f"{v.get('field')}: {v.get('description')}"
+        for v in violations
+        if isinstance(v, dict) and v.get("field")
+    ]
+    if parts:
+        message = f"{message} ({'; '.join(parts)})" if message else "; ".join(parts)
+    return message[:300]
