@@ -182,17 +182,20 @@ def test_dropped_connection_before_accept_sends_once_more(
     fax_env.inject("drop-before-accept")  # nothing was created: the lookup finds none
     result = send_fax(run_cli, open_campaign)
     assert result.code == 0, result.stderr
-    president = next(d for d in result.json()["deliveries"] if d["target"] == "president")
-    assert president["status"] == "sent" and president["attempts"] == 2
-    assert [e["to"] for e in fax_env.store.index()].count(PRESIDENT) == 1
+    # the two faxes go out concurrently: whichever met the drop was tried once more
+    deliveries = result.json()["deliveries"]
+    assert {d["status"] for d in deliveries} == {"sent"}
+    assert sorted(d["attempts"] for d in deliveries) == [1, 2]
+    numbers = [e["to"] for e in fax_env.store.index()]
+    assert sorted(numbers) == sorted(d["to"] for d in deliveries)  # one fax per official
 
 
 def test_rate_limit_is_waited_out(run_cli, open_campaign: Path, fax_env: FakeFaxGateway) -> None:
     fax_env.inject("http", status=429, retry_after="0")
     result = send_fax(run_cli, open_campaign)
     assert result.code == 0, result.stderr
-    president = next(d for d in result.json()["deliveries"] if d["target"] == "president")
-    assert president["attempts"] == 2
+    deliveries = result.json()["deliveries"]
+    assert sorted(d["attempts"] for d in deliveries) == [1, 2]
     assert len(fax_env.store.index()) == 2
 
 

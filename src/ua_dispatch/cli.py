@@ -142,26 +142,36 @@ def _deadline_check(
 
 
 def _print_outcomes(outcomes: list[Outcome], title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    for col in ("channel", "target", "to", "status", "attempts", "ref / error"):
-        table.add_column(col)
+    """A compact row per delivery, then what needs the reader: failures and where files are."""
     colours = {
         Status.SENT: "green",
         Status.DRAFTED: "cyan",
         Status.SKIPPED: "dim",
         Status.FAILED: "red",
     }
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    table.add_column("channel", no_wrap=True)
+    table.add_column("target", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("tries", justify="right", no_wrap=True)
+    table.add_column("to", no_wrap=True, overflow="ellipsis", max_width=32)
     for o in outcomes:
-        detail = o.error if o.status in (Status.FAILED, Status.SKIPPED) else o.ref
+        to = (o.to or "-").split(", ")[0] if o.channel == "post" else (o.to or "-")
         table.add_row(
-            o.channel,
-            o.target,
-            o.to or "-",
-            f"[{colours[o.status]}]{o.status}[/]",
-            str(o.attempts),
-            detail or "",
+            o.channel, o.target, f"[{colours[o.status]}]{o.status}[/]", str(o.attempts), to
         )
     out.print(table)
+    for o in outcomes:
+        if o.status == Status.FAILED:
+            again = " (can be tried again later)" if o.retryable else ""
+            out.print(f"[red]failed[/] {o.channel} to {o.target}: {o.error}{again}")
+        elif o.status == Status.SKIPPED:
+            out.print(f"[dim]skipped {o.channel} to {o.target}: {o.error}[/]")
+    drafts = sorted(
+        {str(Path(o.ref).parent.parent) for o in outcomes if o.status == Status.DRAFTED and o.ref}
+    )
+    for folder in drafts:
+        out.print(f"Drafts for you to finish (post, call, social): {folder}")
 
 
 def _preview(appeal: Appeal, prepared: list[Prepared]) -> None:

@@ -27,6 +27,13 @@ class Appeal:
 
 
 CAMPAIGN_SCOPE = "campaign"
+_ADDRESS_WORDS = {
+    "email": "email address",
+    "fax": "fax number",
+    "phone": "phone number",
+    "post": "postal address",
+    "social": "social media account",
+}
 
 
 @dataclass(frozen=True)
@@ -57,9 +64,10 @@ class Delivery:
     def skip_reason(self) -> str | None:
         if self.to:
             return None
+        what = _ADDRESS_WORDS.get(self.channel, f"{self.channel} address")
         if self.target is None:
-            return f"no target has a {self.channel} address"
-        return f"{self.target.slug} has no {self.channel} address"
+            return f"no target has a {what}"
+        return f"{self.target.slug} has no {what}"
 
 
 def plan_deliveries(appeal: Appeal, channels: list[str]) -> list[Delivery]:

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     limit_email: str = "none"
     limit_email_per_recipient: str = "30/h"
     limit_email_per_domain: str = "none"
+    limit_fax: str = "none"
+    limit_fax_per_number: str = "1/120s"
 
     # --- fax gateway (fax channel) ---
     fax_provider: FaxProviderName = "sinch"
@@ -186,9 +188,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
-        toml_path = os.environ.get(SETTINGS_FILE_ENV)
-        if toml_path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
         sources.append(file_secret_settings)
         return tuple(sources)
 
@@ -211,23 +212,28 @@ def is_loopback_host(host: str) -> bool:
 
 
 def load_settings(settings_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read settings, turning any problem into a one-line :class:`ConfigError`."""
+    """Read settings, turning any problem into a one-line :class:`ConfigError`.
+
+    The TOML file is ``settings_file`` or else ``UA_DISPATCH_SETTINGS_FILE``; nothing global
+    is changed to read it.
+    """
+    if settings_file is None and os.environ.get(SETTINGS_FILE_ENV):
+        settings_file = Path(os.environ[SETTINGS_FILE_ENV])
+    cls: type[Settings] = Settings
+    where = "settings"
     if settings_file is not None:
         if not settings_file.is_file():
             raise ConfigError(f"{settings_file}: settings file not found")
-        os.environ[SETTINGS_FILE_ENV] = str(settings_file)
-    else:
-        env_file = os.environ.get(SETTINGS_FILE_ENV)
-        if env_file and not Path(env_file).is_file():
-            raise ConfigError(f"{env_file}: settings file not found ({SETTINGS_FILE_ENV})")
+        where = str(settings_file)
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": settings_file})
+        cls = type("FileSettings", (Settings,), {"model_config": config})
     try:
-        return Settings(**overrides)
+        return cls(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
-        where = os.environ.get(SETTINGS_FILE_ENV) or "settings"
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise ConfigError(f"{where}: UA_DISPATCH_{field.upper()}: {err['msg']}{more}") from None
     except Exception as exc:  # a malformed TOML or .env file
-        where = os.environ.get(SETTINGS_FILE_ENV) or ".env"
-        raise ConfigError(f"{where}: cannot read settings: {exc}".splitlines()[0]) from None
+        first = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{where}: cannot read settings: {first}") from None

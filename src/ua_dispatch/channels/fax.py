@@ -66,6 +66,9 @@ class FaxChannel(Channel[FaxPayload]):
     def optional(self) -> bool:
         return True
 
+    def rate_keys(self, delivery: Delivery) -> list[tuple[str, str]]:
+        return [("number", delivery.to or "")]
+
     def check_settings(self, settings: Settings) -> None:
         from ua_dispatch.fax import check_provider_settings
 
