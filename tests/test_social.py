@@ -106,7 +106,7 @@ def test_no_accounts_means_no_social_delivery() -> None:
     appeal = appeal_for(data)
     (delivery,) = plan_deliveries(appeal, ["social"])
     assert delivery.to is None
-    assert delivery.skip_reason == "no target has a social address"
+    assert delivery.skip_reason == "no target has a social media account"
 
 
 def _with_fediverse(data: dict[str, Any]) -> dict[str, Any]:
