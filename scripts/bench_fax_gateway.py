@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 
 from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
 from tests.fax_support import tiny_pdf
 
 from ua_dispatch import logs
