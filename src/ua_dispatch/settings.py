@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout: float = Field(default=30.0, gt=0)
+    # extra CA certificates (PEM) to trust for the SMTP server, e.g. a private relay's own CA;
+    # certificates are always verified
+    smtp_ca_file: Path | None = None
 
     # --- identity ---
     # "relay": From is the organisation's address with the supporter's name, Reply-To the

@@ -84,6 +84,8 @@ class EmailChannel(Channel[EmailPayload]):
                 f"UA_DISPATCH_SMTP_SECURITY=none is allowed only to a loopback host, "
                 f"not {settings.smtp_host!r}: use tls or starttls"
             )
+        if settings.smtp_ca_file and not settings.smtp_ca_file.is_file():
+            raise ConfigError(f"UA_DISPATCH_SMTP_CA_FILE: {settings.smtp_ca_file} not found")
         if settings.smtp_username and settings.smtp_password is None:
             raise ConfigError(
                 "UA_DISPATCH_SMTP_USERNAME is set but UA_DISPATCH_SMTP_PASSWORD is not"
@@ -209,6 +211,7 @@ class SmtpTransport(Transport[EmailPayload]):
             use_tls=s.smtp_security == "tls",
             start_tls=s.smtp_security == "starttls",
             timeout=s.smtp_timeout,
+            cert_bundle=str(s.smtp_ca_file) if s.smtp_ca_file else None,
         )
         try:
             await client.connect()
@@ -227,6 +230,12 @@ class SmtpTransport(Transport[EmailPayload]):
         s = self._settings
         password = s.smtp_password.get_secret_value() if s.smtp_password else ""
         stop = FailureKind.STOP_CHANNEL
+        if not client.esmtp_extensions:  # aiosmtplib greets lazily; AUTH shows only after EHLO
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPResponseException as exc:
+                client.close()
+                raise self._reply_error(exc.code, exc.message) from None
         if not client.supports_extension("auth"):
             client.close()
             raise DeliveryError(
