@@ -49,8 +49,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -60,7 +59,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-LOOPBACK = "127.0.0.1"
+from ua_dispatch.fakes.base import LOOPBACK, FakeServer, InThread
+
 DEFAULT_PROJECT_ID = "fake-project"
 DEFAULT_KEY_ID = "fake-key-id"
 DEFAULT_KEY_SECRET = "fake-key-secret"  # noqa: S105 - a dummy the fake accepts, not a secret
@@ -580,7 +580,7 @@ class _QuietServer(uvicorn.Server):
             return
 
 
-class FakeFaxGateway:
+class FakeFaxGateway(FakeServer):
     """The fake gateway in the running event loop. Port 0 picks a free port."""
 
     def __init__(
@@ -978,38 +978,13 @@ class FakeFaxGateway:
         self._server = None
         self._task = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
 
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
-
-class ThreadedFakeFaxGateway:
+class ThreadedFakeFaxGateway(InThread[FakeFaxGateway]):
     """The fake gateway on an event loop of its own thread (for synchronous callers)."""
 
     def __init__(self, store_dir: Path, host: str = LOOPBACK, port: int = 0, **kw: Any):
-        self.gateway = FakeFaxGateway(store_dir, host, port, **kw)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, daemon=True, name="fake-fax-gateway"
-        )
-
-    def __enter__(self) -> FakeFaxGateway:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.gateway.start(), self._loop).result(timeout=10)
-        return self.gateway
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        asyncio.run_coroutine_threadsafe(self.gateway.stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        super().__init__(FakeFaxGateway(store_dir, host, port, **kw), name="fake-fax-gateway")
+        self.gateway = self.server
 
 
 def parse_outcome_option(value: str) -> tuple[str, str]:

@@ -19,15 +19,14 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from ua_dispatch.fakes.base import LOOPBACK, FakeServer, InThread
 from ua_dispatch.fakes.faults import FaultPlan, FaultProfile
 from ua_dispatch.limits import parse_rate
 
-LOOPBACK = "127.0.0.1"
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.default)
 
 
@@ -248,7 +247,7 @@ def _message_id(data: bytes) -> str | None:
     return str(mid).strip() if mid else None
 
 
-class FakeSmtpServer:
+class FakeSmtpServer(FakeServer):
     """The fake server in the running event loop. Port 0 picks a free port."""
 
     def __init__(
@@ -284,21 +283,12 @@ class FakeSmtpServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
-
     @property
     def address(self) -> str:
         return f"smtp://{self.host}:{self.port}"
 
 
-class ThreadedFakeSmtp:
+class ThreadedFakeSmtp(InThread[FakeSmtpServer]):
     """The fake server on an event loop of its own thread (for synchronous callers)."""
 
     def __init__(
@@ -308,21 +298,4 @@ class ThreadedFakeSmtp:
         port: int = 0,
         faults: FaultProfile | None = None,
     ):
-        self.server = FakeSmtpServer(store_dir, host, port, faults)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, daemon=True, name="fake-smtp"
-        )
-
-    def __enter__(self) -> FakeSmtpServer:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout=10)
-        return self.server
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+        super().__init__(FakeSmtpServer(store_dir, host, port, faults), name="fake-smtp")
