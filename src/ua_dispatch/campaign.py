@@ -74,10 +74,12 @@ def _slug(value: str) -> str:
 
 def _email(value: str) -> str:
     try:
-        info = validate_email(value.strip(), check_deliverability=False)
+        # SMTPUTF8 local parts are refused (few servers take them); a non-ASCII domain is
+        # kept in its ASCII (IDNA) form, which every server accepts.
+        info = validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address: {exc}") from None
-    return info.normalized
+    return info.ascii_email or info.normalized
 
 
 def _x_handle(value: str) -> str:

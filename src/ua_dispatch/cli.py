@@ -22,6 +22,7 @@ from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
 from ua_dispatch.engine import Prepared, execute, prepare, write_drafts
 from ua_dispatch.errors import (
+    EXIT_BAD_INPUT,
     EXIT_DELIVERY_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -547,6 +548,9 @@ def main(argv: list[str] | None = None) -> None:
     except UaDispatchError as exc:
         err.print(f"ua-dispatch: error: {exc}", markup=False)
         sys.exit(exc.exit_code)
+    except (OSError, UnicodeError) as exc:  # a folder that is a file, a port in use, ...
+        err.print(f"ua-dispatch: error: {exc}", markup=False)
+        sys.exit(EXIT_BAD_INPUT)
     except click.exceptions.Abort:
         err.print("ua-dispatch: interrupted; nothing more was sent", markup=False)
         sys.exit(EXIT_INTERRUPTED)

@@ -151,6 +151,7 @@ async def deliver_one(
                     waited = await limits.wait_turn(d.channel, keys)
                     if waited > 0.05:
                         bound.info("delivery.rate_limited", waited=round(waited, 3))
+                await limits.wait_pause(d.channel)  # a "too fast" pause holds retries too
                 async with limits.concurrency:
                     attempts += 1
                     if ambiguous:
@@ -162,7 +163,15 @@ async def deliver_one(
                                 d, Status.SENT, ref=found.ref, attempts=attempts - 1
                             )
                     try:
-                        receipt = await transport.send(prepared.payload, d)
+                        try:
+                            receipt = await transport.send(prepared.payload, d)
+                        except (DeliveryError, asyncio.CancelledError):
+                            raise
+                        except Exception as unexpected:  # a bug must not sink the whole run
+                            raise DeliveryError(
+                                f"unexpected {type(unexpected).__name__}: {unexpected}",
+                                kind=FailureKind.AMBIGUOUS,
+                            ) from unexpected
                     except DeliveryError as exc:
                         if exc.kind == FailureKind.AMBIGUOUS:
                             ambiguous += 1

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ua_dispatch.campaign import Campaign, Email, Line, Target, one_line_validation_error
+from ua_dispatch.campaign import Email, Line, Target, one_line_validation_error
 from ua_dispatch.errors import InputError
 from ua_dispatch.ids import content_hash
 
 # A salutation line the supporter wrote themselves, which the target's salutation replaces.
 _SALUTATION_RE = re.compile(
     r"^\s*(dear|to whom|hello|уважаем\w*|глубокоуважаем\w*|дорог\w*|sehr geehrte\w*|"
-    r"estimad[oa]s?|monsieur|madame|excellenc\w*)\b[^\n]{0,80}$",
+    r"estimad[oa]s?|monsieur|madame|excellenc\w*)\b[^\n.?;]{0,60}[,:!]?\s*$",
     re.IGNORECASE,
 )
 _CLOSING_RE = re.compile(
@@ -189,9 +189,3 @@ def render_letter(letter: Letter, supporter: Supporter, target: Target) -> Rende
         signature=signature,
         language=letter.language,
     )
-
-
-def rendered_for_all(
-    letter: Letter, supporter: Supporter, campaign: Campaign
-) -> dict[str, RenderedLetter]:
-    return {t.slug: render_letter(letter, supporter, t) for t in campaign.targets}

@@ -58,12 +58,16 @@ class RateLimits:
             limiter = self._limiters[(scope, key)] = AsyncLimiter(1, period / count)
         return limiter
 
-    async def wait_turn(self, channel: str, keys: Sequence[tuple[str, str]]) -> float:
-        """Wait until this channel and each (scope, key) may send once more; returns the wait."""
-        started = time.monotonic()
+    async def wait_pause(self, channel: str) -> None:
+        """Wait out a pause the other side asked for (see :meth:`slow_down`)."""
         pause = self._pause_until.get(channel, 0.0) - time.monotonic()
         if pause > 0:
             await asyncio.sleep(pause)
+
+    async def wait_turn(self, channel: str, keys: Sequence[tuple[str, str]]) -> float:
+        """Wait until this channel and each (scope, key) may send once more; returns the wait."""
+        started = time.monotonic()
+        await self.wait_pause(channel)
         limiters = [self._limiter(channel, "*")]
         limiters += [self._limiter(f"{channel}.{scope}", key) for scope, key in keys]
         for limiter in limiters:

@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -214,6 +215,17 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def _check_known_keys(path: Path) -> None:
+    """A typo in a settings file (``limit_email_per_recipent``) must not pass unnoticed."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read settings: {exc}") from None
+    unknown = sorted(set(data) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"{path}: {unknown[0]}: not a setting (see config/settings.example.toml)")
+
+
 def load_settings(settings_file: Path | None = None, **overrides: Any) -> Settings:
     """Read settings, turning any problem into a one-line :class:`ConfigError`.
 
@@ -228,6 +240,7 @@ def load_settings(settings_file: Path | None = None, **overrides: Any) -> Settin
         if not settings_file.is_file():
             raise ConfigError(f"{settings_file}: settings file not found")
         where = str(settings_file)
+        _check_known_keys(settings_file)
         config = SettingsConfigDict(**{**Settings.model_config, "toml_file": settings_file})
         cls = type("FileSettings", (Settings,), {"model_config": config})
     try:

@@ -36,7 +36,7 @@ def get_channel(name: str) -> Channel[Any]:
 
 
 def parse_channels(value: str | None) -> list[str]:
-    if value is None or not value.strip():
+    if value is None:
         return list(DEFAULT_CHANNELS)
     names: list[str] = []
     for raw in value.split(","):

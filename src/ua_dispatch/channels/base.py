@@ -50,7 +50,8 @@ class DeliveryError(Exception):
 
     @property
     def summary(self) -> str:
-        return f"{self.code} {self}" if self.code else str(self)
+        text = str(self)
+        return f"{self.code} {text}" if self.code and self.code not in text else text
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.policy
 import email.utils
 import re
+import ssl
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -217,7 +218,18 @@ class SmtpTransport(Transport[EmailPayload]):
             await client.connect()
         except aiosmtplib.SMTPResponseException as exc:
             raise self._reply_error(exc.code, exc.message) from None
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except (ssl.SSLError, aiosmtplib.SMTPException) as exc:
+            if isinstance(exc, ssl.SSLError) or "tls" in str(exc).lower():
+                # a certificate or TLS set-up problem: retrying cannot help, settings can
+                raise DeliveryError(
+                    f"TLS with {where} failed: {exc}; check UA_DISPATCH_SMTP_SECURITY "
+                    "and UA_DISPATCH_SMTP_CA_FILE",
+                    kind=FailureKind.STOP_CHANNEL,
+                ) from None
+            raise DeliveryError(
+                f"cannot connect to {where}: {exc}", kind=FailureKind.TRANSIENT
+            ) from None
+        except OSError as exc:
             raise DeliveryError(
                 f"cannot connect to {where}: {exc}", kind=FailureKind.TRANSIENT
             ) from None

@@ -111,6 +111,8 @@ def load_profile(path: Path) -> FaultProfile:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read fault profile: {exc.strerror}", source=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 (byte {exc.start})", source=path) from None
     try:
         data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
