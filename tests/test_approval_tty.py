@@ -78,3 +78,52 @@ def test_preview_then_confirm(answer: str, expected_code: int, tmp_path: Path) -
     else:
         assert "not approved" in screen
         assert sent == []
+
+
+def test_ctrl_c_still_reports_what_went_out(tmp_path: Path) -> None:
+    """SIGINT while an email is stuck in a slow server: the JSON still comes, and says so."""
+    import json
+    import signal
+
+    faults = tmp_path / "slow.toml"
+    faults.write_text("[smtp]\nlatency_ms = 4000\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UA_DISPATCH_")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ua_dispatch",
+            "send",
+            str(SHIPPED_CAMPAIGN),
+            str(EXAMPLES / "letter-en.txt"),
+            *SUPPORTER_ARGS,
+            "--channels",
+            "email,social",
+            "--dry-run",
+            "--faults",
+            str(faults),
+            "--store",
+            str(tmp_path / "dry"),
+            "--yes",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (tmp_path / "dry" / "smtp").exists():
+        time.sleep(0.1)
+    time.sleep(1.0)  # the email is now waiting on the slow server
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    doc = json.loads(stdout)
+    assert doc["interrupted"] is True
+    by_channel = {d["channel"]: d for d in doc["deliveries"] if d["status"] != "skipped"}
+    assert by_channel["social"]["status"] == "drafted"
+    assert by_channel["email"]["status"] == "failed"
+    assert by_channel["email"]["error_kind"] == "ambiguous"
+    assert "Traceback" not in stderr

@@ -251,9 +251,10 @@ async def _send(
     store: Path,
     drafts_dir: Path,
     faults: FaultProfile,
+    partial: list[Outcome],
 ) -> list[Outcome]:
     if not dry_run:
-        return await execute(prepared, settings, appeal.campaign.id, drafts_dir)
+        return await execute(prepared, settings, appeal.campaign.id, drafts_dir, partial)
     async with (
         FakeSmtpServer(store / "smtp", faults=faults) as smtp,
         FakeFaxGateway(store / "fax", timing=DRY_RUN_FAX_TIMING) as fax,
@@ -263,7 +264,7 @@ async def _send(
             f"storing in {store}"
         )
         dry = _dry_settings(settings, smtp.host, smtp.port, fax_base_url=fax.base_url)
-        return await execute(prepared, dry, appeal.campaign.id, drafts_dir)
+        return await execute(prepared, dry, appeal.campaign.id, drafts_dir, partial)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -349,26 +350,33 @@ def send(
     _approve(appeal, prepared, yes)
     store_dir = store or settings.dry_run_store
     drafts_dir = (store_dir / "drafts" if dry_run else settings.drafts_dir) / appeal.campaign.id
-    outcomes = asyncio.run(
-        _send(
-            appeal,
-            prepared,
-            settings,
-            dry_run=dry_run,
-            store=store_dir,
-            drafts_dir=drafts_dir,
-            faults=profile,
+    partial: list[Outcome] = []
+    interrupted = False
+    try:
+        outcomes = asyncio.run(
+            _send(
+                appeal,
+                prepared,
+                settings,
+                dry_run=dry_run,
+                store=store_dir,
+                drafts_dir=drafts_dir,
+                faults=profile,
+                partial=partial,
+            )
         )
-    )
+    except KeyboardInterrupt:
+        if not partial:
+            raise
+        outcomes, interrupted = partial, True
     doc: dict[str, Any] = {"campaign": appeal.campaign.id, "dry_run": dry_run}
     if dry_run:
         doc["store"] = str(store_dir)
-    code = _emit(
-        as_json,
-        doc,
-        outcomes,
-        f"{appeal.campaign.ua_number}: {appeal.campaign.title}" + (" (dry run)" if dry_run else ""),
-    )
+    if interrupted:
+        doc["interrupted"] = True
+    title = f"{appeal.campaign.ua_number}: {appeal.campaign.title}"
+    title += (" (dry run)" if dry_run else "") + (" (interrupted)" if interrupted else "")
+    code = _emit(as_json, doc, outcomes, title)
     if dry_run and not as_json:
         n = sum(o.status == Status.SENT for o in outcomes if o.channel == "email")
         out.print(
@@ -381,6 +389,11 @@ def send(
                 f"{n_fax} fax(es) sent; the fake gateway keeps what it receives in "
                 f"{store_dir / 'fax' / 'faxes'} (index: {store_dir / 'fax' / 'index.jsonl'})"
             )
+    if interrupted:
+        err.print(
+            "ua-dispatch: interrupted; the list shows what went out before it stopped", markup=False
+        )
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(code)
 
 

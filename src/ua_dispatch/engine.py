@@ -269,10 +269,28 @@ def _stopped_outcome(delivery: Delivery, error: DeliveryError, attempts: int) ->
     )
 
 
+def _interrupted(delivery: Delivery) -> Outcome:
+    return Outcome.for_delivery(
+        delivery,
+        Status.FAILED,
+        error="interrupted before its outcome was known; it may have gone out",
+        error_kind=str(FailureKind.AMBIGUOUS),
+        retryable=True,
+    )
+
+
 async def execute(
-    prepared: Sequence[Prepared], settings: Settings, campaign_id: str, drafts_dir: Path
+    prepared: Sequence[Prepared],
+    settings: Settings,
+    campaign_id: str,
+    drafts_dir: Path,
+    partial: list[Outcome] | None = None,
 ) -> list[Outcome]:
-    """Deliver everything prepared; outcomes come back in plan order."""
+    """Deliver everything prepared; outcomes come back in plan order.
+
+    If the run is cancelled (Ctrl-C), ``partial`` receives what is known so far, with the
+    unfinished deliveries marked as possibly sent, before the cancellation goes on.
+    """
     results: dict[int, Outcome] = {}
     by_channel: dict[str, list[tuple[int, Prepared]]] = {}
     for i, p in enumerate(prepared):
@@ -284,13 +302,22 @@ async def execute(
             by_channel.setdefault(p.delivery.channel, []).append((i, p))
 
     limits = RateLimits(settings.rate_limits(), settings.limit_concurrency)
-    runs = []
+    sending: list[tuple[str, list[tuple[int, Prepared]]]] = []
     for name, items in by_channel.items():
         if not get_channel(name).sends:
             drafted = write_drafts([p for _, p in items], drafts_dir)
             for (i, _), outcome in zip(items, drafted, strict=True):
                 results[i] = outcome
             continue
-        runs.append(_run_channel(name, items, settings, campaign_id, limits, results))
-    await asyncio.gather(*runs)
+        sending.append((name, items))
+    try:
+        await asyncio.gather(
+            *(_run_channel(n, it, settings, campaign_id, limits, results) for n, it in sending)
+        )
+    except asyncio.CancelledError:
+        if partial is not None:
+            partial[:] = [
+                results.get(i) or _interrupted(p.delivery) for i, p in enumerate(prepared)
+            ]
+        raise
     return [results[i] for i in range(len(prepared))]
