@@ -530,6 +530,13 @@ def fakes(
     asyncio.run(run())
 
 
+from ua_dispatch.queue.commands import queue_group, report_cmd, worker_cmd  # noqa: E402
+
+cli.add_command(queue_group)
+cli.add_command(worker_cmd)
+cli.add_command(report_cmd)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors, distinct exit codes, no tracebacks for user mistakes."""
     try:
