@@ -31,6 +31,8 @@ _YES = {"yes", "y", "true", "1", "x", "approved"}
 _NO = {"no", "n", "false", "0", ""}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _BATCH = 2000
+# bytes that are not UTF-8, as the "surrogateescape" error handler leaves them
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 def parse_duration(value: str) -> dt.timedelta:
@@ -96,12 +98,10 @@ def _reader(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 row = {}
                 for col, i in index.items():
                     value = cells[i] if i < len(cells) else ""
-                    bad = next(
-                        (j for j, ch in enumerate(value) if "\udc80" <= ch <= "\udcff"), None
-                    )
+                    bad = _UNDECODED.search(value)
                     if bad is not None:
                         raise InputError(
-                            f"not UTF-8 text (invalid byte at character {bad + 1})",
+                            f"not UTF-8 text (invalid byte at character {bad.start() + 1})",
                             source=f"{path}: row {n}",
                             field=col,
                         )
