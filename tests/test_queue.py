@@ -378,3 +378,22 @@ def test_sigterm_releases_what_the_worker_holds(
         assert "in_flight" not in got, got
         assert got.get("sent", 0) == len(server.store.index())
         assert got.get("queued", 0) > 0
+
+
+def test_retention_purges_personal_data_and_keeps_counts(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, smtp_env: FakeSmtpServer
+) -> None:
+    letters = write_letters(tmp_path / "letters.csv", 3)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    assert run_cli("worker", "--once").code == 0
+    later = write_letters(tmp_path / "later.csv", 1, start=50)
+    assert run_cli("queue", "add", open_campaign, later, "--channels", "email").code == 0
+    assert run_cli("queue", "purge").code == 2  # no retention configured, none given
+    res = run_cli("queue", "purge", "--older-than", "0")
+    assert "erased from 3" in res.stdout
+    got = {r.status: r for r in rows(db_url)}
+    assert got["sent"].supporter_email is None
+    assert got["sent"].letter_text is None
+    assert got["queued"].supporter_email == "supporter50@example.org"  # not finished: kept
+    report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
+    assert report["supporters_acted"] == 3

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     queue_retry_delay: float = Field(default=300.0, ge=0)
     queue_retry_max_delay: float = Field(default=6 * 3600.0, ge=0)
     queue_max_attempts: int = Field(default=12, ge=1, le=100)
+    # supporters' names, addresses and letters are erased from finished deliveries this many
+    # days after they finished (the counts stay); unset keeps them
+    retention_days: float | None = Field(default=None, ge=0)
 
     # --- output ---
     log_format: LogFormat = "auto"

@@ -225,6 +225,23 @@ def queue_retry(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
     out.print(f"{n} failed delivery(ies) queued again")
 
 
+@queue_group.command("purge")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.FloatRange(min=0),
+    help="Days since a delivery finished (default: UA_DISPATCH_RETENTION_DAYS).",
+)
+@click.pass_obj
+def queue_purge(ctx: Ctx, days: float | None) -> None:
+    """Erase supporters' names, addresses and letters from finished deliveries; keep counts."""
+    days = days if days is not None else ctx.settings.retention_days
+    if days is None:
+        raise InputError("give --older-than DAYS or set UA_DISPATCH_RETENTION_DAYS", source="purge")
+    n = _with_store(ctx, lambda s: s.purge(days))
+    out.print(f"personal data erased from {n} finished delivery(ies)")
+
+
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True)

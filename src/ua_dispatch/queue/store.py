@@ -262,6 +262,31 @@ class Store:
             n, first = (await conn.execute(stmt)).one()
         return int(n), first
 
+    async def purge(self, days: float) -> int:
+        """Erase personal data from deliveries that finished more than ``days`` ago.
+
+        The rows stay, with the supporter's address hash, so totals and the number of distinct
+        supporters who acted survive."""
+        cutoff = utcnow() - dt.timedelta(days=days)
+        stmt = (
+            deliveries.update()
+            .where(
+                D.status.in_([str(s) for s in FINAL]),
+                D.finished_at <= cutoff,
+                D.purged_at.is_(None),
+            )
+            .values(
+                supporter_name=None,
+                supporter_email=None,
+                supporter_city=None,
+                supporter_country=None,
+                letter_text=None,
+                purged_at=utcnow(),
+            )
+        )
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(stmt)).rowcount)
+
     # --- reports ---
 
     async def report(self, campaign: str) -> tuple[list[tuple[str, str, str, int]], int]:

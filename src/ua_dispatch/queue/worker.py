@@ -110,6 +110,10 @@ class Worker:
         if not self.channels:
             return self.stats
         log.info("worker.start", owner=self.owner, channels=self.channels, once=once)
+        if self.settings.retention_days is not None:
+            purged = await self.store.purge(self.settings.retention_days)
+            if purged:
+                log.info("worker.purged", rows=purged, days=self.settings.retention_days)
         consumers = [asyncio.create_task(self._consume()) for _ in range(self.concurrency)]
         flusher = asyncio.create_task(self._flush_loop())
         renewer = asyncio.create_task(self._renew_loop())
