@@ -62,7 +62,7 @@ def statuses(url: str) -> dict[str, int]:
 
 
 def test_database_urls_map_to_async_drivers(tmp_path: Path) -> None:
-    assert database_url(Settings(data_dir=tmp_path)) == (
+    assert database_url(Settings(data_dir=tmp_path)) == (  # always an absolute path
         f"sqlite+aiosqlite:///{tmp_path / 'outbox.sqlite3'}"
     )
     assert database_url(Settings(database_url="sqlite:////srv/q.db")).startswith(
@@ -397,3 +397,38 @@ def test_retention_purges_personal_data_and_keeps_counts(
     assert got["queued"].supporter_email == "supporter50@example.org"  # not finished: kept
     report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
     assert report["supporters_acted"] == 3
+
+
+def test_send_leaves_a_transient_failure_for_the_worker(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    greylist = FaultProfile(
+        smtp=SmtpFaults(script=[SmtpScript(rcpt="rusembusa@mid.ru", step="rcpt", times=2)])
+    )
+    with ThreadedFakeSmtp(tmp_path / "smtp", faults=greylist) as server:
+        for k, v in _env(db_url, server, UA_DISPATCH_RETRY_MAX_ATTEMPTS="2").items():
+            if k.startswith("UA_DISPATCH_"):
+                monkeypatch.setenv(k, v)
+        monkeypatch.setenv("UA_DISPATCH_RETRY_GREYLIST_DELAY", "0.01")
+        monkeypatch.setenv("UA_DISPATCH_QUEUE_RETRY_DELAY", "0")
+        res = run_cli(
+            "send",
+            open_campaign,
+            EXAMPLES / "letter-en.txt",
+            *SUPPORTER_ARGS,
+            "--channels",
+            "email",
+            "--yes",
+            "--json",
+        )
+        assert res.code == 1
+        assert res.json()["queued_for_worker"] == [{"channel": "email", "target": "ambassador-usa"}]
+        assert "queued" in res.stderr
+        (row,) = rows(db_url)
+        assert (row.status, row.attempts, row.supporter_email) == ("queued", 2, "alex@example.org")
+        assert server.store.index() == []
+        assert "sent 1" in run_cli("worker", "--once").stdout
+        (msg,) = server.store.index()
+        assert rows(db_url)[0].provider_ref == msg["message_id"]

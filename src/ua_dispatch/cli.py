@@ -255,6 +255,22 @@ async def _send(
         return await execute(prepared, dry, appeal.campaign.id, drafts_dir)
 
 
+def _hand_to_queue(
+    appeal: Appeal, prepared: list[Prepared], outcomes: list[Outcome], settings: Settings
+) -> list[dict[str, str]]:
+    """Transient failures that outlasted the retry budget go to the outbox for the worker."""
+    from ua_dispatch.queue.handoff import queue_unfinished
+
+    later, due = asyncio.run(queue_unfinished(settings, appeal, prepared, outcomes))
+    if later and due is not None:
+        err.print(
+            f"note: {len(later)} delivery(ies) could not be completed yet and are queued; "
+            f"`ua-dispatch worker` tries again from {due.isoformat(timespec='seconds')} UTC",
+            markup=False,
+        )
+    return [{"channel": o.channel, "target": o.target} for o in later]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ua-dispatch")
 @click.option(
@@ -352,6 +368,8 @@ def send(
     doc: dict[str, Any] = {"campaign": appeal.campaign.id, "dry_run": dry_run}
     if dry_run:
         doc["store"] = str(store_dir)
+    else:
+        doc["queued_for_worker"] = _hand_to_queue(appeal, prepared, outcomes, settings)
     code = _emit(
         as_json,
         doc,

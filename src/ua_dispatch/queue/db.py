@@ -31,7 +31,7 @@ def database_url(settings: Settings) -> str:
     """The async SQLAlchemy URL for the outbox."""
     raw = (settings.database_url or "").strip()
     if not raw:
-        path = settings.data_dir / "outbox.sqlite3"
+        path = (settings.data_dir / "outbox.sqlite3").resolve()
         return f"sqlite+aiosqlite:///{path}"
     try:
         url = make_url(raw)
@@ -69,20 +69,27 @@ def _upgrade(conn: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
+def _prepare_sqlite_file(path: Path) -> bool:
+    """Make the data folder; True when the database file does not exist yet."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the data folder: {exc}") from None
+    return not path.exists()
+
+
 async def open_engine(settings: Settings) -> AsyncEngine:
     url = database_url(settings)
+    fresh = False
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
-            try:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigError(f"{path}: cannot create the data folder: {exc}") from None
+            fresh = _prepare_sqlite_file(Path(path))
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         engine = create_async_engine(url, pool_size=10, max_overflow=10)
-    if url not in _upgraded:
+    if url not in _upgraded or fresh:
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(_upgrade)

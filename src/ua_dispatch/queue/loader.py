@@ -199,7 +199,7 @@ async def add_letters(
                     result.no_address += 1
                     continue
                 planned += 1
-                batch.append(_row(campaign.id, supporter, d, letter, send_after, now))
+                batch.append(delivery_row(campaign.id, supporter, d, letter, send_after, now))
             if len(batch) >= _BATCH:
                 await store.insert_rows(conn, batch)
                 batch = []
@@ -214,7 +214,7 @@ def supporter_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
 
 
-def _row(
+def delivery_row(
     campaign_id: str,
     s: Supporter,
     d: Delivery,

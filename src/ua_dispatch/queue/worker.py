@@ -97,6 +97,7 @@ class Worker:
         self.stop = asyncio.Event()
         self._buffer: asyncio.Queue[sa.Row[Any] | None] = asyncio.Queue()
         self._want = asyncio.Event()
+        self._finished = asyncio.Event()
         self._busy = 0
         self._outcomes: list[Outcome] = []
         self._limits = RateLimits(settings.rate_limits(), settings.limit_concurrency)
@@ -121,10 +122,12 @@ class Worker:
             await self._produce(once)
             await asyncio.gather(*consumers)
         finally:
-            for t in (flusher, renewer):
-                t.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
+            # The flusher is never cancelled mid-write (that would lose the outcomes it took).
+            self._finished.set()
+            await flusher
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
             for t in consumers:
                 t.cancel()
             await self._flush()
@@ -286,8 +289,9 @@ class Worker:
                 self.on_progress(self.stats)
 
     async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(0.2)
+        while not self._finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), 0.2)
             await self._flush()
 
     async def _renew_loop(self) -> None:
