@@ -267,6 +267,22 @@ async def _send(
         return await execute(prepared, dry, appeal.campaign.id, drafts_dir, partial)
 
 
+def _hand_to_queue(
+    appeal: Appeal, prepared: list[Prepared], outcomes: list[Outcome], settings: Settings
+) -> list[dict[str, str]]:
+    """Transient failures that outlasted the retry budget go to the outbox for the worker."""
+    from ua_dispatch.queue.handoff import queue_unfinished
+
+    later, due = asyncio.run(queue_unfinished(settings, appeal, prepared, outcomes))
+    if later and due is not None:
+        err.print(
+            f"note: {len(later)} delivery(ies) could not be completed yet and are queued; "
+            f"`ua-dispatch worker` tries again from {due.isoformat(timespec='seconds')} UTC",
+            markup=False,
+        )
+    return [{"channel": o.channel, "target": o.target} for o in later]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ua-dispatch")
 @click.option(
@@ -372,6 +388,8 @@ def send(
     doc: dict[str, Any] = {"campaign": appeal.campaign.id, "dry_run": dry_run}
     if dry_run:
         doc["store"] = str(store_dir)
+    elif not interrupted:
+        doc["queued_for_worker"] = _hand_to_queue(appeal, prepared, outcomes, settings)
     if interrupted:
         doc["interrupted"] = True
     title = f"{appeal.campaign.ua_number}: {appeal.campaign.title}"
@@ -552,6 +570,13 @@ def fakes(
             await asyncio.Event().wait()
 
     asyncio.run(run())
+
+
+from ua_dispatch.queue.commands import queue_group, report_cmd, worker_cmd  # noqa: E402
+
+cli.add_command(queue_group)
+cli.add_command(worker_cmd)
+cli.add_command(report_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

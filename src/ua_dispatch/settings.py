@@ -120,6 +120,22 @@ class Settings(BaseSettings):
     fax_max_pages: int = Field(default=10, ge=1, le=100)
     fax_cover_page: bool = True
 
+    # --- queue (organisers): where the outbox lives and how workers share it ---
+    # SQLite file under data_dir unless database_url names another database
+    # ("sqlite:///PATH" or "postgresql://user@host/db")
+    data_dir: Path = Path(".ua-dispatch")
+    database_url: str | None = None
+    # seconds a worker holds a claimed delivery before another worker may take it over
+    worker_lease: float = Field(default=300.0, gt=0)
+    # a delivery the worker could not finish goes back to the queue for this long (doubling
+    # each time, up to queue_retry_max_delay) until queue_max_attempts attempts are spent
+    queue_retry_delay: float = Field(default=300.0, ge=0)
+    queue_retry_max_delay: float = Field(default=6 * 3600.0, ge=0)
+    queue_max_attempts: int = Field(default=12, ge=1, le=100)
+    # supporters' names, addresses and letters are erased from finished deliveries this many
+    # days after they finished (the counts stay); unset keeps them
+    retention_days: float | None = Field(default=None, ge=0)
+
     # --- output ---
     log_format: LogFormat = "auto"
     dry_run_store: Path = Path(".dry-run")

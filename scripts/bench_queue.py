@@ -1,0 +1,261 @@
+"""Benchmark the organisers' queue.
+
+    .venv/bin/python scripts/bench_queue.py [--big 100000] [--letters 10000] [--concurrency 8]
+        [--workers 2] [--database-url URL] [--install-sink]
+
+1. ``queue add`` of a CSV with ``--big`` letters: rows per second.
+2. A CSV of ``--letters`` letters from ``queue add`` to the last one delivered by
+   ``--workers`` processes of ``worker --once`` sharing ``--concurrency`` connections (every
+   outcome written to the outbox): emails per second. Building MIME with the ``email`` package
+   is the costly step, so one worker process per core is how the queue scales.
+3. The ceiling: a bare aiosmtplib loop with the same number of connections sending pre-built
+   messages to the same sink.
+4. Peak RSS of the ``queue add`` and ``worker`` processes.
+
+The sink is Postfix's ``smtp-sink`` when installed (``--install-sink`` installs Debian's
+postfix package with apt-get); otherwise a minimal in-script asyncio sink in a process of its
+own. Both commands run as separate processes, as an organiser would run them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMPAIGN_SRC = ROOT / "config" / "campaigns" / "chechnya-2019.toml"
+LETTER = (ROOT / "examples" / "letter-en.txt").read_text(encoding="utf-8")
+
+SINK_CODE = r"""
+import asyncio, sys
+async def handle(reader, writer):
+    writer.write(b"220 sink ESMTP\r\n")
+    data = False
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        if data:
+            if line == b".\r\n":
+                data = False
+                writer.write(b"250 2.0.0 Ok\r\n")
+            continue
+        cmd = line[:4].upper()
+        if cmd in (b"EHLO",):
+            writer.write(b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+        elif cmd == b"DATA":
+            data = True
+            writer.write(b"354 go\r\n")
+        elif cmd == b"QUIT":
+            writer.write(b"221 bye\r\n")
+            await writer.drain()
+            break
+        else:
+            writer.write(b"250 Ok\r\n")
+        await writer.drain()
+    writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=256)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sink(port: int, install: bool) -> tuple[subprocess.Popen[bytes], str]:
+    exe = shutil.which("smtp-sink") or (
+        "/usr/sbin/smtp-sink" if Path("/usr/sbin/smtp-sink").exists() else None
+    )
+    if exe is None and install:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-q", "postfix"], env=env, check=False)
+        exe = shutil.which("smtp-sink") or (
+            "/usr/sbin/smtp-sink" if Path("/usr/sbin/smtp-sink").exists() else None
+        )
+    if exe is not None:
+        as_root = ["-u", "nobody"] if os.geteuid() == 0 else []
+        proc = subprocess.Popen(
+            [exe, *as_root, f"127.0.0.1:{port}", "256"], stdout=subprocess.DEVNULL
+        )
+        name = "postfix smtp-sink"
+    else:
+        proc = subprocess.Popen([sys.executable, "-c", SINK_CODE, str(port)])
+        name = "in-script asyncio sink"
+    for _ in range(100):
+        if proc.poll() is not None:
+            sys.exit(f"{name} exited ({proc.returncode})")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, name
+
+
+def write_csv(path: Path, n: int, offset: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "email", "city", "country", "language", "letter", "approved"])
+        for i in range(offset, offset + n):
+            w.writerow(
+                [
+                    f"Supporter {i}",
+                    f"supporter{i}@example.org",
+                    "Leeds",
+                    "United Kingdom",
+                    "en",
+                    f"{LETTER}\n(ref {i})",
+                    "yes",
+                ]
+            )
+
+
+def run(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - started
+    if res.returncode != 0:
+        sys.exit(f"{' '.join(cmd[2:5])} failed ({res.returncode}): {res.stderr[-2000:]}")
+    print(f"  {' '.join(cmd[3:5])} ({took:.1f} s): {res.stdout.strip().splitlines()[-1]}")
+    return took
+
+
+async def ceiling(port: int, n: int, connections: int) -> float:
+    msg = EmailMessage()
+    msg["From"] = "appeals@example.org"
+    msg["To"] = "rusembusa@mid.ru"
+    msg["Subject"] = "Release Oyub Titiev"
+    msg.set_content(LETTER)
+    data = msg.as_bytes()
+    left = list(range(n))
+
+    async def one() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, use_tls=False, start_tls=False)
+        await client.connect()
+        while left:
+            left.pop()
+            await client.sendmail("appeals@example.org", ["rusembusa@mid.ru"], data)
+        await client.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(connections)))
+    return n / (time.perf_counter() - started)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--big", type=int, default=100_000)
+    ap.add_argument("--letters", type=int, default=10_000)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes sharing the queue; --concurrency is split between them",
+    )
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--install-sink", action="store_true")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
+    campaign = tmp / "campaign.toml"
+    text = CAMPAIGN_SRC.read_text(encoding="utf-8")
+    campaign.write_text(
+        "\n".join(
+            "act_until = 2099-12-31" if ln.startswith("act_until") else ln
+            for ln in text.splitlines()
+        ),
+        encoding="utf-8",
+    )
+    port = free_port()
+    sink, sink_name = start_sink(port, args.install_sink)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UA_DISPATCH_")}
+    env.update(
+        PYTHONPATH=str(ROOT / "src"),
+        UA_DISPATCH_DATA_DIR=str(tmp / "data"),
+        UA_DISPATCH_SMTP_HOST="127.0.0.1",
+        UA_DISPATCH_SMTP_PORT=str(port),
+        UA_DISPATCH_SMTP_SECURITY="none",
+        UA_DISPATCH_SENDER_EMAIL="appeals@appeals.example.org",
+        UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
+        UA_DISPATCH_LIMIT_CONCURRENCY=str(args.concurrency),
+    )
+    if args.database_url:
+        env["UA_DISPATCH_DATABASE_URL"] = args.database_url
+    cli = [sys.executable, "-m", "ua_dispatch"]
+    try:
+        print(f"sink: {sink_name} on 127.0.0.1:{port}; outbox: {args.database_url or 'sqlite'}")
+        big = tmp / "big.csv"
+        write_csv(big, args.big, 0)
+        took = run([*cli, "queue", "add", str(campaign), str(big), "--channels", "email"], env)
+        print(f"queue add {args.big} letters: {took:.1f} s, {args.big / took:,.0f} rows/s")
+        big.unlink()
+        # Only the 10,000 below are due: the 100,000 stay scheduled for later.
+        env_later = dict(env)
+        subprocess.run(
+            [
+                *cli,
+                "queue",
+                "hold",
+                "--target",
+                "ambassador-usa",
+            ],
+            env=env_later,
+            capture_output=True,
+            check=True,
+        )
+        small = tmp / "small.csv"
+        write_csv(small, args.letters, args.big)
+        started = time.perf_counter()
+        run([*cli, "queue", "add", str(campaign), str(small), "--channels", "email"], env)
+        per = max(1, args.concurrency // args.workers)
+        procs = [
+            subprocess.Popen(
+                [*cli, "worker", "--once", "--concurrency", str(per)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(args.workers)
+        ]
+        for p in procs:
+            out, errs = p.communicate()
+            if p.returncode != 0:
+                sys.exit(f"worker failed ({p.returncode}): {errs[-2000:]}")
+            print(f"  worker --once --concurrency {per}: {out.strip().splitlines()[-1]}")
+        took = time.perf_counter() - started
+        rate = args.letters / took
+        print(f"CSV to delivered, {args.letters} letters: {took:.1f} s, {rate:,.0f} emails/s")
+        top = asyncio.run(ceiling(port, args.letters, args.concurrency))
+        print(f"bare aiosmtplib ceiling, {args.concurrency} connections: {top:,.0f} emails/s")
+        print(f"ratio to the ceiling: {rate / top:.2f}")
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"peak RSS of the queue add / worker processes: {peak:.0f} MB")
+    finally:
+        sink.terminate()
+        sink.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

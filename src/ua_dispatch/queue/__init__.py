@@ -1,0 +1,1 @@
+"""The organisers' outbox: scheduled deliveries in a database, worked off by workers."""

@@ -1,0 +1,101 @@
+"""Opening the outbox database: URL to async driver, connection set-up, migrations on first use.
+
+``sqlite:///PATH`` runs on aiosqlite, ``postgresql://...`` on asyncpg; with no URL the outbox is
+the SQLite file ``outbox.sqlite3`` in the data folder. The schema is brought to the newest
+migration the first time a process opens a database (under an advisory lock on PostgreSQL, so
+workers starting together do not race).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ua_dispatch.errors import ConfigError
+from ua_dispatch.settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK = 0x7561_6471  # any fixed number; names the advisory lock
+_upgraded: set[str] = set()
+
+
+def database_url(settings: Settings) -> str:
+    """The async SQLAlchemy URL for the outbox."""
+    raw = (settings.database_url or "").strip()
+    if not raw:
+        path = (settings.data_dir / "outbox.sqlite3").resolve()
+        return f"sqlite+aiosqlite:///{path}"
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            "UA_DISPATCH_DATABASE_URL: not a database URL such as sqlite:///PATH or "
+            "postgresql://user@host/db"
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+    elif backend in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+asyncpg")
+    else:
+        raise ConfigError(
+            f"UA_DISPATCH_DATABASE_URL: {backend!r} is not supported; use sqlite or postgresql"
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _upgrade(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+def _prepare_sqlite_file(path: Path) -> bool:
+    """Make the data folder; True when the database file does not exist yet."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the data folder: {exc}") from None
+    return not path.exists()
+
+
+async def open_engine(settings: Settings) -> AsyncEngine:
+    url = database_url(settings)
+    fresh = False
+    if url.startswith("sqlite"):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            fresh = _prepare_sqlite_file(Path(path))
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_async_engine(url, pool_size=10, max_overflow=10)
+    if url not in _upgraded or fresh:
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(_upgrade)
+        except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            await engine.dispose()
+            where = make_url(url).render_as_string(hide_password=True)
+            raise ConfigError(f"{where}: cannot open the outbox database: {exc}") from None
+        _upgraded.add(url)
+    return engine

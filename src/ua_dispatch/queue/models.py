@@ -1,0 +1,72 @@
+"""The outbox schema (SQLAlchemy Core). Migrations in ``migrations/versions`` create it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class QStatus(StrEnum):
+    QUEUED = "queued"
+    HELD = "held"
+    IN_FLIGHT = "in_flight"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+FINAL = (QStatus.SENT, QStatus.FAILED, QStatus.CANCELLED, QStatus.EXPIRED)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("act_until", sa.Date, nullable=False),
+    # the validated campaign as JSON, so workers need no campaign file
+    sa.Column("doc", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(200), nullable=False),
+    sa.Column("supporter_name", sa.Text),
+    sa.Column("supporter_email", sa.Text),
+    sa.Column("supporter_city", sa.Text),
+    sa.Column("supporter_country", sa.Text),
+    # SHA-256 of the lower-cased address: counts distinct supporters after a purge
+    sa.Column("supporter_hash", sa.String(64), nullable=False),
+    sa.Column("target_slug", sa.String(100), nullable=False),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("recipient", sa.Text),
+    sa.Column("letter_text", sa.Text),
+    sa.Column("letter_hash", sa.String(64), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False),
+    sa.Column("send_after", sa.DateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("error_kind", sa.String(20)),
+    sa.Column("error_code", sa.String(40)),
+    sa.Column("provider_ref", sa.Text),
+    sa.Column("lease_owner", sa.String(120)),
+    sa.Column("lease_until", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("purged_at", sa.DateTime),
+    sa.UniqueConstraint("key", name="uq_deliveries_key"),
+    sa.Index("ix_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_deliveries_campaign", "campaign_id", "status"),
+    sa.Index("ix_deliveries_target", "target_slug", "status"),
+)

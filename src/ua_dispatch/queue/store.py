@@ -1,0 +1,316 @@
+"""Reading and changing the outbox. Every change is one short transaction.
+
+Claiming: a worker takes due rows (queued and due, or in flight under a lease that ran out) and
+marks them in flight under its own lease. On PostgreSQL the candidate rows are locked with
+``FOR UPDATE SKIP LOCKED`` so concurrent workers never take the same row; SQLite serialises
+writers, so the same statement is safe there too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ua_dispatch.campaign import Campaign
+from ua_dispatch.queue.db import open_engine
+from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries
+from ua_dispatch.settings import Settings
+
+D = deliveries.c
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC: what every timestamp column holds."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker records for one claimed row."""
+
+    id: int
+    status: QStatus
+    attempts: int
+    next_attempt_at: dt.datetime | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    code: str | None = None
+    ref: str | None = None
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self._campaigns: dict[str, Campaign] = {}
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Store:
+        return cls(await open_engine(settings))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # --- loading ---
+
+    async def put_campaign(self, conn: AsyncConnection, campaign: Campaign) -> None:
+        values = {
+            "id": campaign.id,
+            "act_until": campaign.act_until,
+            "doc": campaign.model_dump_json(),
+            "updated_at": utcnow(),
+        }
+        ins = self._insert(campaigns).values(**values)
+        await conn.execute(
+            ins.on_conflict_do_update(
+                index_elements=["id"],
+                set_={k: ins.excluded[k] for k in ("act_until", "doc", "updated_at")},
+            )
+        )
+        self._campaigns[campaign.id] = campaign
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    async def insert_rows(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert deliveries; a key already in the outbox is left as it is."""
+        if rows:
+            stmt = self._insert(deliveries).on_conflict_do_nothing(index_elements=["key"])
+            await conn.execute(stmt, list(rows))
+
+    async def count(self, conn: AsyncConnection | None = None, **where: Any) -> int:
+        stmt = sa.select(sa.func.count()).select_from(deliveries)
+        for k, v in where.items():
+            stmt = stmt.where(D[k] == v)
+        if conn is not None:
+            return int((await conn.execute(stmt)).scalar_one())
+        async with self.engine.connect() as c:
+            return int((await c.execute(stmt)).scalar_one())
+
+    async def campaign(self, campaign_id: str) -> Campaign:
+        found = self._campaigns.get(campaign_id)
+        if found is None:
+            async with self.engine.connect() as conn:
+                doc = (
+                    await conn.execute(
+                        sa.select(campaigns.c.doc).where(campaigns.c.id == campaign_id)
+                    )
+                ).scalar_one()
+            found = self._campaigns[campaign_id] = Campaign.model_validate_json(doc)
+        return found
+
+    # --- organiser commands ---
+
+    async def rows(
+        self,
+        *,
+        campaign: str | None = None,
+        statuses: Iterable[str] = (),
+        target: str | None = None,
+        limit: int | None = None,
+    ) -> list[sa.Row[Any]]:
+        stmt = sa.select(deliveries).order_by(D.next_attempt_at, D.id)
+        stmt = _filter(stmt, campaign=campaign, statuses=list(statuses), target=target)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(stmt)).all())
+
+    async def move(
+        self,
+        from_statuses: Sequence[QStatus],
+        to: QStatus,
+        *,
+        campaign: str | None = None,
+        target: str | None = None,
+        due_now: bool = False,
+    ) -> int:
+        """Change the status of matching rows; returns how many changed."""
+        now = utcnow()
+        values: dict[str, Any] = {"status": str(to), "updated_at": now}
+        if due_now:
+            values["next_attempt_at"] = now
+        if to in FINAL:
+            values["finished_at"] = now
+        stmt = _filter(
+            deliveries.update(), campaign=campaign, statuses=list(from_statuses), target=target
+        ).values(**values)
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(stmt)).rowcount)
+
+    # --- workers ---
+
+    async def claim(
+        self, owner: str, limit: int, channels: Sequence[str], lease: float
+    ) -> list[sa.Row[Any]]:
+        now = utcnow()
+        due = sa.or_(
+            sa.and_(D.status == str(QStatus.QUEUED), D.next_attempt_at <= now),
+            sa.and_(D.status == str(QStatus.IN_FLIGHT), D.lease_until < now),
+        )
+        pick = (
+            sa.select(D.id)
+            .where(due, D.channel.in_(list(channels)))
+            .order_by(D.next_attempt_at, D.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (
+            deliveries.update()
+            .where(D.id.in_(pick.scalar_subquery()))
+            .values(
+                status=str(QStatus.IN_FLIGHT),
+                lease_owner=owner,
+                lease_until=now + dt.timedelta(seconds=lease),
+                updated_at=now,
+            )
+            .returning(*deliveries.c)
+        )
+        async with self.engine.begin() as conn:
+            return list((await conn.execute(stmt)).all())
+
+    async def record(self, owner: str, outcomes: Sequence[Outcome]) -> None:
+        """Write outcomes of rows this worker holds (a row taken over meanwhile is left)."""
+        if not outcomes:
+            return
+        now = utcnow()
+        stmt = (
+            deliveries.update()
+            .where(
+                D.id == sa.bindparam("_id"),
+                D.lease_owner == owner,
+                D.status == str(QStatus.IN_FLIGHT),
+            )
+            .values(
+                status=sa.bindparam("_status"),
+                attempts=sa.bindparam("_attempts"),
+                next_attempt_at=sa.func.coalesce(sa.bindparam("_next"), D.next_attempt_at),
+                last_error=sa.bindparam("_error"),
+                error_kind=sa.bindparam("_kind"),
+                error_code=sa.bindparam("_code"),
+                provider_ref=sa.bindparam("_ref"),
+                lease_owner=None,
+                lease_until=None,
+                updated_at=now,
+                finished_at=sa.bindparam("_finished"),
+            )
+        )
+        params = [
+            {
+                "_id": o.id,
+                "_status": str(o.status),
+                "_attempts": o.attempts,
+                "_next": o.next_attempt_at,
+                "_error": o.error,
+                "_kind": o.error_kind,
+                "_code": o.code,
+                "_ref": o.ref,
+                "_finished": now if o.status in FINAL else None,
+            }
+            for o in outcomes
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, params)
+
+    async def release(self, owner: str, ids: Sequence[int]) -> int:
+        """Give rows back to the queue untouched (a worker stopping before it sent them)."""
+        if not ids:
+            return 0
+        stmt = (
+            deliveries.update()
+            .where(D.id.in_(list(ids)), D.lease_owner == owner, D.status == str(QStatus.IN_FLIGHT))
+            .values(
+                status=str(QStatus.QUEUED), lease_owner=None, lease_until=None, updated_at=utcnow()
+            )
+        )
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(stmt)).rowcount)
+
+    async def renew(self, owner: str, lease: float) -> None:
+        """Extend the lease on every row this worker still holds."""
+        stmt = (
+            deliveries.update()
+            .where(D.lease_owner == owner, D.status == str(QStatus.IN_FLIGHT))
+            .values(lease_until=utcnow() + dt.timedelta(seconds=lease))
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+
+    async def pending(self, channels: Sequence[str]) -> tuple[int, dt.datetime | None]:
+        """How many rows are still to be worked on, and when the next one is due."""
+        live = [str(QStatus.QUEUED), str(QStatus.IN_FLIGHT)]
+        stmt = sa.select(sa.func.count(), sa.func.min(D.next_attempt_at)).where(
+            D.status.in_(live), D.channel.in_(list(channels))
+        )
+        async with self.engine.connect() as conn:
+            n, first = (await conn.execute(stmt)).one()
+        return int(n), first
+
+    async def purge(self, days: float) -> int:
+        """Erase personal data from deliveries that finished more than ``days`` ago.
+
+        The rows stay, with the supporter's address hash, so totals and the number of distinct
+        supporters who acted survive."""
+        cutoff = utcnow() - dt.timedelta(days=days)
+        stmt = (
+            deliveries.update()
+            .where(
+                D.status.in_([str(s) for s in FINAL]),
+                D.finished_at <= cutoff,
+                D.purged_at.is_(None),
+            )
+            .values(
+                supporter_name=None,
+                supporter_email=None,
+                supporter_city=None,
+                supporter_country=None,
+                letter_text=None,
+                purged_at=utcnow(),
+            )
+        )
+        async with self.engine.begin() as conn:
+            return int((await conn.execute(stmt)).rowcount)
+
+    # --- reports ---
+
+    async def report(self, campaign: str) -> tuple[list[tuple[str, str, str, int]], int]:
+        """(channel, target, status, count) rows, and the distinct supporters who acted."""
+        stmt = (
+            sa.select(D.channel, D.target_slug, D.status, sa.func.count())
+            .where(D.campaign_id == campaign)
+            .group_by(D.channel, D.target_slug, D.status)
+            .order_by(D.channel, D.target_slug, D.status)
+        )
+        acted = sa.select(sa.func.count(sa.distinct(D.supporter_hash))).where(
+            D.campaign_id == campaign, D.status == str(QStatus.SENT)
+        )
+        async with self.engine.connect() as conn:
+            rows = [(r[0], r[1], r[2], int(r[3])) for r in (await conn.execute(stmt)).all()]
+            n = int((await conn.execute(acted)).scalar_one())
+        return rows, n
+
+
+def _filter(stmt: Any, *, campaign: str | None, statuses: list[str], target: str | None) -> Any:
+    if campaign is not None:
+        stmt = stmt.where(D.campaign_id == campaign)
+    if statuses:
+        stmt = stmt.where(D.status.in_([str(s) for s in statuses]))
+    if target is not None:
+        stmt = stmt.where(D.target_slug == target)
+    return stmt

@@ -1,0 +1,320 @@
+"""The worker: claims due deliveries from the outbox and delivers them with the engine.
+
+Each claimed row is rebuilt into the same payload ``send`` would build (the channel's builder,
+the same delivery key and so the same Message-ID) and delivered with ``engine.deliver_one``
+under the in-process retry policy and rate limits. What the in-process budget could not finish
+goes back to the queue with a later ``next_attempt_at``; after ``queue_max_attempts`` attempts it
+is failed. Rows past their campaign's act-until date end ``expired`` without being sent.
+
+Stopping (SIGINT/SIGTERM): deliveries already started are finished, claimed rows not yet started
+are released to the queue, every outcome is written, then the worker exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+
+from ua_dispatch.channels import CHANNELS, get_channel
+from ua_dispatch.channels.base import BuildEnv, Transport
+from ua_dispatch.engine import Prepared, _ChannelStopped, deliver_one
+from ua_dispatch.errors import ConfigError, InputError
+from ua_dispatch.letter import Letter, Supporter
+from ua_dispatch.limits import RateLimits
+from ua_dispatch.plan import Appeal, Delivery, Status
+from ua_dispatch.queue.models import QStatus
+from ua_dispatch.queue.store import Outcome, Store, utcnow
+from ua_dispatch.settings import Settings
+
+log = structlog.get_logger("ua_dispatch.worker")
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    failed: int = 0
+    requeued: int = 0
+    expired: int = 0
+    released: int = 0
+    stopped_channels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.requeued + self.expired
+
+
+def sending_channels(settings: Settings) -> tuple[list[str], dict[str, str]]:
+    """Channels this worker can deliver, and why the others are left alone."""
+    ok: list[str] = []
+    skipped: dict[str, str] = {}
+    for name, channel in CHANNELS.items():
+        if not channel.sends:
+            continue
+        try:
+            channel.check_settings(settings)
+        except ConfigError as exc:
+            skipped[name] = str(exc)
+            continue
+        ok.append(name)
+    return ok, skipped
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        concurrency: int = 8,
+        channels: list[str] | None = None,
+        poll_interval: float = 1.0,
+        on_progress: Callable[[WorkerStats], None] | None = None,
+    ):
+        self.store = store
+        self.settings = settings
+        self.concurrency = concurrency
+        self.channels = channels if channels is not None else sending_channels(settings)[0]
+        self.poll_interval = poll_interval
+        self.on_progress = on_progress
+        self.owner = _owner()
+        self.stats = WorkerStats()
+        self.stop = asyncio.Event()
+        self._buffer: asyncio.Queue[sa.Row[Any] | None] = asyncio.Queue()
+        self._want = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._busy = 0
+        self._outcomes: list[Outcome] = []
+        self._limits = RateLimits(settings.rate_limits(), settings.limit_concurrency)
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop.set)
+
+    async def run(self, *, once: bool) -> WorkerStats:
+        if not self.channels:
+            return self.stats
+        log.info("worker.start", owner=self.owner, channels=self.channels, once=once)
+        if self.settings.retention_days is not None:
+            purged = await self.store.purge(self.settings.retention_days)
+            if purged:
+                log.info("worker.purged", rows=purged, days=self.settings.retention_days)
+        consumers = [asyncio.create_task(self._consume()) for _ in range(self.concurrency)]
+        flusher = asyncio.create_task(self._flush_loop())
+        renewer = asyncio.create_task(self._renew_loop())
+        try:
+            await self._produce(once)
+            await asyncio.gather(*consumers)
+        finally:
+            # The flusher is never cancelled mid-write (that would lose the outcomes it took).
+            self._finished.set()
+            await flusher
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            for t in consumers:
+                t.cancel()
+            await self._flush()
+            await self._release_buffered()
+        log.info("worker.stop", owner=self.owner, **_stats_fields(self.stats))
+        return self.stats
+
+    async def _produce(self, once: bool) -> None:
+        batch = max(16, self.concurrency * 4)
+        while not self.stop.is_set():
+            if self._buffer.qsize() >= self.concurrency:
+                self._want.clear()
+                await _first(self._want.wait(), self.stop.wait())
+                continue
+            rows = await self.store.claim(
+                self.owner, batch, self.channels, self.settings.worker_lease
+            )
+            for row in rows:
+                self._buffer.put_nowait(row)
+            if rows:
+                continue
+            if once and self._buffer.empty() and self._busy == 0:
+                break
+            wait = self.poll_interval if not once else 0.05
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), wait)
+        # Stopping: give back what was claimed but not started, then let consumers end.
+        await self._release_buffered()
+        for _ in range(self.concurrency):
+            self._buffer.put_nowait(None)
+
+    async def _release_buffered(self) -> None:
+        leftover: list[int] = []
+        while not self._buffer.empty():
+            item = self._buffer.get_nowait()
+            if item is not None:
+                leftover.append(item.id)
+        if leftover:
+            self.stats.released += await self.store.release(self.owner, leftover)
+
+    async def _consume(self) -> None:
+        async with AsyncExitStack() as stack:
+            transports: dict[str, Transport[Any]] = {}
+            while True:
+                row = await self._buffer.get()
+                self._want.set()
+                if row is None:
+                    return
+                self._busy += 1
+                try:
+                    outcome = await self._deliver(row, transports, stack)
+                finally:
+                    self._busy -= 1
+                self._outcomes.append(outcome)
+                if len(self._outcomes) >= 200:
+                    await self._flush()
+
+    async def _deliver(
+        self, row: sa.Row[Any], transports: dict[str, Transport[Any]], stack: AsyncExitStack
+    ) -> Outcome:
+        now = utcnow()
+        campaign = await self.store.campaign(row.campaign_id)
+        if campaign.act_until < now.date():
+            self.stats.expired += 1
+            return Outcome(
+                row.id,
+                QStatus.EXPIRED,
+                row.attempts,
+                error=f"the action closed on {campaign.act_until.isoformat()}; not sent",
+                error_kind="expired",
+            )
+        if row.channel in self.stats.stopped_channels:
+            return self._requeue(row, row.attempts, self.stats.stopped_channels[row.channel])
+        channel = get_channel(row.channel)
+        try:
+            target = campaign.target(row.target_slug)
+            delivery = Delivery(row.channel, target, channel.address_of(target), row.key)
+            if delivery.to is None:
+                raise InputError(f"{row.target_slug} has no {row.channel} address any more")
+            supporter = Supporter.model_construct(
+                name=row.supporter_name,
+                email=row.supporter_email,
+                city=row.supporter_city,
+                country=row.supporter_country,
+            )
+            letter = Letter(text=row.letter_text, language=row.language, source=f"row {row.id}")
+            appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
+            env = BuildEnv(settings=self.settings, now=dt.datetime.now(dt.UTC))
+            payload = channel.build(appeal, delivery, env)
+        except (InputError, KeyError) as exc:
+            self.stats.failed += 1
+            msg = (
+                f"target {row.target_slug} is no longer in the campaign"
+                if isinstance(exc, KeyError)
+                else str(exc)
+            )
+            return Outcome(row.id, QStatus.FAILED, row.attempts, error=msg, error_kind="permanent")
+        transport = transports.get(row.channel)
+        if transport is None:
+            transport = await stack.enter_async_context(channel.transport(self.settings))
+            transports[row.channel] = transport
+        try:
+            result = await deliver_one(
+                transport, Prepared(delivery, payload), self.settings, campaign.id, self._limits
+            )
+        except _ChannelStopped as stop:
+            reason = stop.error.summary
+            if row.channel not in self.stats.stopped_channels:
+                self.stats.stopped_channels[row.channel] = reason
+                log.error("worker.channel_stopped", channel=row.channel, error=reason)
+            return self._requeue(row, row.attempts + 1, reason, kind="stop-channel")
+        attempts = row.attempts + result.attempts
+        if result.status == Status.SENT:
+            self.stats.sent += 1
+            return Outcome(row.id, QStatus.SENT, attempts, ref=result.ref)
+        if result.retryable and attempts < self.settings.queue_max_attempts:
+            return self._requeue(
+                row, attempts, result.error or "", kind=result.error_kind, code=result.code
+            )
+        self.stats.failed += 1
+        return Outcome(
+            row.id,
+            QStatus.FAILED,
+            attempts,
+            error=result.error,
+            error_kind=result.error_kind,
+            code=result.code,
+        )
+
+    def _requeue(
+        self,
+        row: sa.Row[Any],
+        attempts: int,
+        error: str,
+        *,
+        kind: str | None = None,
+        code: str | None = None,
+    ) -> Outcome:
+        rounds = max(0, attempts // max(1, self.settings.retry_max_attempts) - 1)
+        delay = min(
+            self.settings.queue_retry_delay * (2**rounds), self.settings.queue_retry_max_delay
+        )
+        self.stats.requeued += 1
+        return Outcome(
+            row.id,
+            QStatus.QUEUED,
+            attempts,
+            next_attempt_at=utcnow() + dt.timedelta(seconds=delay),
+            error=error,
+            error_kind=kind,
+            code=code,
+        )
+
+    async def _flush(self) -> None:
+        if self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            await self.store.record(self.owner, batch)
+            if self.on_progress is not None:
+                self.on_progress(self.stats)
+
+    async def _flush_loop(self) -> None:
+        while not self._finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), 0.2)
+            await self._flush()
+
+    async def _renew_loop(self) -> None:
+        lease = self.settings.worker_lease
+        while True:
+            await asyncio.sleep(max(0.5, lease / 3))
+            await self.store.renew(self.owner, lease)
+
+
+async def _first(*aws: Any) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+def _stats_fields(stats: WorkerStats) -> dict[str, Any]:
+    return {
+        "sent": stats.sent,
+        "failed": stats.failed,
+        "requeued": stats.requeued,
+        "expired": stats.expired,
+        "released": stats.released,
+    }

@@ -1,0 +1,72 @@
+"""Helpers for the queue tests: outbox databases (SQLite and the local PostgreSQL) and CSVs."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg(sql: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of its own for this test session on the local PostgreSQL, dropped after."""
+    name = f"ua_queue_test_{uuid.uuid4().hex[:10]}"
+    _pg(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def truncate(url: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            exists = await conn.fetchval("SELECT to_regclass('deliveries') IS NOT NULL")
+            if exists:
+                await conn.execute("TRUNCATE deliveries, campaigns RESTART IDENTITY")
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def write_letters(path: Path, n: int, *, approved: str = "yes", start: int = 0) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "email", "city", "country", "language", "letter", "approved"])
+        for i in range(start, start + n):
+            w.writerow(
+                [
+                    f"Supporter {i}",
+                    f"supporter{i}@example.org",
+                    "Leeds",
+                    "United Kingdom",
+                    "en",
+                    f"Dear Ambassador,\nPlease see that Oyub Titiev is released. ({i})\n"
+                    "Yours sincerely,",
+                    approved,
+                ]
+            )
+    return path

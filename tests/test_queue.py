@@ -1,0 +1,434 @@
+"""The organisers' outbox: the same tests on SQLite and on the local PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT, SHIPPED_CAMPAIGN
+from tests.queue_support import pg_database, truncate, write_letters
+from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
+from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
+from ua_dispatch.queue.db import database_url
+from ua_dispatch.queue.store import Store
+from ua_dispatch.settings import Settings
+
+__all__ = ["pg_database"]
+
+CAMPAIGN_ID = "ua-2-19-chechnya"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where the outbox lives for one test: a fresh SQLite file, or the session's PostgreSQL
+    database emptied first."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        truncate(url)
+    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+    monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "none")
+    return url
+
+
+def rows(url: str, **where: Any) -> list[Any]:
+    async def run() -> list[Any]:
+        store = await Store.open(Settings(database_url=url))
+        try:
+            return await store.rows(**where)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def statuses(url: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows(url):
+        out[r.status] = out.get(r.status, 0) + 1
+    return out
+
+
+def test_database_urls_map_to_async_drivers(tmp_path: Path) -> None:
+    assert database_url(Settings(data_dir=tmp_path)) == (  # always an absolute path
+        f"sqlite+aiosqlite:///{tmp_path / 'outbox.sqlite3'}"
+    )
+    assert database_url(Settings(database_url="sqlite:////srv/q.db")).startswith(
+        "sqlite+aiosqlite:////srv/q.db"
+    )
+    assert database_url(Settings(database_url="postgresql://u:pw@db/ua")) == (
+        "postgresql+asyncpg://u:pw@db/ua"
+    )
+
+
+def test_default_outbox_is_sqlite_in_the_data_folder(
+    run_cli: Any, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / "data"))
+    letters = write_letters(tmp_path / "letters.csv", 2)
+    res = run_cli("queue", "add", open_campaign, letters, "--channels", "email")
+    assert res.code == 0, res.stderr
+    assert (tmp_path / "data" / "outbox.sqlite3").is_file()
+
+
+def test_add_twice_queues_once_and_skips_unapproved(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    letters = write_letters(tmp_path / "letters.csv", 5)
+    with letters.open("a", encoding="utf-8") as fh:
+        fh.write('Not Yet,notyet@example.org,,,en,"Please act.",no\n')
+    first = run_cli("queue", "add", open_campaign, letters, "--channels", "email")
+    assert first.code == 0, first.stderr
+    assert "5 delivery(ies) queued" in first.stdout
+    assert "row 6: not approved" in first.stderr
+    again = run_cli("queue", "add", open_campaign, letters, "--channels", "email")
+    assert "0 delivery(ies) queued, 5 already queued" in again.stdout
+    got = rows(db_url)
+    assert len(got) == 5
+    assert {r.status for r in got} == {"queued"}
+    assert {r.recipient for r in got} == {"rusembusa@mid.ru"}
+    assert len({r.key for r in got}) == 5
+
+
+def test_letter_from_a_file_next_to_the_csv(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "letters").mkdir()
+    (tmp_path / "letters" / "ann.txt").write_text("Please release him now.\n", encoding="utf-8")
+    csv_path = tmp_path / "letters" / "list.csv"
+    csv_path.write_text(
+        "name,email,city,country,language,letter,approved\n"
+        "Ann,ann@example.org,York,UK,en,ann.txt,yes\n",
+        encoding="utf-8",
+    )
+    res = run_cli("queue", "add", open_campaign, csv_path, "--channels", "email")
+    assert res.code == 0, res.stderr
+    (row,) = rows(db_url)
+    assert row.letter_text == "Please release him now."
+
+
+@pytest.mark.parametrize(
+    ("content", "where"),
+    [
+        (b"name,email,city,country,language,approved\nA,a@example.org,,,en,yes\n", "letter"),
+        (None, "row 713: email"),
+        (
+            b"name,email,city,country,language,letter,approved\nA,a@example.org,,,en,ok\xff,yes\n",
+            "row 1: letter",
+        ),
+    ],
+    ids=["missing-column", "bad-address", "not-utf8"],
+)
+def test_bad_csv_names_row_and_field_and_queues_nothing(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    content: bytes | None,
+    where: str,
+) -> None:
+    path = tmp_path / "letters.csv"
+    if content is None:
+        write_letters(path, 800)
+        lines = path.read_text(encoding="utf-8").split("\n")
+        text = path.read_text(encoding="utf-8").replace(
+            "supporter712@example.org", "supporter712-at-example.org"
+        )
+        path.write_text(text, encoding="utf-8")
+        assert lines
+    else:
+        path.write_bytes(content)
+    res = run_cli("queue", "add", open_campaign, path, "--channels", "email")
+    assert res.code == 2
+    assert where in res.stderr
+    assert str(path) in res.stderr
+    assert rows(db_url) == []
+
+
+def test_hold_release_cancel_retry(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    letters = write_letters(tmp_path / "letters.csv", 3)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    assert (
+        "3 delivery(ies) to ambassador-usa held"
+        in run_cli("queue", "hold", "--target", "ambassador-usa").stdout
+    )
+    assert statuses(db_url) == {"held": 3}
+    listed = run_cli("queue", "list", "--status", "held", "--json")
+    assert len(listed.stdout.splitlines()) == 3
+    assert json.loads(listed.stdout.splitlines()[0])["status"] == "held"
+    run_cli("queue", "release", "--target", "ambassador-usa")
+    assert statuses(db_url) == {"queued": 3}
+    assert "3 delivery(ies) cancelled" in run_cli("queue", "cancel").stdout
+    assert statuses(db_url) == {"cancelled": 3}
+    assert "0 failed" in run_cli("queue", "retry").stdout
+
+
+def test_worker_delivers_due_letters_once(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, smtp_env: FakeSmtpServer
+) -> None:
+    letters = write_letters(tmp_path / "letters.csv", 20)
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    more = write_letters(tmp_path / "later.csv", 3, start=100)
+    assert (
+        run_cli("queue", "add", open_campaign, more, "--channels", "email", "--at", later).code == 0
+    )
+    res = run_cli("worker", "--once", "--concurrency", "4")
+    assert res.code == 0, res.stderr
+    assert "sent 20" in res.stdout
+    index = smtp_env.store.index()
+    assert len(index) == 20
+    assert smtp_env.store.duplicates() == {}
+    assert statuses(db_url) == {"sent": 20, "queued": 3}
+    sent = rows(db_url, statuses=["sent"])
+    assert {r.provider_ref for r in sent} == {rec["message_id"] for rec in index}
+    report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
+    assert report["supporters_acted"] == 20
+    assert report["by_status"] == {"queued": 3, "sent": 20}
+    table = run_cli("report", CAMPAIGN_ID)
+    assert "20 supporter(s) acted" in table.stdout
+    csv_out = run_cli("report", CAMPAIGN_ID, "--format", "csv").stdout.splitlines()
+    assert csv_out[0] == "channel,target,status,count"
+    assert "email,ambassador-usa,sent,20" in csv_out
+
+
+def test_spread_spaces_letters_evenly(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    letters = write_letters(tmp_path / "letters.csv", 4)
+    at = "2030-01-01T09:00:00+00:00"
+    res = run_cli(
+        "queue", "add", open_campaign, letters, "--channels", "email", "--at", at, "--spread", "4h"
+    )
+    assert res.code == 0, res.stderr
+    times = sorted(r.send_after for r in rows(db_url))
+    assert [t.hour for t in times] == [9, 10, 11, 12]
+
+
+def test_worker_refuses_letters_past_act_until(
+    run_cli: Any, db_url: str, tmp_path: Path, smtp_env: FakeSmtpServer
+) -> None:
+    text = SHIPPED_CAMPAIGN.read_text(encoding="utf-8")
+    soon = re.sub(r"^act_until = .*$", "act_until = 2099-12-31", text, flags=re.M)
+    path = tmp_path / "c.toml"
+    path.write_text(soon, encoding="utf-8")
+    letters = write_letters(tmp_path / "letters.csv", 2)
+    assert run_cli("queue", "add", path, letters, "--channels", "email").code == 0
+    # The campaign closes after the letters were queued: the stored copy is replaced.
+    path.write_text(text, encoding="utf-8")
+    assert run_cli("queue", "add", path, letters, "--channels", "email").code == 0
+    res = run_cli("worker", "--once")
+    assert "expired 2" in res.stdout
+    assert statuses(db_url) == {"expired": 2}
+    assert smtp_env.store.index() == []
+
+
+def test_transient_failure_goes_back_to_the_queue_for_a_later_run(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    profile = FaultProfile(
+        smtp=SmtpFaults(
+            script=[
+                SmtpScript(
+                    rcpt="rusembusa@mid.ru", step="data", action="451 4.3.0 try later", times=3
+                )
+            ]
+        )
+    )
+    with ThreadedFakeSmtp(tmp_path / "smtp", faults=profile) as server:
+        for k, v in {
+            "UA_DISPATCH_SMTP_HOST": server.host,
+            "UA_DISPATCH_SMTP_PORT": str(server.port),
+            "UA_DISPATCH_SMTP_SECURITY": "none",
+            "UA_DISPATCH_SENDER_EMAIL": "appeals@appeals.example.org",
+            "UA_DISPATCH_RETRY_BASE_DELAY": "0.01",
+            "UA_DISPATCH_RETRY_MAX_DELAY": "0.02",
+            "UA_DISPATCH_RETRY_MAX_ATTEMPTS": "2",
+            "UA_DISPATCH_QUEUE_RETRY_DELAY": "0",
+        }.items():
+            monkeypatch.setenv(k, v)
+        letters = write_letters(tmp_path / "letters.csv", 1)
+        assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+        first = run_cli("worker", "--once")
+        assert "queued again 1" in first.stdout
+        (row,) = rows(db_url)
+        assert (row.status, row.attempts, row.error_kind) == ("queued", 2, "transient")
+        assert "451" in row.last_error
+        second = run_cli("worker", "--once")
+        assert "sent 1" in second.stdout
+        (row,) = rows(db_url)
+        assert (row.status, row.attempts) == ("sent", 4)
+        assert len(server.store.index()) == 1
+
+
+def _env(url: str, server: FakeSmtpServer, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UA_DISPATCH_")}
+    env.update(
+        PYTHONPATH=f"{ROOT / 'src'}:{ROOT}",
+        UA_DISPATCH_DATABASE_URL=url,
+        UA_DISPATCH_SMTP_HOST=server.host,
+        UA_DISPATCH_SMTP_PORT=str(server.port),
+        UA_DISPATCH_SMTP_SECURITY="none",
+        UA_DISPATCH_SENDER_EMAIL="appeals@appeals.example.org",
+        UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
+        UA_DISPATCH_RETRY_BASE_DELAY="0.01",
+        UA_DISPATCH_RETRY_MAX_DELAY="0.05",
+        **extra,
+    )
+    return env
+
+
+def _worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ua_dispatch", "worker", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_workers_on_postgresql_deliver_500_letters_once(
+    run_cli: Any,
+    pg_database: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    truncate(pg_database)
+    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", pg_database)
+    letters = write_letters(tmp_path / "letters.csv", 500)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    with ThreadedFakeSmtp(tmp_path / "smtp") as server:
+        env = _env(pg_database, server)
+        procs = [_worker(env, "--once", "--concurrency", "4") for _ in range(2)]
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outs
+        sent = [int(re.search(r"sent (\d+)", o).group(1)) for o, _ in outs]  # type: ignore[union-attr]
+        assert sum(sent) == 500
+        assert min(sent) > 0, "both workers took a share"
+        assert len(server.store.index()) == 500
+        assert server.store.duplicates() == {}
+    assert statuses(pg_database) == {"sent": 500}
+
+
+def test_killed_worker_is_replaced_and_everything_ends(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    letters = write_letters(tmp_path / "letters.csv", 60)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    slow = FaultProfile(smtp=SmtpFaults(latency_ms=15))
+    with ThreadedFakeSmtp(tmp_path / "smtp", faults=slow) as server:
+        env = _env(db_url, server, UA_DISPATCH_WORKER_LEASE="1")
+        first = _worker(env, "--concurrency", "4", "--poll", "0.1")
+        deadline = time.monotonic() + 20
+        while len(server.store.index()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.communicate(timeout=10)
+        held = {r.id for r in rows(db_url, statuses=["in_flight"])}
+        assert held, "the worker died holding deliveries"
+        second = _worker(env, "--once", "--concurrency", "4")
+        _out, errs = second.communicate(timeout=60)
+        assert second.returncode == 0, errs
+        assert statuses(db_url) == {"sent": 60}
+        index = server.store.index()
+        assert {r["message_id"] for r in index} == {r.provider_ref for r in rows(db_url)}
+        # Only what the dead worker held (sent or not, its outcome unrecorded) may arrive twice,
+        # and then with the same Message-ID.
+        held_refs = {r.provider_ref for r in rows(db_url) if r.id in held}
+        assert set(server.store.duplicates()) <= held_refs
+        assert all(n == 2 for n in server.store.duplicates().values())
+
+
+def test_sigterm_releases_what_the_worker_holds(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    letters = write_letters(tmp_path / "letters.csv", 40)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    slow = FaultProfile(smtp=SmtpFaults(latency_ms=20))
+    with ThreadedFakeSmtp(tmp_path / "smtp", faults=slow) as server:
+        proc = _worker(_env(db_url, server), "--concurrency", "2", "--poll", "0.1")
+        deadline = time.monotonic() + 20
+        while len(server.store.index()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, errs = proc.communicate(timeout=20)
+        assert proc.returncode == 0, errs
+        assert "released" in out
+        got = statuses(db_url)
+        assert "in_flight" not in got, got
+        assert got.get("sent", 0) == len(server.store.index())
+        assert got.get("queued", 0) > 0
+
+
+def test_retention_purges_personal_data_and_keeps_counts(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, smtp_env: FakeSmtpServer
+) -> None:
+    letters = write_letters(tmp_path / "letters.csv", 3)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    assert run_cli("worker", "--once").code == 0
+    later = write_letters(tmp_path / "later.csv", 1, start=50)
+    assert run_cli("queue", "add", open_campaign, later, "--channels", "email").code == 0
+    assert run_cli("queue", "purge").code == 2  # no retention configured, none given
+    res = run_cli("queue", "purge", "--older-than", "0")
+    assert "erased from 3" in res.stdout
+    got = {r.status: r for r in rows(db_url)}
+    assert got["sent"].supporter_email is None
+    assert got["sent"].letter_text is None
+    assert got["queued"].supporter_email == "supporter50@example.org"  # not finished: kept
+    report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
+    assert report["supporters_acted"] == 3
+
+
+def test_send_leaves_a_transient_failure_for_the_worker(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    greylist = FaultProfile(
+        smtp=SmtpFaults(script=[SmtpScript(rcpt="rusembusa@mid.ru", step="rcpt", times=2)])
+    )
+    with ThreadedFakeSmtp(tmp_path / "smtp", faults=greylist) as server:
+        for k, v in _env(db_url, server, UA_DISPATCH_RETRY_MAX_ATTEMPTS="2").items():
+            if k.startswith("UA_DISPATCH_"):
+                monkeypatch.setenv(k, v)
+        monkeypatch.setenv("UA_DISPATCH_RETRY_GREYLIST_DELAY", "0.01")
+        monkeypatch.setenv("UA_DISPATCH_QUEUE_RETRY_DELAY", "0")
+        res = run_cli(
+            "send",
+            open_campaign,
+            EXAMPLES / "letter-en.txt",
+            *SUPPORTER_ARGS,
+            "--channels",
+            "email",
+            "--yes",
+            "--json",
+        )
+        assert res.code == 1
+        assert res.json()["queued_for_worker"] == [{"channel": "email", "target": "ambassador-usa"}]
+        assert "queued" in res.stderr
+        (row,) = rows(db_url)
+        assert (row.status, row.attempts, row.supporter_email) == ("queued", 2, "alex@example.org")
+        assert server.store.index() == []
+        assert "sent 1" in run_cli("worker", "--once").stdout
+        (msg,) = server.store.index()
+        assert rows(db_url)[0].provider_ref == msg["message_id"]
