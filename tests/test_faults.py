@@ -75,8 +75,10 @@ def faulty(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         threaded.__exit__(None, None, None)
 
 
-def send(run_cli, campaign: Path):
-    return run_cli("send", campaign, EN, *SUPPORTER_ARGS, "--channels", "email", "--yes", "--json")
+def send(run_cli, campaign: Path, *extra: str):
+    return run_cli(
+        "send", campaign, EN, *SUPPORTER_ARGS, *extra, "--channels", "email", "--yes", "--json"
+    )
 
 
 def test_greylisting_twice_then_accepted(run_cli, open_campaign: Path, faulty) -> None:
@@ -181,7 +183,8 @@ def test_transient_beyond_the_cap_is_failed_and_retryable(
 def test_per_sender_rate_limit_answers_450(run_cli, open_campaign: Path, faulty) -> None:
     server = faulty({"smtp": {"rate_limit_per_sender": "1/1h"}})
     first = send(run_cli, open_campaign)
-    second = send(run_cli, open_campaign)
+    # a second supporter's appeal through the same relay sender
+    second = send(run_cli, open_campaign, "--name", "Sam Second", "--email", "sam@example.org")
     assert first.code == 0 and second.code == 1
     (failed,) = [d for d in second.json()["deliveries"] if d["status"] == "failed"]
     assert failed["code"] == "450"

@@ -432,3 +432,33 @@ def test_send_leaves_a_transient_failure_for_the_worker(
         assert "sent 1" in run_cli("worker", "--once").stdout
         (msg,) = server.store.index()
         assert rows(db_url)[0].provider_ref == msg["message_id"]
+
+
+def test_send_run_again_by_hand_takes_its_delivery_off_the_worker(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued for the worker by a first run, then sent by the supporter running the command
+    again: the outbox row ends sent and the worker does not send the letter a second time."""
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    greylist = FaultProfile(
+        smtp=SmtpFaults(script=[SmtpScript(rcpt="rusembusa@mid.ru", step="rcpt", times=2)])
+    )
+    with ThreadedFakeSmtp(tmp_path / "smtp", faults=greylist) as server:
+        for k, v in _env(db_url, server, UA_DISPATCH_RETRY_MAX_ATTEMPTS="2").items():
+            if k.startswith("UA_DISPATCH_"):
+                monkeypatch.setenv(k, v)
+        monkeypatch.setenv("UA_DISPATCH_RETRY_GREYLIST_DELAY", "0.01")
+        monkeypatch.setenv("UA_DISPATCH_QUEUE_RETRY_DELAY", "0")
+        args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
+        args += ("--channels", "email", "--yes", "--json")
+        assert run_cli(*args).code == 1
+        assert [r.status for r in rows(db_url)] == ["queued"]
+        again = run_cli(*args)
+        assert again.code == 0, again.stderr
+        (row,) = rows(db_url)
+        (msg,) = server.store.index()
+        assert (row.status, row.attempts) == ("sent", 3)
+        assert row.provider_ref == msg["message_id"]
+        assert "sent 0" in run_cli("worker", "--once").stdout
+        assert len(server.store.index()) == 1

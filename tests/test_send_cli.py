@@ -80,16 +80,25 @@ def test_russian_letter_arrives_intact(
 
 
 def test_resend_of_the_same_appeal_keeps_its_message_id(
-    run_cli, open_campaign: Path, smtp_env: FakeSmtpServer, tmp_path: Path
+    run_cli,
+    open_campaign: Path,
+    smtp_env: FakeSmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    args = ("send", open_campaign, EN, *SUPPORTER_ARGS, "--yes", "--json")
+    """Sent again from somewhere with another outbox, the same appeal has the same id."""
+    args = ("send", open_campaign, EN, *SUPPORTER_ARGS, "--channels", "email", "--yes", "--json")
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / "machine-a"))
     first = run_cli(*args).json()["deliveries"][1]["ref"]
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / "machine-b"))
     second = run_cli(*args).json()["deliveries"][1]["ref"]
     assert first == second
     assert smtp_env.store.duplicates() == {first: 2}
     changed = tmp_path / "changed.txt"
     changed.write_text(EN.read_text(encoding="utf-8") + "\nOne more sentence.\n", encoding="utf-8")
-    third = run_cli("send", open_campaign, changed, *SUPPORTER_ARGS, "--yes", "--json")
+    third = run_cli(
+        "send", open_campaign, changed, *SUPPORTER_ARGS, "--channels", "email", "--yes", "--json"
+    )
     assert third.json()["deliveries"][1]["ref"] != first
 
 
@@ -300,3 +309,20 @@ def test_module_entry_point_and_version() -> None:
     )
     assert proc.returncode == 0
     assert re.match(r"ua-dispatch, version \d", proc.stdout)
+
+
+def test_running_the_same_send_again_does_not_resend(
+    run_cli, open_campaign: Path, smtp_env: FakeSmtpServer
+) -> None:
+    """After a partial failure the natural move is to run the command again: what went out
+    the first time is recorded in the outbox and not sent twice."""
+    args = ("send", open_campaign, EN, *SUPPORTER_ARGS, "--channels", "email", "--yes", "--json")
+    first = run_cli(*args)
+    assert first.code == 0, first.stderr
+    again = run_cli(*args)
+    assert again.code == 0, again.stderr
+    assert "earlier run" in again.stderr
+    (sent,) = [d for d in again.json()["deliveries"] if d["status"] == "sent"]
+    assert sent["attempts"] == 0
+    assert sent["ref"] == first.json()["deliveries"][1]["ref"]
+    assert len(smtp_env.store.index()) == 1  # the official got it once

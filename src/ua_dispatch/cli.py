@@ -267,13 +267,50 @@ async def _send(
         return await execute(prepared, dry, appeal.campaign.id, drafts_dir, partial)
 
 
+def _sent_before(settings: Settings, prepared: list[Prepared]) -> dict[str, str]:
+    """What the outbox records as already sent: running the same send again skips it."""
+    from ua_dispatch.queue.handoff import sent_before
+
+    sendable = [
+        p for p in prepared if p.payload is not None and get_channel(p.delivery.channel).sends
+    ]
+    earlier = asyncio.run(sent_before(settings, sendable))
+    if earlier:
+        err.print(
+            f"note: {len(earlier)} delivery(ies) went out in an earlier run and are not sent again",
+            markup=False,
+        )
+    return earlier
+
+
+def _with_earlier(
+    prepared: list[Prepared], earlier: dict[str, str], sent_now: list[Outcome]
+) -> list[Outcome]:
+    """Outcomes in plan order: this run's, and 'sent' for what an earlier run sent."""
+    rest = iter(sent_now)
+    return [
+        Outcome.for_delivery(p.delivery, Status.SENT, ref=earlier[p.delivery.key])
+        if p.delivery.key in earlier
+        else next(rest)
+        for p in prepared
+    ]
+
+
 def _hand_to_queue(
-    appeal: Appeal, prepared: list[Prepared], outcomes: list[Outcome], settings: Settings
+    appeal: Appeal,
+    prepared: list[Prepared],
+    outcomes: list[Outcome],
+    settings: Settings,
+    *,
+    interrupted: bool = False,
 ) -> list[dict[str, str]]:
-    """Transient failures that outlasted the retry budget go to the outbox for the worker."""
+    """Record what went out; transient failures that outlasted the retry budget go to the
+    outbox for the worker (not after Ctrl-C: the supporter stopped the run)."""
     from ua_dispatch.queue.handoff import queue_unfinished
 
-    later, due = asyncio.run(queue_unfinished(settings, appeal, prepared, outcomes))
+    later, due = asyncio.run(
+        queue_unfinished(settings, appeal, prepared, outcomes, queue_retryable=not interrupted)
+    )
     if later and due is not None:
         err.print(
             f"note: {len(later)} delivery(ies) could not be completed yet and are queued; "
@@ -366,13 +403,17 @@ def send(
     _approve(appeal, prepared, yes)
     store_dir = store or settings.dry_run_store
     drafts_dir = (store_dir / "drafts" if dry_run else settings.drafts_dir) / appeal.campaign.id
+    earlier: dict[str, str] = {}
+    if not dry_run:
+        earlier = _sent_before(settings, prepared)
+    to_send = [p for p in prepared if p.delivery.key not in earlier]
     partial: list[Outcome] = []
     interrupted = False
     try:
-        outcomes = asyncio.run(
+        sent_now = asyncio.run(
             _send(
                 appeal,
-                prepared,
+                to_send,
                 settings,
                 dry_run=dry_run,
                 store=store_dir,
@@ -384,12 +425,16 @@ def send(
     except KeyboardInterrupt:
         if not partial:
             raise
-        outcomes, interrupted = partial, True
+        sent_now, interrupted = partial, True
+    outcomes = _with_earlier(prepared, earlier, sent_now)
     doc: dict[str, Any] = {"campaign": appeal.campaign.id, "dry_run": dry_run}
     if dry_run:
         doc["store"] = str(store_dir)
-    elif not interrupted:
-        doc["queued_for_worker"] = _hand_to_queue(appeal, prepared, outcomes, settings)
+    else:
+        # also after Ctrl-C: what went out is recorded so running the command again skips it
+        doc["queued_for_worker"] = _hand_to_queue(
+            appeal, prepared, outcomes, settings, interrupted=interrupted
+        )
     if interrupted:
         doc["interrupted"] = True
     title = f"{appeal.campaign.ua_number}: {appeal.campaign.title}"
