@@ -12,7 +12,8 @@ from tests.conftest import SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.channels import get_channel
 from ua_dispatch.channels.base import BuildEnv
-from ua_dispatch.channels.phone import CallScript, office_hours, time_zone_of
+from ua_dispatch.channels.phone import CallScript
+from ua_dispatch.hours import office_hours, time_zone_of
 from ua_dispatch.letter import Letter, make_supporter
 from ua_dispatch.plan import Appeal, plan_deliveries
 from ua_dispatch.settings import load_settings

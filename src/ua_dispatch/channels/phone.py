@@ -17,13 +17,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from phonenumbers import timezone as phone_timezone
 
 from ua_dispatch.campaign import Target
 from ua_dispatch.channels.base import BuildEnv, Channel
+from ua_dispatch.hours import office_hours, time_zone_of
 from ua_dispatch.plan import Appeal, Delivery
-
-_UNKNOWN_ZONE = "Etc/Unknown"
 
 _WEEKDAYS = {
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
@@ -88,34 +86,6 @@ class CallScript:
     local_time: dt.datetime | None
     in_office_hours: bool | None
     next_opening: dt.datetime | None
-
-
-def time_zone_of(e164: str) -> tuple[str | None, tuple[str, ...]]:
-    """The time zone to assume for a number, and every zone its region spans."""
-    zones = tuple(
-        z
-        for z in phone_timezone.time_zones_for_number(phonenumbers.parse(e164))
-        if z != _UNKNOWN_ZONE
-    )
-    return (zones[0] if zones else None), zones
-
-
-def office_hours(
-    local: dt.datetime, start: dt.time, end: dt.time
-) -> tuple[bool, dt.datetime | None]:
-    """Whether ``local`` (an aware time in the official's zone) is within weekday office
-    hours, and when they next open if not."""
-    if local.weekday() < 5 and start <= local.time() < end:
-        return True, None
-    tz = local.tzinfo
-    for days in range(8):
-        day = local.date() + dt.timedelta(days=days)
-        if day.weekday() >= 5:
-            continue
-        opening = dt.datetime.combine(day, start, tzinfo=tz)
-        if opening > local:
-            return False, opening
-    raise AssertionError("a weekday opening is always within eight days")
 
 
 def script_language(language: str) -> str:
