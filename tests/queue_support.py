@@ -45,7 +45,7 @@ def truncate(url: str) -> None:
         try:
             exists = await conn.fetchval("SELECT to_regclass('deliveries') IS NOT NULL")
             if exists:
-                await conn.execute("TRUNCATE deliveries, campaigns RESTART IDENTITY")
+                await conn.execute("TRUNCATE deliveries, campaigns, send_slots RESTART IDENTITY")
         finally:
             await conn.close()
 

@@ -462,3 +462,125 @@ def test_send_run_again_by_hand_takes_its_delivery_off_the_worker(
         assert row.provider_ref == msg["message_id"]
         assert "sent 0" in run_cli("worker", "--once").stdout
         assert len(server.store.index()) == 1
+
+
+# --- faxes: office hours at the recipient's end, one fax per number across workers ----------
+
+MOSCOW, WASHINGTON = "+74959102134", "+12022985735"
+
+
+def test_queue_add_holds_faxes_until_the_recipients_office_opens(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    letters = write_letters(tmp_path / "letters.csv", 1)
+    saturday_noon = "2030-01-05T12:00:00+00:00"
+    res = run_cli("queue", "add", open_campaign, letters, "--at", saturday_noon)
+    assert res.code == 0, res.stderr
+    assert "2 fax(es) wait for the recipient's office hours" in res.stdout
+    due = {(r.channel, r.recipient): r.send_after for r in rows(db_url)}
+    assert due[("email", "rusembusa@mid.ru")] == dt.datetime(2030, 1, 5, 12, 0)
+    # Monday 09:00 in Moscow (UTC+3) and in Washington (UTC-5 in January)
+    assert due[("fax", MOSCOW)] == dt.datetime(2030, 1, 7, 6, 0)
+    assert due[("fax", WASHINGTON)] == dt.datetime(2030, 1, 7, 14, 0)
+
+    monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "false")
+    others = write_letters(tmp_path / "others.csv", 1, start=9)
+    assert run_cli("queue", "add", open_campaign, others, "--at", saturday_noon).code == 0
+    late = [r for r in rows(db_url) if r.supporter_email == "supporter9@example.org"]
+    assert {r.send_after for r in late} == {dt.datetime(2030, 1, 5, 12, 0)}
+
+
+def _closed_hours_now() -> tuple[str, str]:
+    """A one-hour office window that is closed now in Moscow and in Washington, with a margin
+    of ten minutes either side, so the test does not depend on the time it runs."""
+    from zoneinfo import ZoneInfo
+
+    now = dt.datetime.now(dt.UTC)
+    for start in range(1, 23):
+        window_ok = True
+        for zone in ("Europe/Moscow", "America/New_York"):
+            local = now.astimezone(ZoneInfo(zone))
+            minutes = local.hour * 60 + local.minute
+            if start * 60 - 10 <= minutes <= (start + 1) * 60 + 10:
+                window_ok = False
+        if window_ok:
+            return f"{start:02d}:00", f"{start + 1:02d}:00"
+    raise AssertionError("some hour of the day is closed in both cities")
+
+
+def test_worker_keeps_a_fax_until_the_office_opens_without_spending_an_attempt(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    fax_env: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Due now (queued with the rule switched off), but the office is closed when the worker
+    gets to it: the fax waits, unattempted, for the opening."""
+    from ua_dispatch.hours import fax_not_before
+
+    letters = write_letters(tmp_path / "letters.csv", 1)
+    monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "false")
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "fax").code == 0
+    start, end = _closed_hours_now()
+    monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "true")
+    monkeypatch.setenv("UA_DISPATCH_OFFICE_HOURS_START", start)
+    monkeypatch.setenv("UA_DISPATCH_OFFICE_HOURS_END", end)
+    res = run_cli("worker", "--once")
+    assert res.code == 0, res.stderr
+    assert "sent 0" in res.stdout and "waiting (office hours, rate limits) 2" in res.stdout
+    assert fax_env.received() == []
+    settings = Settings()
+    for row in rows(db_url):
+        assert (row.status, row.attempts, row.error_kind) == ("queued", 0, "deferred")
+        assert "office hours" in row.last_error
+        opens = fax_not_before(settings, "fax", row.recipient, row.updated_at)
+        assert row.next_attempt_at == opens
+        assert row.next_attempt_at > row.updated_at
+
+
+def _queue_add(env: dict[str, str], campaign: Path, letters: Path, *args: str) -> None:
+    cmd = [sys.executable, "-m", "ua_dispatch", "queue", "add", str(campaign), str(letters)]
+    add = subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert add.returncode == 0, add.stderr
+
+
+def test_one_fax_per_number_holds_across_two_workers(
+    db_url: str, open_campaign: Path, tmp_path: Path, fake_fax: Any, fake_smtp: FakeSmtpServer
+) -> None:
+    """Six supporters' faxes to two numbers, two worker processes at once: each number is
+    called once within the limit's period, the rest wait for their turn unattempted."""
+    letters = write_letters(tmp_path / "letters.csv", 6)
+    env = _env(
+        db_url,
+        fake_smtp,
+        **fake_fax.env(),
+        UA_DISPATCH_FAX_OFFICE_HOURS_ONLY="false",
+        UA_DISPATCH_LIMIT_FAX_PER_NUMBER="1/1h",
+        UA_DISPATCH_FAX_POLL_INTERVAL="0.01",
+        UA_DISPATCH_FAX_POLL_MAX_INTERVAL="0.05",
+    )
+    _queue_add(env, open_campaign, letters, "--channels", "fax")
+    workers = [_worker(env, "--once", "--concurrency", "4") for _ in range(2)]
+    for w in workers:
+        _, stderr = w.communicate(timeout=120)
+        assert w.returncode == 0, stderr
+    assert sorted(f["to"] for f in fake_fax.received()) == sorted([MOSCOW, WASHINGTON])
+    got = rows(db_url)
+    assert sum(r.status == "sent" for r in got) == 2
+    waiting = [r for r in got if r.status == "queued"]
+    assert len(waiting) == 10
+    assert all(r.attempts == 0 and r.error_kind in (None, "deferred") for r in waiting)
+    soonest = min(r.next_attempt_at for r in got if r.error_kind == "deferred")
+    assert soonest - min(r.updated_at for r in got) > dt.timedelta(minutes=55)
+
+    # A worker started later, with letters that are due now, finds the numbers' slots taken
+    # in the outbox: a new process does not start with a fresh allowance.
+    more = write_letters(tmp_path / "more.csv", 2, start=50)
+    _queue_add(env, open_campaign, more, "--channels", "fax")
+    later = _worker(env, "--once")
+    stdout, stderr = later.communicate(timeout=120)
+    assert later.returncode == 0, stderr
+    assert "sent 0" in stdout
+    assert len(fake_fax.received()) == 2

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
+
+if TYPE_CHECKING:
+    from ua_dispatch.settings import Settings
 
 _UNKNOWN_ZONE = "Etc/Unknown"
 
@@ -69,3 +73,16 @@ def next_open(e164: str, at: dt.datetime, start: dt.time, end: dt.time) -> dt.da
     if is_open or opening is None:
         return at
     return opening.astimezone(at.tzinfo or dt.UTC)
+
+
+def fax_not_before(
+    settings: Settings, channel: str, to: str | None, at: dt.datetime
+) -> dt.datetime:
+    """When a queued delivery may go, given ``at`` (naive UTC, as the outbox keeps times):
+    a fax waits for the recipient's office to open when ``fax_office_hours_only`` is set."""
+    if channel != "fax" or not to or not settings.fax_office_hours_only:
+        return at
+    opens = next_open(
+        to, at.replace(tzinfo=dt.UTC), settings.office_hours_start, settings.office_hours_end
+    )
+    return opens.astimezone(dt.UTC).replace(tzinfo=None)

@@ -111,9 +111,11 @@ class Settings(BaseSettings):
     # --- letters ---
     letter_max_chars: int = Field(default=20_000, ge=200)
 
-    # --- call scripts: office hours at the official's end, local time, Monday to Friday ---
+    # --- office hours at the official's end, local time, Monday to Friday: call scripts say
+    # whether now is a good time to ring; the queue holds faxes until the office opens ---
     office_hours_start: dt.time = dt.time(9, 0)
     office_hours_end: dt.time = dt.time(18, 0)
+    fax_office_hours_only: bool = True
 
     # --- fax documents ---
     # a fax longer than this (cover page included) is refused before anything is sent

@@ -98,7 +98,7 @@ def queue_add(
             campaign,
             letters_file,
             channels,
-            max_chars=settings.letter_max_chars,
+            settings=settings,
             at=at,
             spread=span,
         ),
@@ -108,7 +108,12 @@ def queue_add(
     out.print(
         f"{campaign.id}: {result.rows} row(s) read, {len(result.skipped_rows)} not approved; "
         f"{result.queued} delivery(ies) queued, {result.already} already queued"
-        + (f", {result.no_address} without an address" if result.no_address else ""),
+        + (f", {result.no_address} without an address" if result.no_address else "")
+        + (
+            f"; {result.waiting_for_office} fax(es) wait for the recipient's office hours"
+            if result.waiting_for_office
+            else ""
+        ),
         markup=False,
     )
 
@@ -278,7 +283,10 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
                 progress.update(
                     task,
                     completed=stats.done,
-                    detail=f"sent {stats.sent}, failed {stats.failed}, later {stats.requeued}",
+                    detail=(
+                        f"sent {stats.sent}, failed {stats.failed}, "
+                        f"later {stats.requeued + stats.deferred}"
+                    ),
                 )
 
         worker = Worker(
@@ -298,7 +306,8 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
     stats = _with_store(ctx, work)
     out.print(
         f"sent {stats.sent}, failed {stats.failed}, queued again {stats.requeued}, "
-        f"expired {stats.expired}, released {stats.released}",
+        f"expired {stats.expired}, released {stats.released}, "
+        f"waiting (office hours, rate limits) {stats.deferred}",
         markup=False,
     )
     for name, why in stats.stopped_channels.items():

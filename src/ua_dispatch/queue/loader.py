@@ -21,10 +21,12 @@ from typing import Any
 
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.errors import InputError
+from ua_dispatch.hours import fax_not_before
 from ua_dispatch.letter import Letter, Supporter, make_supporter, parse_letter
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
 from ua_dispatch.queue.models import QStatus
 from ua_dispatch.queue.store import Store, utcnow
+from ua_dispatch.settings import Settings
 
 COLUMNS = ("name", "email", "city", "country", "language", "letter", "approved")
 _YES = {"yes", "y", "true", "1", "x", "approved"}
@@ -66,6 +68,8 @@ class AddResult:
     already: int = 0
     skipped_rows: list[tuple[int, str]] = field(default_factory=list)
     no_address: int = 0
+    #: faxes due outside the recipient's office hours, moved to when the office opens
+    waiting_for_office: int = 0
 
 
 def _reader(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -148,7 +152,7 @@ async def add_letters(
     csv_path: Path,
     channels: list[str],
     *,
-    max_chars: int,
+    settings: Settings,
     at: dt.datetime | None = None,
     spread: dt.timedelta | None = None,
 ) -> AddResult:
@@ -181,7 +185,7 @@ async def add_letters(
                 letter = parse_letter(
                     raw,
                     source=source,
-                    max_chars=max_chars,
+                    max_chars=settings.letter_max_chars,
                     language=row["language"].strip() or None,
                     accepted=campaign.languages,
                 )
@@ -199,7 +203,10 @@ async def add_letters(
                     result.no_address += 1
                     continue
                 planned += 1
-                batch.append(delivery_row(campaign.id, supporter, d, letter, send_after, now))
+                due = fax_not_before(settings, d.channel, d.to, send_after)
+                if due != send_after:
+                    result.waiting_for_office += 1
+                batch.append(delivery_row(campaign.id, supporter, d, letter, due, now))
             if len(batch) >= _BATCH:
                 await store.insert_rows(conn, batch)
                 batch = []

@@ -70,3 +70,15 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_campaign", "campaign_id", "status"),
     sa.Index("ix_deliveries_target", "target_slug", "status"),
 )
+
+# One row per rate-limited recipient ("fax.number", "+74959102134"): the earliest time the next
+# letter to it may go. Workers take a slot with one conditional UPDATE, so a per-recipient limit
+# holds across every worker on every machine, not per process.
+send_slots = sa.Table(
+    "send_slots",
+    metadata,
+    sa.Column("scope", sa.String(60), primary_key=True),
+    sa.Column("key", sa.String(320), primary_key=True),
+    sa.Column("next_free_at", sa.DateTime, nullable=False),
+    sa.Index("ix_send_slots_key", "key"),
+)

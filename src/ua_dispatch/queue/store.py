@@ -19,10 +19,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.queue.db import open_engine
-from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries
+from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries, send_slots
 from ua_dispatch.settings import Settings
 
 D = deliveries.c
+S = send_slots.c
+
+
+class _SlotBusy(Exception):
+    def __init__(self, free_at: dt.datetime):
+        self.free_at = free_at
 
 
 def utcnow() -> dt.datetime:
@@ -163,9 +169,16 @@ class Store:
             sa.and_(D.status == str(QStatus.QUEUED), D.next_attempt_at <= now),
             sa.and_(D.status == str(QStatus.IN_FLIGHT), D.lease_until < now),
         )
+        # Rows to a recipient whose send slot is taken (one fax per number every two minutes)
+        # are left for later instead of being claimed only to be put back.
+        slot_busy = (
+            sa.select(S.key)
+            .where(S.key == sa.func.lower(D.recipient), S.next_free_at > now)
+            .exists()
+        )
         pick = (
             sa.select(D.id)
-            .where(due, D.channel.in_(list(channels)))
+            .where(due, D.channel.in_(list(channels)), ~slot_busy)
             .order_by(D.next_attempt_at, D.id)
             .limit(limit)
         )
@@ -184,6 +197,41 @@ class Store:
         )
         async with self.engine.begin() as conn:
             return list((await conn.execute(stmt)).all())
+
+    async def take_slots(self, wants: Sequence[tuple[str, str, float]]) -> dt.datetime | None:
+        """Take the next send slot for every ``(scope, key, spacing seconds)``, all or none.
+
+        Returns None when they were taken (send now), or when the busiest of them is free
+        again. A slot is taken with one conditional UPDATE: on PostgreSQL a concurrent worker
+        waits for the row lock and then finds the slot taken, on SQLite writers are serialised,
+        so a per-recipient limit holds across every worker.
+        """
+        if not wants:
+            return None
+        now = utcnow()
+        try:
+            async with self.engine.begin() as conn:
+                for scope, key, spacing in wants:
+                    await conn.execute(
+                        self._insert(send_slots)
+                        .values(scope=scope, key=key, next_free_at=now)
+                        .on_conflict_do_nothing(index_elements=["scope", "key"])
+                    )
+                    taken = await conn.execute(
+                        send_slots.update()
+                        .where(S.scope == scope, S.key == key, S.next_free_at <= now)
+                        .values(next_free_at=now + dt.timedelta(seconds=spacing))
+                    )
+                    if taken.rowcount == 0:
+                        free_at = (
+                            await conn.execute(
+                                sa.select(S.next_free_at).where(S.scope == scope, S.key == key)
+                            )
+                        ).scalar_one()
+                        raise _SlotBusy(free_at)  # rolls back the slots taken before it
+        except _SlotBusy as busy:
+            return busy.free_at
+        return None
 
     async def record(self, owner: str, outcomes: Sequence[Outcome]) -> None:
         """Write outcomes of rows this worker holds (a row taken over meanwhile is left)."""

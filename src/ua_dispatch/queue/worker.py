@@ -31,8 +31,9 @@ from ua_dispatch.channels import CHANNELS, get_channel
 from ua_dispatch.channels.base import BuildEnv, Transport
 from ua_dispatch.engine import Prepared, _ChannelStopped, deliver_one
 from ua_dispatch.errors import ConfigError, InputError
+from ua_dispatch.hours import fax_not_before
 from ua_dispatch.letter import Letter, Supporter
-from ua_dispatch.limits import RateLimits
+from ua_dispatch.limits import RateLimits, parse_rate
 from ua_dispatch.plan import Appeal, Delivery, Status
 from ua_dispatch.queue.models import QStatus
 from ua_dispatch.queue.store import Outcome, Store, utcnow
@@ -48,11 +49,13 @@ class WorkerStats:
     requeued: int = 0
     expired: int = 0
     released: int = 0
+    #: put back unattempted: the recipient's office is closed or their send slot is taken
+    deferred: int = 0
     stopped_channels: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
-        return self.sent + self.failed + self.requeued + self.expired
+        return self.sent + self.failed + self.requeued + self.expired + self.deferred
 
 
 def sending_channels(settings: Settings) -> tuple[list[str], dict[str, str]]:
@@ -100,7 +103,17 @@ class Worker:
         self._finished = asyncio.Event()
         self._busy = 0
         self._outcomes: list[Outcome] = []
-        self._limits = RateLimits(settings.rate_limits(), settings.limit_concurrency)
+        # Per-recipient limits (one fax per number every two minutes) must hold across every
+        # worker, so the outbox enforces them (Store.take_slots); the in-process limiter keeps
+        # the channel-wide rates and the concurrency cap of this worker.
+        rates = settings.rate_limits()
+        self._shared: dict[str, float] = {}
+        for scope in list(rates):
+            if "." in scope:
+                rate = parse_rate(rates.pop(scope))
+                if rate is not None:
+                    self._shared[scope] = rate[1] / rate[0]
+        self._limits = RateLimits(rates, settings.limit_concurrency)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -225,6 +238,17 @@ class Worker:
                 else str(exc)
             )
             return Outcome(row.id, QStatus.FAILED, row.attempts, error=msg, error_kind="permanent")
+        opens = fax_not_before(self.settings, row.channel, delivery.to, now)
+        if opens > now:
+            return self._defer(row, opens, "waiting for the recipient's office hours")
+        wants = [
+            (f"{row.channel}.{scope}", key, self._shared[f"{row.channel}.{scope}"])
+            for scope, key in channel.rate_keys(delivery)
+            if f"{row.channel}.{scope}" in self._shared
+        ]
+        free_at = await self.store.take_slots(wants)
+        if free_at is not None:
+            return self._defer(row, free_at, "waiting for the recipient's rate limit")
         transport = transports.get(row.channel)
         if transport is None:
             transport = await stack.enter_async_context(channel.transport(self.settings))
@@ -255,6 +279,19 @@ class Worker:
             error=result.error,
             error_kind=result.error_kind,
             code=result.code,
+        )
+
+    def _defer(self, row: sa.Row[Any], until: dt.datetime, why: str) -> Outcome:
+        """Back to the queue until ``until`` without spending an attempt: waiting for office
+        hours or a rate limit is not a failure."""
+        self.stats.deferred += 1
+        return Outcome(
+            row.id,
+            QStatus.QUEUED,
+            row.attempts,
+            next_attempt_at=until,
+            error=f"{why} (until {until.isoformat(timespec='seconds')} UTC)",
+            error_kind="deferred",
         )
 
     def _requeue(
@@ -317,4 +354,5 @@ def _stats_fields(stats: WorkerStats) -> dict[str, Any]:
         "requeued": stats.requeued,
         "expired": stats.expired,
         "released": stats.released,
+        "deferred": stats.deferred,
     }

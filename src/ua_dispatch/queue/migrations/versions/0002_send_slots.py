@@ -1,0 +1,29 @@
+"""Per-recipient send slots shared by every worker (one fax per number every two minutes).
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "send_slots",
+        sa.Column("scope", sa.String(60), primary_key=True),
+        sa.Column("key", sa.String(320), primary_key=True),
+        sa.Column("next_free_at", sa.DateTime, nullable=False),
+    )
+    op.create_index("ix_send_slots_key", "send_slots", ["key"])
+
+
+def downgrade() -> None:
+    op.drop_table("send_slots")
