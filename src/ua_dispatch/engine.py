@@ -73,7 +73,10 @@ def write_drafts(prepared: Sequence[Prepared], out_dir: Path) -> list[Outcome]:
     return outcomes
 
 
-class _ChannelStopped(Exception):
+class ChannelStopped(Exception):
+    """Raised by :func:`deliver_one` when the channel must not be used again in this run
+    (a login refused, a policy rejection, a gateway account out of credit)."""
+
     def __init__(self, error: DeliveryError):
         self.error = error
 
@@ -197,7 +200,7 @@ async def deliver_one(
                 return Outcome.for_delivery(d, Status.SENT, ref=receipt.ref, attempts=attempts)
     except DeliveryError as exc:
         if exc.kind == FailureKind.STOP_CHANNEL:
-            raise _ChannelStopped(exc) from None
+            raise ChannelStopped(exc) from None
         retryable = exc.kind in (FailureKind.TRANSIENT, FailureKind.AMBIGUOUS)
         bound.error(
             "delivery.failed",
@@ -241,7 +244,7 @@ async def _run_channel(
                     continue
                 try:
                     results[i] = await deliver_one(transport, p, settings, campaign_id, limits)
-                except _ChannelStopped as stop:
+                except ChannelStopped as stop:
                     if not stopped:
                         stopped.append(stop.error)
                         log.error(

@@ -29,7 +29,7 @@ import structlog
 
 from ua_dispatch.channels import CHANNELS, get_channel
 from ua_dispatch.channels.base import BuildEnv, Transport
-from ua_dispatch.engine import Prepared, _ChannelStopped, deliver_one
+from ua_dispatch.engine import Prepared, ChannelStopped, deliver_one
 from ua_dispatch.errors import ConfigError, InputError
 from ua_dispatch.hours import fax_not_before
 from ua_dispatch.letter import Letter, Supporter
@@ -257,7 +257,7 @@ class Worker:
             result = await deliver_one(
                 transport, Prepared(delivery, payload), self.settings, campaign.id, self._limits
             )
-        except _ChannelStopped as stop:
+        except ChannelStopped as stop:
             reason = stop.error.summary
             if row.channel not in self.stats.stopped_channels:
                 self.stats.stopped_channels[row.channel] = reason
