@@ -29,7 +29,7 @@ import structlog
 
 from ua_dispatch.channels import CHANNELS, get_channel
 from ua_dispatch.channels.base import BuildEnv, Transport
-from ua_dispatch.engine import Prepared, ChannelStopped, deliver_one
+from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
 from ua_dispatch.errors import ConfigError, InputError
 from ua_dispatch.hours import fax_not_before
 from ua_dispatch.letter import Letter, Supporter
