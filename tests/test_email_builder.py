@@ -121,3 +121,27 @@ def test_smtp_reply_classification(
     assert err.code == str(code)
     if hint == "greylist":
         assert err.retry_after == 300
+
+
+def test_shared_header_cache_gives_the_bytes_the_stock_smtp_policy_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parsed and folded headers are reused between messages; the output must not change,
+    for either letter, and for the second message built (the one served from the cache)."""
+    import ua_dispatch.channels.email as email_channel
+
+    cached = [build("letter-en.txt").data, build("letter-ru.txt").data]
+    again = [build("letter-en.txt").data, build("letter-ru.txt").data]
+    monkeypatch.setattr(email_channel, "_WIRE_POLICY", email.policy.SMTP)
+    monkeypatch.setattr(email_channel, "_BUILD_POLICY", email.policy.SMTP.clone(cte_type="7bit"))
+    stock = [build("letter-en.txt").data, build("letter-ru.txt").data]
+    assert cached == again == stock
+    assert email_channel._PARSED and email_channel._FOLDED  # the cache was used
+
+
+def test_shared_header_cache_still_refuses_line_breaks() -> None:
+    from ua_dispatch.channels.email import _BUILD_POLICY
+
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            _BUILD_POLICY.header_store_parse("Subject", "Free him\r\nBcc: x@example.org")
