@@ -47,7 +47,8 @@ class SharedHeadersPolicy(email.policy.EmailPolicy):
     Content-Transfer-Encoding, Content-Language), so those are kept per process, keyed by name
     and value: header objects are immutable, and a header's folded form depends only on its
     value and the policy; Date is shared by the letters built within one second. Headers that
-    differ per letter (From, Reply-To, Message-ID) are parsed as usual. The output is byte for byte what ``email.policy.SMTP`` gives.
+    differ per letter (From, Reply-To, Message-ID) are parsed as usual. The output is byte
+    for byte what ``email.policy.SMTP`` gives.
     """
 
     SHARED = frozenset(
