@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import regex
-from twitter_text import extract_urls_with_indices, parse_tweet
 
 X_MAX = 280
 MASTODON_MAX = 500
@@ -71,6 +70,8 @@ def _grapheme_ends(text: str) -> list[int]:
 def urls(text: str, *, with_protocol: bool = False) -> list[tuple[int, int]]:
     """``(start, end)`` of each URL as twitter-text finds them (bare domains included unless
     ``with_protocol``)."""
+    from twitter_text import extract_urls_with_indices  # imported on use: slow to load
+
     spans = []
     for entity in extract_urls_with_indices(text):
         start, end = entity["indices"]
@@ -82,11 +83,15 @@ def urls(text: str, *, with_protocol: bool = False) -> list[tuple[int, int]]:
 
 def x_length(text: str) -> int:
     """The weighted length X gives ``text`` (twitter-text v3)."""
+    from twitter_text import parse_tweet
+
     return int(parse_tweet(text).weightedLength)
 
 
 def x_valid(text: str) -> bool:
     """True when X would accept ``text``: not empty, at most 280, no invalid characters."""
+    from twitter_text import parse_tweet
+
     return bool(parse_tweet(text).valid)
 
 

@@ -22,12 +22,11 @@ import structlog
 
 from ua_dispatch.campaign import Target
 from ua_dispatch.channels.base import BuildEnv, Channel, Receipt, Transport
-from ua_dispatch.documents.fax import build_fax_document
-from ua_dispatch.documents.pdf import PdfDocument
 from ua_dispatch.plan import Appeal, Delivery
 from ua_dispatch.settings import Settings
 
 if TYPE_CHECKING:
+    from ua_dispatch.documents.pdf import PdfDocument
     from ua_dispatch.fax.base import FaxProvider, FaxStatus
 
 log = structlog.get_logger("ua_dispatch.channels.fax")
@@ -78,6 +77,9 @@ class FaxChannel(Channel[FaxPayload]):
         if delivery.to is None:
             raise ValueError("cannot build a fax for a delivery without a number")
         target = delivery.the_target
+        # PDF rendering (fpdf2) is loaded only by runs that build a fax
+        from ua_dispatch.documents.fax import build_fax_document
+
         document = build_fax_document(appeal, delivery, env, from_fax=env.settings.fax_from)
         return FaxPayload(
             document=document,

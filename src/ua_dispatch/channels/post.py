@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ua_dispatch.campaign import Target
 from ua_dispatch.channels.base import BuildEnv, Channel
-from ua_dispatch.documents.pdf import PdfDocument, document_date, render_appeal_pdf
 from ua_dispatch.plan import Appeal, Delivery
+
+if TYPE_CHECKING:
+    from ua_dispatch.documents.pdf import PdfDocument
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class PostChannel(Channel[PostPayload]):
         return ", ".join(target.address) or None
 
     def build(self, appeal: Appeal, delivery: Delivery, env: BuildEnv) -> PostPayload:
+        # PDF rendering (fpdf2) is loaded only by runs that build a printable letter
+        from ua_dispatch.documents.pdf import document_date, render_appeal_pdf
+
         document = render_appeal_pdf(appeal, delivery.the_target, date=document_date(env.now))
         return PostPayload(document=document)
 
