@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -399,11 +401,12 @@ def test_retention_purges_personal_data_and_keeps_counts(
     assert report["supporters_acted"] == 3
 
 
-def test_send_leaves_a_transient_failure_for_the_worker(
-    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
-
+@contextlib.contextmanager
+def _greylisting_twice(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeSmtpServer]:
+    """A fake SMTP server that greylists the ambassador's first two tries, and settings in
+    which a one-step send gives up after two tries and leaves the letter due at once."""
     greylist = FaultProfile(
         smtp=SmtpFaults(script=[SmtpScript(rcpt="rusembusa@mid.ru", step="rcpt", times=2)])
     )
@@ -413,6 +416,15 @@ def test_send_leaves_a_transient_failure_for_the_worker(
                 monkeypatch.setenv(k, v)
         monkeypatch.setenv("UA_DISPATCH_RETRY_GREYLIST_DELAY", "0.01")
         monkeypatch.setenv("UA_DISPATCH_QUEUE_RETRY_DELAY", "0")
+        yield server
+
+
+def test_send_leaves_a_transient_failure_for_the_worker(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    with _greylisting_twice(db_url, tmp_path, monkeypatch) as server:
         res = run_cli(
             "send",
             open_campaign,
@@ -441,15 +453,7 @@ def test_send_run_again_by_hand_takes_its_delivery_off_the_worker(
     again: the outbox row ends sent and the worker does not send the letter a second time."""
     from tests.conftest import EXAMPLES, SUPPORTER_ARGS
 
-    greylist = FaultProfile(
-        smtp=SmtpFaults(script=[SmtpScript(rcpt="rusembusa@mid.ru", step="rcpt", times=2)])
-    )
-    with ThreadedFakeSmtp(tmp_path / "smtp", faults=greylist) as server:
-        for k, v in _env(db_url, server, UA_DISPATCH_RETRY_MAX_ATTEMPTS="2").items():
-            if k.startswith("UA_DISPATCH_"):
-                monkeypatch.setenv(k, v)
-        monkeypatch.setenv("UA_DISPATCH_RETRY_GREYLIST_DELAY", "0.01")
-        monkeypatch.setenv("UA_DISPATCH_QUEUE_RETRY_DELAY", "0")
+    with _greylisting_twice(db_url, tmp_path, monkeypatch) as server:
         args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
         args += ("--channels", "email", "--yes", "--json")
         assert run_cli(*args).code == 1

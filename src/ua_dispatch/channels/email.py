@@ -12,11 +12,12 @@ import email.policy
 import email.utils
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosmtplib
 
@@ -62,7 +63,7 @@ class SharedHeadersPolicy(email.policy.EmailPolicy):
             "date",  # the same within a second
         }
     )
-    _MAX = 4096
+    MAX_ENTRIES = 4096
 
     def header_max_count(self, name: str) -> int | None:
         # the stock policy builds a new header class on every call to answer this
@@ -72,39 +73,36 @@ class SharedHeadersPolicy(email.policy.EmailPolicy):
         return _MAX_COUNT[key]
 
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        key = name.lower()
-        if key not in self.SHARED:
+        if name.lower() not in self.SHARED:
             return super().header_store_parse(name, value)
-        cache_key = (key, type(value).__name__, str(value))
-        found = _PARSED.get(cache_key)
-        if found is None:
-            found = super().header_store_parse(name, value)
-            if len(_PARSED) >= self._MAX:
-                _PARSED.clear()
-            _PARSED[cache_key] = found
-        return found
+        key = (name.lower(), type(value).__name__, str(value))
+        return _remember(
+            _PARSED, key, lambda: super(SharedHeadersPolicy, self).header_store_parse(name, value)
+        )
 
     def fold_binary(self, name: str, value: Any) -> bytes:
         if name.lower() not in self.SHARED:
             return super().fold_binary(name, value)
-        cache_key = (
-            name,
-            str(value),
-            self.linesep,
-            self.max_line_length,
-            self.cte_type,
-            self.utf8,
+        key = (name, str(value), self.linesep, self.max_line_length, self.cte_type, self.utf8)
+        return _remember(
+            _FOLDED, key, lambda: super(SharedHeadersPolicy, self).fold_binary(name, value)
         )
-        found = _FOLDED.get(cache_key)
-        if found is None:
-            found = super().fold_binary(name, value)
-            if len(_FOLDED) >= self._MAX:
-                _FOLDED.clear()
-            _FOLDED[cache_key] = found
-        return found
 
 
-_PARSED: dict[tuple[str, str, str], tuple[str, Any]] = {}
+_T = TypeVar("_T")
+
+
+def _remember(cache: dict[tuple[Any, ...], _T], key: tuple[Any, ...], make: Callable[[], _T]) -> _T:
+    found = cache.get(key)
+    if found is None:
+        found = make()
+        if len(cache) >= SharedHeadersPolicy.MAX_ENTRIES:
+            cache.clear()
+        cache[key] = found
+    return found
+
+
+_PARSED: dict[tuple[Any, ...], tuple[str, Any]] = {}
 _MAX_COUNT: dict[str, int | None] = {}
 _FOLDED: dict[tuple[Any, ...], bytes] = {}
 
