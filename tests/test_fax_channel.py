@@ -361,3 +361,31 @@ def test_fakes_command_prints_both_addresses_and_the_fax_settings(tmp_path: Path
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_a_fax_being_dialled_does_not_hold_the_concurrency_cap(
+    run_cli, open_campaign: Path, smtp_env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With room for one delivery at a time, the email goes out while the first fax is still
+    being dialled: waiting for a fax's outcome takes no slot of the cap (a queue of faxes
+    must not stall the email channel)."""
+    import datetime as dt
+
+    slow_call = Timing(queued=0.01, call=2.0, retry_scale=0.0)
+    with ThreadedFakeFaxGateway(tmp_path / "slow-fax", timing=slow_call) as gateway:
+        for key, value in gateway.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.05")
+        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_MAX_INTERVAL", "0.1")
+        monkeypatch.setenv("UA_DISPATCH_LIMIT_CONCURRENCY", "1")
+        result = send_fax(run_cli, open_campaign, "letter-en.txt", "--channels", "fax,email")
+        faxes = gateway.received()
+    assert result.code == 0, result.stderr
+    (email,) = smtp_env.store.index()
+
+    def when(stamp: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    first_done = min(when(f["completedTime"]) for f in faxes)
+    assert len(faxes) == 2
+    assert when(email["received_at"]) < first_done

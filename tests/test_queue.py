@@ -588,3 +588,37 @@ def test_one_fax_per_number_holds_across_two_workers(
     assert later.returncode == 0, stderr
     assert "sent 0" in stdout
     assert len(fake_fax.received()) == 2
+
+
+def test_faxes_being_dialled_do_not_stall_the_emails(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    smtp_env: FakeSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One consumer a channel (--concurrency 1): while the fax consumer follows a fax that
+    takes seconds to dial, the email consumer delivers every email."""
+    from ua_dispatch.fakes.fax_gateway import ThreadedFakeFaxGateway, Timing
+
+    letters = write_letters(tmp_path / "letters.csv", 3)
+    with ThreadedFakeFaxGateway(tmp_path / "fax", timing=Timing(0.01, 2.0, 0.0)) as gateway:
+        for key, value in gateway.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "false")
+        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.05")
+        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_MAX_INTERVAL", "0.1")
+        assert run_cli("queue", "add", open_campaign, letters).code == 0
+        res = run_cli("worker", "--once", "--concurrency", "1")
+        faxes = gateway.received()
+    assert res.code == 0, res.stderr
+    assert "sent 5" in res.stdout  # 3 emails, 1 fax to each number; the rest wait their turn
+    emails = smtp_env.store.index()
+    assert len(emails) == 3 and len(faxes) == 2
+
+    def when(stamp: str) -> dt.datetime:
+        return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+    first_fax_done = min(when(f["completedTime"]) for f in faxes)
+    assert max(when(e["received_at"]) for e in emails) < first_fax_done

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from tenacity import (
 )
 
 from ua_dispatch.channels import get_channel
-from ua_dispatch.channels.base import BuildEnv, DeliveryError, FailureKind, Transport
+from ua_dispatch.channels.base import BuildEnv, DeliveryError, FailureKind, Receipt, Transport
 from ua_dispatch.limits import RateLimits
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Delivery, Status, plan_deliveries
@@ -105,6 +105,20 @@ def _retryable(exc: BaseException) -> bool:
     )
 
 
+async def _guarded(step: Awaitable[Receipt]) -> Receipt:
+    """Await a transport step; an unexpected exception (a bug) becomes an ambiguous failure
+    instead of sinking the whole run."""
+    try:
+        return await step
+    except (DeliveryError, asyncio.CancelledError):
+        raise
+    except Exception as unexpected:
+        raise DeliveryError(
+            f"unexpected {type(unexpected).__name__}: {unexpected}",
+            kind=FailureKind.AMBIGUOUS,
+        ) from unexpected
+
+
 async def deliver_one(
     transport: Transport[Any],
     prepared: Prepared,
@@ -137,6 +151,30 @@ async def deliver_one(
                 wait=round(state.upcoming_sleep, 3),
             )
 
+    def attempt_failed(exc: DeliveryError) -> DeliveryError:
+        """Count an ambiguous try, slow the channel when told "too fast", log the try."""
+        nonlocal ambiguous
+        if exc.kind == FailureKind.AMBIGUOUS:
+            ambiguous += 1
+            if ambiguous > 1:  # at most one resend of a possibly delivered one
+                exc.kind = FailureKind.PERMANENT
+                exc.args = (f"{exc} (possibly delivered; not resent again)",)
+        if exc.hint == "throttle":
+            # The other side said how long (Retry-After) or we pause a while.
+            pause = exc.retry_after
+            if pause is None:
+                pause = settings.retry_throttle_delay
+            limits.slow_down(d.channel, pause)
+            exc.retry_after = pause
+        bound.info(
+            "delivery.attempt_failed",
+            attempt=attempts,
+            kind=str(exc.kind),
+            code=exc.code,
+            error=str(exc),
+        )
+        return exc
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(settings.retry_max_attempts)
         | stop_before_delay(settings.retry_max_total),
@@ -166,36 +204,16 @@ async def deliver_one(
                                 d, Status.SENT, ref=found.ref, attempts=attempts - 1
                             )
                     try:
-                        try:
-                            receipt = await transport.send(prepared.payload, d)
-                        except (DeliveryError, asyncio.CancelledError):
-                            raise
-                        except Exception as unexpected:  # a bug must not sink the whole run
-                            raise DeliveryError(
-                                f"unexpected {type(unexpected).__name__}: {unexpected}",
-                                kind=FailureKind.AMBIGUOUS,
-                            ) from unexpected
+                        receipt = await _guarded(transport.send(prepared.payload, d))
                     except DeliveryError as exc:
-                        if exc.kind == FailureKind.AMBIGUOUS:
-                            ambiguous += 1
-                            if ambiguous > 1:  # at most one resend of a possibly delivered one
-                                exc.kind = FailureKind.PERMANENT
-                                exc.args = (f"{exc} (possibly delivered; not resent again)",)
-                        if exc.hint == "throttle":
-                            # The other side said how long (Retry-After) or we pause a while.
-                            pause = exc.retry_after
-                            if pause is None:
-                                pause = settings.retry_throttle_delay
-                            limits.slow_down(d.channel, pause)
-                            exc.retry_after = pause
-                        bound.info(
-                            "delivery.attempt_failed",
-                            attempt=attempts,
-                            kind=str(exc.kind),
-                            code=exc.code,
-                            error=str(exc),
-                        )
-                        raise
+                        raise attempt_failed(exc) from exc.__cause__
+                if receipt.pending is not None:
+                    # Taken, outcome later (a fax being dialled): wait for it without holding
+                    # a slot of the concurrency cap.
+                    try:
+                        receipt = await _guarded(receipt.pending())
+                    except DeliveryError as exc:
+                        raise attempt_failed(exc) from exc.__cause__
                 bound.info("delivery.sent", attempt=attempts, ref=receipt.ref)
                 return Outcome.for_delivery(d, Status.SENT, ref=receipt.ref, attempts=attempts)
     except DeliveryError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -56,10 +57,16 @@ class DeliveryError(Exception):
 
 @dataclass(frozen=True)
 class Receipt:
-    """What a transport returns on success."""
+    """What a transport returns on success.
+
+    ``pending`` is set when the other side has taken the delivery but its outcome comes later
+    (a fax being dialled): the engine awaits it, outside the concurrency cap, for the final
+    receipt, and a failure it raises counts as the same attempt's.
+    """
 
     ref: str
     detail: dict[str, Any] = field(default_factory=dict)
+    pending: Callable[[], Awaitable[Receipt]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

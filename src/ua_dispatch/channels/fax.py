@@ -106,7 +106,7 @@ class FaxChannel(Channel[FaxPayload]):
 
 
 class FaxTransport(Transport[FaxPayload]):
-    """Submit through one provider and wait for the fax's final status."""
+    """Submit through one provider; the receipt is pending until the fax's final status."""
 
     def __init__(self, provider: FaxProvider):
         self.provider = provider
@@ -130,7 +130,9 @@ class FaxTransport(Transport[FaxPayload]):
                 from_number=payload.from_number,
             )
         )
-        return await self._follow(status)
+        # The gateway has the fax; dialling and redials take minutes, which the engine waits
+        # out without holding a slot of the concurrency cap.
+        return Receipt(ref=status.id, pending=lambda: self._follow(status))
 
     async def _follow(self, status: FaxStatus) -> Receipt:
         from ua_dispatch.fax.base import FaxState

@@ -98,7 +98,11 @@ class Worker:
         self.owner = _owner()
         self.stats = WorkerStats()
         self.stop = asyncio.Event()
-        self._buffer: asyncio.Queue[sa.Row[Any] | None] = asyncio.Queue()
+        # One buffer and one set of consumers per channel: a fax followed for minutes while
+        # it is dialled holds a fax consumer, never one the emails need.
+        self._buffers: dict[str, asyncio.Queue[sa.Row[Any] | None]] = {
+            name: asyncio.Queue() for name in self.channels
+        }
         self._want = asyncio.Event()
         self._finished = asyncio.Event()
         self._busy = 0
@@ -128,7 +132,11 @@ class Worker:
             purged = await self.store.purge(self.settings.retention_days)
             if purged:
                 log.info("worker.purged", rows=purged, days=self.settings.retention_days)
-        consumers = [asyncio.create_task(self._consume()) for _ in range(self.concurrency)]
+        consumers = [
+            asyncio.create_task(self._consume(self._buffers[name]))
+            for name in self.channels
+            for _ in range(self.concurrency)
+        ]
         flusher = asyncio.create_task(self._flush_loop())
         renewer = asyncio.create_task(self._renew_loop())
         try:
@@ -151,41 +159,43 @@ class Worker:
     async def _produce(self, once: bool) -> None:
         batch = max(16, self.concurrency * 4)
         while not self.stop.is_set():
-            if self._buffer.qsize() >= self.concurrency:
+            hungry = [c for c in self.channels if self._buffers[c].qsize() < self.concurrency]
+            if not hungry:
                 self._want.clear()
                 await _first(self._want.wait(), self.stop.wait())
                 continue
-            rows = await self.store.claim(
-                self.owner, batch, self.channels, self.settings.worker_lease
-            )
+            rows = await self.store.claim(self.owner, batch, hungry, self.settings.worker_lease)
             for row in rows:
-                self._buffer.put_nowait(row)
+                self._buffers[row.channel].put_nowait(row)
             if rows:
                 continue
-            if once and self._buffer.empty() and self._busy == 0:
+            idle = all(b.empty() for b in self._buffers.values()) and self._busy == 0
+            if once and idle:
                 break
             wait = self.poll_interval if not once else 0.05
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), wait)
         # Stopping: give back what was claimed but not started, then let consumers end.
         await self._release_buffered()
-        for _ in range(self.concurrency):
-            self._buffer.put_nowait(None)
+        for buffer in self._buffers.values():
+            for _ in range(self.concurrency):
+                buffer.put_nowait(None)
 
     async def _release_buffered(self) -> None:
         leftover: list[int] = []
-        while not self._buffer.empty():
-            item = self._buffer.get_nowait()
-            if item is not None:
-                leftover.append(item.id)
+        for buffer in self._buffers.values():
+            while not buffer.empty():
+                item = buffer.get_nowait()
+                if item is not None:
+                    leftover.append(item.id)
         if leftover:
             self.stats.released += await self.store.release(self.owner, leftover)
 
-    async def _consume(self) -> None:
+    async def _consume(self, buffer: asyncio.Queue[sa.Row[Any] | None]) -> None:
         async with AsyncExitStack() as stack:
             transports: dict[str, Transport[Any]] = {}
             while True:
-                row = await self._buffer.get()
+                row = await buffer.get()
                 self._want.set()
                 if row is None:
                     return
