@@ -249,7 +249,14 @@ def queue_purge(ctx: Ctx, days: float | None) -> None:
 
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit.")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Deliveries at once per channel (SMTP sessions, fax gateway clients); "
+    "UA_DISPATCH_LIMIT_CONCURRENCY still caps attempts in flight across channels.",
+)
 @click.option(
     "--poll", type=float, default=2.0, show_default=True, help="Seconds between looks at the queue."
 )
