@@ -235,3 +235,48 @@ def test_fault_profile_needs_dry_run(run_cli, open_campaign: Path, tmp_path: Pat
     profile.write_text("seed = 1\n", encoding="utf-8")
     result = run_cli("send", open_campaign, EN, *SUPPORTER_ARGS, "--faults", profile, "--yes")
     assert result.code == 2 and "--dry-run" in result.stderr
+
+
+def test_fault_profile_sets_the_fake_fax_gateway(run_cli, tmp_path: Path) -> None:
+    """The same profile file rehearses gateway trouble: a 429 on the first request (tried
+    again) and a busy line at the embassy (failed, to be tried again later)."""
+    profile = tmp_path / "faults.toml"
+    profile.write_text(
+        '[fax.outcomes]\n"+12022985735" = "busy"\n\n'
+        '[[fax.faults]]\nkind = "http"\nstatus = 429\nretry_after = "0"\n',
+        encoding="utf-8",
+    )
+    result = run_cli(
+        "send",
+        EXAMPLES.parent / "config/campaigns/chechnya-2019.toml",
+        EN,
+        *SUPPORTER_ARGS,
+        "--channels",
+        "fax",
+        "--dry-run",
+        "--faults",
+        profile,
+        "--store",
+        tmp_path / "dry",
+        "--yes",
+        "--json",
+    )
+    assert result.code == 1, result.stderr
+    faxes = {d["target"]: d for d in result.json()["deliveries"] if d["channel"] == "fax"}
+    assert faxes["president"]["status"] == "sent"
+    busy = faxes["ambassador-usa"]
+    assert (busy["status"], busy["code"], busy["retryable"]) == ("failed", "17", True)
+    assert sum(d["attempts"] for d in faxes.values()) == 3  # the 429 cost one more try
+
+
+def test_fax_section_errors_name_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "faults.toml"
+    bad.write_text('[fax.outcomes]\n"202 298 5735" = "busy"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"faults.toml: fax.outcomes.*E.164"):
+        load_profile(bad)
+    bad.write_text('[fax.outcomes]\n"+12022985735" = "engaged"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"faults.toml: fax.outcomes"):
+        load_profile(bad)
+    bad.write_text('[[fax.faults]]\nkind = "http"\nstatus = 200\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"faults.toml: fax.faults.0.status"):
+        load_profile(bad)

@@ -259,6 +259,7 @@ async def _send(
         FakeSmtpServer(store / "smtp", faults=faults) as smtp,
         FakeFaxGateway(store / "fax", timing=DRY_RUN_FAX_TIMING) as fax,
     ):
+        fax.apply(faults.fax)
         err.print(
             f"dry run: fake SMTP server at {smtp.address}, fake fax gateway at {fax.address}, "
             f"storing in {store}"
@@ -561,7 +562,8 @@ def campaign_check(ctx: Ctx, campaign_file: Path, as_json: bool) -> None:
     "--faults",
     "faults_file",
     type=click.Path(path_type=Path),
-    help="Fault profile (TOML or JSON) for the fake SMTP server, to rehearse failures.",
+    help="Fault profile (TOML or JSON) for the fake SMTP server and fax gateway, to "
+    "rehearse failures.",
 )
 @click.pass_obj
 def fakes(
@@ -589,6 +591,9 @@ def fakes(
             FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp,
             FakeFaxGateway(store / "fax", host, fax_port, outcomes=outcomes) as fax,
         ):
+            fax.apply(profile.fax)  # --fax-outcome flags win over the profile's outcomes
+            for number, outcome in outcomes.items():
+                fax.set_outcome(number, outcome)
             out.print(f"fake SMTP server listening on {smtp.address}")
             out.print(f"  {profile.describe()}")
             out.print(
@@ -603,9 +608,10 @@ def fakes(
                 f"  storing faxes in {fax.store.faxes_dir}, index {fax.store.index_path}; "
                 f"inspect at {fax.address}/_fake/faxes"
             )
-            if outcomes:
-                listed = ", ".join(f"{n}={o}" for n, o in outcomes.items())
+            if fax.outcomes():
+                listed = ", ".join(f"{n}={o}" for n, o in fax.outcomes().items())
                 out.print(f"  line outcomes: {listed} (every other number completes)")
+            out.print(f"  {profile.describe_fax()}")
             settings_line = " ".join(f"{k}={v}" for k, v in fax.env().items())
             out.print(
                 f"  point ua-dispatch at it: {settings_line} "

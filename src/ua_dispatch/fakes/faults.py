@@ -10,6 +10,13 @@ dropped without a reply: the client cannot know it was delivered).
 
 Actions: a reply such as ``"451 4.7.1 Greylisted"``; ``"close"`` (the reply is sent and the
 connection closed, as a real 421 does); ``"drop"`` (the connection is cut without any reply).
+
+The ``fax`` section sets the fake fax gateway: ``outcomes`` per destination number (``busy``,
+``no-answer``, ``not-operational``, ``conversion-error``, ``no-funds``) and ``faults`` for the
+next send requests, in order: ``http`` (a status such as 429 with ``retry_after``, or 500/503),
+``slow-accept`` (the fax is made, the reply comes after ``delay`` seconds),
+``drop-after-accept`` (the fax is made, the connection is cut before the reply) and
+``drop-before-accept`` (cut before anything is made).
 """
 
 from __future__ import annotations
@@ -85,9 +92,39 @@ class SmtpFaults(_Model):
     _check = field_validator("rate_limit_reply")(classmethod(lambda cls, v: _action(v)))
 
 
+FaxFaultKind = Literal["http", "slow-accept", "drop-after-accept", "drop-before-accept"]
+FaxOutcome = Literal["ok", "busy", "no-answer", "not-operational", "conversion-error", "no-funds"]
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class FaxFault(_Model):
+    """The next ``count`` send requests to the fake gateway fail this way."""
+
+    kind: FaxFaultKind
+    count: int = Field(default=1, ge=1)
+    status: int = Field(default=503, ge=400, le=599, description="for http")
+    retry_after: str | None = Field(default=None, description="for http: seconds or a date")
+    delay: float = Field(default=0.0, ge=0, le=600, description="for slow-accept")
+
+
+class FaxFaults(_Model):
+    #: E.164 number -> what happens on that line
+    outcomes: dict[str, FaxOutcome] = Field(default_factory=dict)
+    faults: list[FaxFault] = Field(default_factory=list)
+
+    @field_validator("outcomes")
+    @classmethod
+    def _numbers(cls, value: dict[str, str]) -> dict[str, str]:
+        for number in value:
+            if not _E164.match(number):
+                raise ValueError(f"{number!r} is not a number in E.164 form (+14155550100)")
+        return value
+
+
 class FaultProfile(_Model):
     seed: int = 0
     smtp: SmtpFaults = Field(default_factory=SmtpFaults)
+    fax: FaxFaults = Field(default_factory=FaxFaults)
 
     def describe(self) -> str:
         s = self.smtp
@@ -104,6 +141,14 @@ class FaultProfile(_Model):
         if s.rate_limit_per_sender != "none":
             parts.append(f"per-sender limit {s.rate_limit_per_sender}")
         return "smtp faults: " + ("; ".join(parts) if len(parts) > 1 else "none")
+
+    def describe_fax(self) -> str:
+        f = self.fax
+        parts = [f"{n}={o}" for n, o in f.outcomes.items()]
+        parts += [
+            f"{x.count}x {x.kind}" + (f" {x.status}" if x.kind == "http" else "") for x in f.faults
+        ]
+        return "fax gateway faults: " + ("; ".join(parts) if parts else "none")
 
 
 def load_profile(path: Path) -> FaultProfile:

@@ -49,7 +49,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import uvicorn
 from starlette.applications import Starlette
@@ -60,6 +60,9 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ua_dispatch.fakes.base import LOOPBACK, FakeServer, InThread
+
+if TYPE_CHECKING:
+    from ua_dispatch.fakes.faults import FaxFaults
 
 DEFAULT_PROJECT_ID = "fake-project"
 DEFAULT_KEY_ID = "fake-key-id"
@@ -647,6 +650,15 @@ class FakeFaxGateway(FakeServer):
             raise ValueError("delay must be from 0 to 600 seconds")
         with self._lock:
             self._faults.extend([Fault(kind, status, retry_after, delay)] * count)
+
+    def apply(self, faults: FaxFaults) -> None:
+        """Take the ``fax`` section of a fault profile: line outcomes and request faults."""
+        for number, outcome in faults.outcomes.items():
+            self.set_outcome(number, outcome)
+        for f in faults.faults:
+            self.inject(
+                f.kind, count=f.count, status=f.status, retry_after=f.retry_after, delay=f.delay
+            )
 
     def pending_faults(self) -> list[Fault]:
         with self._lock:
