@@ -28,11 +28,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Self
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
 from ua_dispatch.channels.base import DeliveryError, FailureKind
+from ua_dispatch.errors import ConfigError
+from ua_dispatch.settings import is_loopback_host
 
 if TYPE_CHECKING:
     from ua_dispatch.settings import Settings
@@ -117,6 +120,30 @@ class PollPolicy:
             max_interval=max(settings.fax_poll_max_interval, settings.fax_poll_interval),
             timeout=settings.fax_poll_timeout,
         )
+
+
+# --- helpers shared by REST providers ---------------------------------------------------------
+
+
+def as_int(value: Any) -> int | None:
+    """A whole number from JSON (a number or a string of digits); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def require_https(urls: dict[str, str | None]) -> None:
+    """ConfigError unless every URL given (setting name -> URL) is https or on loopback."""
+    for env, url in urls.items():
+        if url is None:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not is_loopback_host(parts.hostname or ""):
+            raise ConfigError(f"{env} must use https:// (plain http only to a loopback host)")
 
 
 # --- HTTP-level classification shared by REST providers ---------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import structlog
@@ -35,11 +35,13 @@ from ua_dispatch.fax.base import (
     FaxState,
     FaxStatus,
     PollPolicy,
+    as_int,
     http_error,
     network_error,
     parse_retry_after,
+    require_https,
 )
-from ua_dispatch.settings import Settings, is_loopback_host
+from ua_dispatch.settings import Settings
 
 log = structlog.get_logger("ua_dispatch.fax.sinch")
 
@@ -128,15 +130,12 @@ class SinchFax(FaxProvider):
                 f"{', '.join(missing)} not set: the Sinch fax gateway needs the project id and "
                 "an access key (id and secret) from the Sinch dashboard"
             )
-        for env, url in (
-            ("UA_DISPATCH_FAX_BASE_URL", settings.fax_base_url),
-            ("UA_DISPATCH_FAX_CALLBACK_URL", settings.fax_callback_url),
-        ):
-            if url is None:
-                continue
-            parts = urlsplit(url)
-            if parts.scheme != "https" and not is_loopback_host(parts.hostname or ""):
-                raise ConfigError(f"{env} must use https:// (plain http only to a loopback host)")
+        require_https(
+            {
+                "UA_DISPATCH_FAX_BASE_URL": settings.fax_base_url,
+                "UA_DISPATCH_FAX_CALLBACK_URL": settings.fax_callback_url,
+            }
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -223,8 +222,8 @@ class SinchFax(FaxProvider):
                     f"unreadable fax list ({exc})", kind=FailureKind.TRANSIENT
                 ) from None
             found.extend(f for f in faxes if f.labels.get(key) == value)
-            total_pages = _int(data.get("totalPages"))
-            current = _int(data.get("page"))
+            total_pages = as_int(data.get("totalPages"))
+            current = as_int(data.get("page"))
             if not faxes or total_pages is None or current is None:
                 break
             if first_index is None:
@@ -268,16 +267,6 @@ class SinchFax(FaxProvider):
 # --- parsing ---------------------------------------------------------------------------------
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
-
-
 def parse_fax(data: Any) -> FaxStatus:
     """A Sinch Fax object as a provider-neutral status."""
     if not isinstance(data, dict):
@@ -301,11 +290,11 @@ def parse_fax(data: Any) -> FaxStatus:
         to=to if isinstance(to, str) else None,
         labels={str(k): str(v) for k, v in labels.items()},
         error_type=data.get("errorType") or None,
-        error_code=_int(data.get("errorCode")),
+        error_code=as_int(data.get("errorCode")),
         error_message=data.get("errorMessage") or None,
-        pages=_int(data.get("numberOfPages")),
-        pages_sent=_int(data.get("pagesSentSuccessfully")),
-        retry_count=_int(data.get("retryCount")),
+        pages=as_int(data.get("numberOfPages")),
+        pages_sent=as_int(data.get("pagesSentSuccessfully")),
+        retry_count=as_int(data.get("retryCount")),
         created=data.get("createTime") or None,
         completed=data.get("completedTime") or None,
     )
