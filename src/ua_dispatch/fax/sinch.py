@@ -22,28 +22,21 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
-import structlog
 from pydantic import SecretStr
 
-from ua_dispatch import __version__
 from ua_dispatch.channels.base import DeliveryError, FailureKind
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fax.base import (
     FailureClass,
-    FaxProvider,
     FaxRequest,
     FaxState,
     FaxStatus,
     PollPolicy,
+    RestFaxProvider,
     as_int,
-    http_error,
-    network_error,
-    parse_retry_after,
     require_https,
 )
 from ua_dispatch.settings import Settings
-
-log = structlog.get_logger("ua_dispatch.fax.sinch")
 
 HEADER_TEXT_MAX = 50
 MAX_RETRIES_MAX = 5
@@ -62,8 +55,11 @@ _DOCUMENT_CODES = frozenset({7, 25, 31, 68, 113})
 _FINAL_CODES = frozenset({75, 76, 79})
 
 
-class SinchFax(FaxProvider):
+class SinchFax(RestFaxProvider):
     name: ClassVar[str] = "sinch"
+    credentials_hint: ClassVar[str] = (
+        ": check UA_DISPATCH_FAX_KEY_ID, UA_DISPATCH_FAX_KEY_SECRET and UA_DISPATCH_FAX_PROJECT_ID"
+    )
 
     def __init__(
         self,
@@ -87,12 +83,10 @@ class SinchFax(FaxProvider):
         self.max_retries = max(0, min(max_retries, MAX_RETRIES_MAX))
         self.retry_delay_seconds = retry_delay_seconds
         self.callback_url = callback_url
-        self._client = httpx.AsyncClient(
-            base_url=f"{self.base_url}/v3/projects/{quote(project_id, safe='')}/",
-            auth=httpx.BasicAuth(key_id, key_secret.get_secret_value()),
-            timeout=httpx.Timeout(http_timeout, connect=min(10.0, http_timeout)),
-            headers={"Accept": "application/json", "User-Agent": f"ua-dispatch/{__version__}"},
-            follow_redirects=False,
+        self.open_client(
+            f"{self.base_url}/v3/projects/{quote(project_id, safe='')}/",
+            http_timeout,
+            httpx.BasicAuth(key_id, key_secret.get_secret_value()),
         )
 
     @classmethod
@@ -137,9 +131,6 @@ class SinchFax(FaxProvider):
             }
         )
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
     # --- requests ----------------------------------------------------------------------------
 
     def body(self, request: FaxRequest) -> dict[str, Any]:
@@ -161,37 +152,14 @@ class SinchFax(FaxProvider):
             body["callbackUrlContentType"] = "application/json"
         return body
 
-    async def submit(self, request: FaxRequest) -> FaxStatus:
-        try:
-            response = await self._client.post("faxes", json=self.body(request))
-        except httpx.TransportError as exc:
-            raise network_error(self.name, exc, request_sent=True) from None
-        if response.status_code in (200, 201, 202):
-            try:
-                status = parse_fax(response.json())
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DeliveryError(
-                    f"sinch accepted the fax but its reply is unreadable ({exc})",
-                    kind=FailureKind.AMBIGUOUS,
-                    code=str(response.status_code),
-                ) from None
-            log.info("fax.submitted", provider=self.name, fax_id=status.id, status=status.state)
-            return status
-        raise self._error(response, creates=True)
+    def send_options(self, request: FaxRequest) -> dict[str, Any]:
+        return {"json": self.body(request)}
 
-    async def get(self, fax_id: str) -> FaxStatus:
-        try:
-            response = await self._client.get(f"faxes/{quote(fax_id, safe='')}")
-        except httpx.TransportError as exc:
-            raise network_error(self.name, exc, request_sent=False) from None
-        if response.status_code == 200:
-            try:
-                return parse_fax(response.json())
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DeliveryError(
-                    f"unreadable status of fax {fax_id} ({exc})", kind=FailureKind.TRANSIENT
-                ) from None
-        raise self._error(response, creates=False)
+    def parse_reply(self, body: Any) -> FaxStatus:
+        return parse_fax(body)
+
+    def reply_error(self, response: httpx.Response) -> str:
+        return error_message(response)
 
     async def find_by_label(
         self, key: str, value: str, *, to: str | None = None
@@ -208,14 +176,8 @@ class SinchFax(FaxProvider):
         first_index: int | None = None  # pages may count from 0 or from 1
         for _ in range(LIST_MAX_PAGES):
             query = dict(params) if page is None else {**params, "page": str(page)}
+            data = await self.list_page(query)
             try:
-                response = await self._client.get("faxes", params=query)
-            except httpx.TransportError as exc:
-                raise network_error(self.name, exc, request_sent=False) from None
-            if response.status_code != 200:
-                raise self._error(response, creates=False)
-            try:
-                data = response.json()
                 faxes = [parse_fax(item) for item in data.get("faxes") or []]
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise DeliveryError(
@@ -249,19 +211,6 @@ class SinchFax(FaxProvider):
         if error_type in ("CALL_ERROR", "LINE_ERROR", "FAX_ERROR"):
             return FailureClass.LINE
         return FailureClass.OTHER
-
-    def _error(self, response: httpx.Response, *, creates: bool) -> DeliveryError:
-        return http_error(
-            self.name,
-            response.status_code,
-            error_message(response),
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            creates=creates,
-            credentials_hint=(
-                ": check UA_DISPATCH_FAX_KEY_ID, UA_DISPATCH_FAX_KEY_SECRET and "
-                "UA_DISPATCH_FAX_PROJECT_ID"
-            ),
-        )
 
 
 # --- parsing ---------------------------------------------------------------------------------

@@ -38,31 +38,25 @@ import base64
 import binascii
 import datetime as dt
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
-import structlog
 from pydantic import SecretStr
 
-from ua_dispatch import __version__
 from ua_dispatch.channels.base import DeliveryError, FailureKind
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fax.base import (
+    BearerAuth,
     FailureClass,
-    FaxProvider,
     FaxRequest,
     FaxState,
     FaxStatus,
     PollPolicy,
+    RestFaxProvider,
     as_int,
-    http_error,
-    network_error,
-    parse_retry_after,
     require_https,
 )
 from ua_dispatch.settings import Settings
-
-log = structlog.get_logger("ua_dispatch.fax.telnyx")
 
 # 50 stays under every page size Telnyx's list endpoints are known to accept
 LIST_PAGE_SIZE = 50
@@ -153,8 +147,11 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-class TelnyxFax(FaxProvider):
+class TelnyxFax(RestFaxProvider):
     name: ClassVar[str] = "telnyx"
+    credentials_hint: ClassVar[str] = (
+        ": check UA_DISPATCH_TELNYX_API_KEY and UA_DISPATCH_TELNYX_CONNECTION_ID"
+    )
 
     def __init__(
         self,
@@ -177,16 +174,7 @@ class TelnyxFax(FaxProvider):
         self.reconcile_window = dt.timedelta(days=reconcile_days)
         # (label key, value) -> when this process first tried to send a fax carrying it
         self._first_try: dict[tuple[str, str], dt.datetime] = {}
-        self._client = httpx.AsyncClient(
-            base_url=f"{self.base_url}/v2/",
-            headers={
-                "Accept": "application/json",
-                "Authorization": f"Bearer {api_key.get_secret_value()}",
-                "User-Agent": f"ua-dispatch/{__version__}",
-            },
-            timeout=httpx.Timeout(http_timeout, connect=min(10.0, http_timeout)),
-            follow_redirects=False,
-        )
+        self.open_client(f"{self.base_url}/v2/", http_timeout, BearerAuth(api_key))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelnyxFax:
@@ -229,9 +217,6 @@ class TelnyxFax(FaxProvider):
             }
         )
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
     # --- requests ----------------------------------------------------------------------------
 
     def form(self, request: FaxRequest) -> dict[str, str]:
@@ -250,58 +235,33 @@ class TelnyxFax(FaxProvider):
             fields["webhook_url"] = self.callback_url
         return fields
 
+    def send_options(self, request: FaxRequest) -> dict[str, Any]:
+        return {
+            "data": self.form(request),
+            "files": {"contents": ("letter.pdf", request.pdf, "application/pdf")},
+        }
+
+    def parse_reply(self, body: Any) -> FaxStatus:
+        return parse_fax(body["data"])
+
+    def reply_error(self, response: httpx.Response) -> str:
+        return error_message(response)
+
     async def submit(self, request: FaxRequest) -> FaxStatus:
+        # remembered before the request goes out: a fax it creates is newer than this
         started = dt.datetime.now(dt.UTC)
         for label in request.labels.items():
             self._first_try.setdefault(label, started)
-        try:
-            response = await self._client.post(
-                "faxes",
-                data=self.form(request),
-                files={"contents": ("letter.pdf", request.pdf, "application/pdf")},
-            )
-        except httpx.TransportError as exc:
-            raise network_error(self.name, exc, request_sent=True) from None
-        if response.status_code in (200, 201, 202):
-            try:
-                status = parse_fax(response.json()["data"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DeliveryError(
-                    f"telnyx accepted the fax but its reply is unreadable ({exc})",
-                    kind=FailureKind.AMBIGUOUS,
-                    code=str(response.status_code),
-                ) from None
-            log.info("fax.submitted", provider=self.name, fax_id=status.id, status=status.state)
-            return status
-        raise self._error(response, creates=True)
-
-    async def get(self, fax_id: str) -> FaxStatus:
-        try:
-            response = await self._client.get(f"faxes/{quote(fax_id, safe='')}")
-        except httpx.TransportError as exc:
-            raise network_error(self.name, exc, request_sent=False) from None
-        if response.status_code == 200:
-            try:
-                return parse_fax(response.json()["data"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DeliveryError(
-                    f"unreadable status of fax {fax_id} ({exc})", kind=FailureKind.TRANSIENT
-                ) from None
-        raise self._error(response, creates=False)
+        return await super().submit(request)
 
     async def _list(self, params: dict[str, str | int]) -> list[dict[str, Any]]:
         """Every fax the list returns for ``params``, over at most LIST_MAX_PAGES pages."""
         rows: list[dict[str, Any]] = []
         for number in range(1, LIST_MAX_PAGES + 1):
-            query = {**params, "page[number]": number, "page[size]": LIST_PAGE_SIZE}
+            body = await self.list_page(
+                {**params, "page[number]": number, "page[size]": LIST_PAGE_SIZE}
+            )
             try:
-                response = await self._client.get("faxes", params=query)
-            except httpx.TransportError as exc:
-                raise network_error(self.name, exc, request_sent=False) from None
-            if response.status_code != 200:
-                raise self._error(response, creates=False)
-            try:
-                body = response.json()
                 data = body["data"]
                 if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
                     raise TypeError("data must be a list of faxes")
@@ -360,18 +320,6 @@ class TelnyxFax(FaxProvider):
             if reason in reasons:
                 return klass
         return FailureClass.LINE if reason else FailureClass.OTHER
-
-    def _error(self, response: httpx.Response, *, creates: bool) -> DeliveryError:
-        return http_error(
-            self.name,
-            response.status_code,
-            error_message(response),
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            creates=creates,
-            credentials_hint=(
-                ": check UA_DISPATCH_TELNYX_API_KEY and UA_DISPATCH_TELNYX_CONNECTION_ID"
-            ),
-        )
 
 
 # --- parsing ---------------------------------------------------------------------------------
