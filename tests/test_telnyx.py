@@ -4,7 +4,7 @@ the adapter on its own, and ``send --channels fax`` through the command line."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 import ua_dispatch.fax.telnyx as telnyx_module
-from tests.fax_support import tiny_pdf
+from tests.fax_support import assert_channel_stopped, tiny_pdf
 from tests.test_fax_channel import AMBASSADOR, PRESIDENT, pdf_text, send_fax
 from ua_dispatch.channels.base import DeliveryError, FailureKind
 from ua_dispatch.channels.fax import DELIVERY_LABEL
@@ -24,7 +24,6 @@ from ua_dispatch.fakes.telnyx_gateway import (
     DEFAULT_CONNECTION_ID,
     DEFAULT_FROM,
     FakeTelnyxGateway,
-    ThreadedFakeTelnyxGateway,
 )
 from ua_dispatch.fax import make_provider
 from ua_dispatch.fax.base import FailureClass, FaxRequest, FaxState, FaxStatus, PollPolicy
@@ -323,20 +322,6 @@ def test_settings_pick_telnyx_and_check_what_it_needs() -> None:
 # --- `send --channels fax` through the command line --------------------------------------------
 
 
-@pytest.fixture
-def telnyx_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelnyxGateway]:
-    """The fake Telnyx gateway on a thread, and settings that send through it quickly."""
-    with ThreadedFakeTelnyxGateway(tmp_path / "fake-telnyx", timing=FAST) as gateway:
-        for key, value in gateway.env().items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.01")
-        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_MAX_INTERVAL", "0.05")
-        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_TIMEOUT", "10")
-        monkeypatch.setenv("UA_DISPATCH_RETRY_BASE_DELAY", "0.01")
-        monkeypatch.setenv("UA_DISPATCH_RETRY_MAX_DELAY", "0.05")
-        yield gateway
-
-
 def test_send_faxes_each_target_through_telnyx_and_is_sent_only_on_delivered(
     run_cli, open_campaign: Path, telnyx_env: FakeTelnyxGateway
 ) -> None:
@@ -412,14 +397,7 @@ def test_refused_api_key_stops_the_channel(
 ) -> None:
     monkeypatch.setenv("UA_DISPATCH_TELNYX_API_KEY", "KEY-wrong-0c1d2e")
     result = send_fax(run_cli, open_campaign)
-    assert result.code == 1
-    deliveries = result.json()["deliveries"]
-    assert [d["status"] for d in deliveries] == ["failed", "failed"]
-    assert all(d["error_kind"] == "stop-channel" for d in deliveries)
-    assert deliveries[0]["code"] == "401" and deliveries[0]["attempts"] == 1
-    assert deliveries[1]["error"].startswith("channel stopped") or deliveries[1]["code"] == "401"
-    assert telnyx_env.store.records() == []
-    assert "KEY-wrong-0c1d2e" not in result.stdout + result.stderr
+    assert_channel_stopped(result, telnyx_env.store.records(), "KEY-wrong-0c1d2e")
 
 
 @pytest.mark.parametrize(

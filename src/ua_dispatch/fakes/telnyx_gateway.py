@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ua_dispatch.fakes.base import LOOPBACK, InThread
-from ua_dispatch.fakes.fax_gateway import FakeGateway, FaxRecord, Timing
+from ua_dispatch.fakes.fax_gateway import FakeGateway, FaxRecord, Timing, _Invalid
 
 DEFAULT_API_KEY = "KEY0FAKE0TELNYX0API0KEY"  # a dummy the fake accepts
 DEFAULT_CONNECTION_ID = "1293384261075731499"
@@ -82,13 +82,6 @@ def telnyx_error(
     if pointer:
         error["source"] = {"pointer": pointer}
     return JSONResponse({"errors": [error]}, status_code=status, headers=headers)
-
-
-class _Invalid(Exception):
-    def __init__(self, pointer: str, detail: str):
-        super().__init__(f"{pointer}: {detail}")
-        self.pointer = pointer
-        self.detail = detail
 
 
 @dataclass
@@ -268,7 +261,7 @@ class FakeTelnyxGateway(FakeGateway):
             send = await self._parse(request, ctype)
             self._validate(send)
         except _Invalid as exc:
-            return telnyx_error(422, exc.detail, exc.pointer)
+            return telnyx_error(422, exc.description, exc.field)
         return await self._accept(
             request,
             lambda: [self._create(request, send, ctype)],
@@ -324,7 +317,7 @@ class FakeTelnyxGateway(FakeGateway):
                 if f"filter[created_at][{op}]" in q
             }
         except _Invalid as exc:
-            return telnyx_error(400, exc.detail, exc.pointer)
+            return telnyx_error(400, exc.description, exc.field)
         now = time.monotonic()
         rows = []
         for record in reversed(self.store.records()):  # newest first
