@@ -13,8 +13,14 @@ from typing import Any
 import pytest
 
 from ua_dispatch.cli import main
-from ua_dispatch.fakes.fax_gateway import FAST, FakeFaxGateway, ThreadedFakeFaxGateway
+from ua_dispatch.fakes.fax_gateway import (
+    FAST,
+    FakeFaxGateway,
+    FakeGateway,
+    ThreadedFakeFaxGateway,
+)
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
+from ua_dispatch.fakes.telnyx_gateway import FakeTelnyxGateway, ThreadedFakeTelnyxGateway
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CAMPAIGN = ROOT / "config" / "campaigns" / "chechnya-2019.toml"
@@ -94,17 +100,30 @@ def fake_fax(tmp_path: Path) -> Iterator[FakeFaxGateway]:
         yield gateway
 
 
-@pytest.fixture
-def fax_env(monkeypatch: pytest.MonkeyPatch, fake_fax: FakeFaxGateway) -> FakeFaxGateway:
-    """Settings that point a real (not dry-run) send at the fake gateway, with tiny delays."""
-    for key, value in fake_fax.env().items():
+def point_fax_at(monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway) -> None:
+    """Settings that point a real (not dry-run) send at a fake gateway, with tiny delays."""
+    for key, value in gateway.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.01")
     monkeypatch.setenv("UA_DISPATCH_FAX_POLL_MAX_INTERVAL", "0.05")
     monkeypatch.setenv("UA_DISPATCH_FAX_POLL_TIMEOUT", "10")
     monkeypatch.setenv("UA_DISPATCH_RETRY_BASE_DELAY", "0.01")
     monkeypatch.setenv("UA_DISPATCH_RETRY_MAX_DELAY", "0.05")
+
+
+@pytest.fixture
+def fax_env(monkeypatch: pytest.MonkeyPatch, fake_fax: FakeFaxGateway) -> FakeFaxGateway:
+    """Settings that point a real (not dry-run) send at the fake Sinch gateway."""
+    point_fax_at(monkeypatch, fake_fax)
     return fake_fax
+
+
+@pytest.fixture
+def telnyx_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTelnyxGateway]:
+    """The fake Telnyx gateway on 127.0.0.1, in a thread, and settings that send through it."""
+    with ThreadedFakeTelnyxGateway(tmp_path / "fake-telnyx", timing=FAST) as gateway:
+        point_fax_at(monkeypatch, gateway)
+        yield gateway
 
 
 SUPPORTER_ARGS = (

@@ -1,6 +1,24 @@
-"""A small real PDF for adapter and gateway tests that do not need the letter layout."""
+"""A small real PDF for adapter and gateway tests that do not need the letter layout, and
+what every fax provider's refused-credentials test checks."""
 
 from __future__ import annotations
+
+from typing import Any
+
+
+def assert_channel_stopped(result: Any, records: list[Any], secret: str) -> None:
+    """A send whose credentials were refused: the first delivery met a 401 and stopped the
+    channel; the other was either stopped unsent or refused the same way in flight. Nothing
+    reached the gateway and the secret appears nowhere in the output."""
+    assert result.code == 1
+    deliveries = result.json()["deliveries"]
+    assert [d["status"] for d in deliveries] == ["failed", "failed"]
+    assert all(d["error_kind"] == "stop-channel" for d in deliveries)
+    assert deliveries[0]["code"] == "401" and deliveries[0]["attempts"] == 1
+    second = deliveries[1]
+    assert second["error"].startswith("channel stopped") or second["code"] == "401"
+    assert records == []
+    assert secret not in result.stdout + result.stderr
 
 
 def tiny_pdf(text: str = "Test fax", pages: int = 1) -> bytes:

@@ -17,6 +17,7 @@ import pypdf
 import pytest
 
 from tests.conftest import EXAMPLES, ROOT, SUPPORTER_ARGS
+from tests.fax_support import assert_channel_stopped
 from ua_dispatch.channels import CHANNELS
 from ua_dispatch.channels.fax import DELIVERY_LABEL, FaxChannel
 from ua_dispatch.fakes.fax_gateway import FakeFaxGateway, ThreadedFakeFaxGateway, Timing
@@ -204,17 +205,7 @@ def test_refused_credentials_stop_the_channel(
 ) -> None:
     monkeypatch.setenv("UA_DISPATCH_FAX_KEY_SECRET", "not-the-right-secret-9f3a")
     result = send_fax(run_cli, open_campaign)
-    assert result.code == 1
-    deliveries = result.json()["deliveries"]
-    assert [d["status"] for d in deliveries] == ["failed", "failed"]
-    assert all(d["error_kind"] == "stop-channel" for d in deliveries)
-    assert deliveries[0]["code"] == "401" and deliveries[0]["attempts"] == 1
-    # the other delivery was either still queued (stopped unsent) or already in flight on
-    # a second worker (refused the same way); never sent
-    second = deliveries[1]
-    assert second["error"].startswith("channel stopped") or second["code"] == "401"
-    assert fax_env.store.index() == []
-    assert "not-the-right-secret-9f3a" not in result.stdout + result.stderr
+    assert_channel_stopped(result, fax_env.store.index(), "not-the-right-secret-9f3a")
 
 
 def test_missing_credentials_exit_2_and_nothing_is_sent(

@@ -31,7 +31,7 @@ SETTINGS_FILE_ENV = "UA_DISPATCH_SETTINGS_FILE"
 SmtpSecurity = Literal["tls", "starttls", "none"]
 EmailIdentity = Literal["relay", "own"]
 LogFormat = Literal["auto", "console", "json"]
-FaxProviderName = Literal["sinch"]
+FaxProviderName = Literal["sinch", "telnyx"]
 
 _DEFAULT_PORTS: dict[str, int] = {"tls": 465, "starttls": 587, "none": 25}
 _E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     limit_fax: str = "none"
     limit_fax_per_number: str = "1/120s"
 
-    # --- fax gateway (fax channel) ---
+    # --- fax gateway (fax channel): "sinch" or "telnyx" ---
     fax_provider: FaxProviderName = "sinch"
     fax_base_url: str = "https://fax.api.sinch.com"
     fax_project_id: str | None = None
@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     fax_line_retry_delay: float = Field(default=3600.0, ge=0)
     # where the gateway posts the final status, when the organiser runs a reachable endpoint
     fax_callback_url: str | None = None
+
+    # --- Telnyx Programmable Fax (fax_provider = "telnyx"); fax_from is required ---
+    telnyx_base_url: str = "https://api.telnyx.com"
+    telnyx_api_key: SecretStr | None = None
+    # the Fax Application (connection) id the faxes are sent with
+    telnyx_connection_id: str | None = None
+    # how far back the fax list is searched for a fax already sent for a delivery
+    telnyx_reconcile_days: float = Field(default=30.0, gt=0, le=366)
 
     # --- letters ---
     letter_max_chars: int = Field(default=20_000, ge=200)
@@ -186,7 +194,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a number in E.164 form, such as +14155550100")
         return value
 
-    @field_validator("fax_base_url")
+    @field_validator("fax_base_url", "telnyx_base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
         return _http_url(value)

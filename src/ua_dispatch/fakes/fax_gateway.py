@@ -46,7 +46,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -203,6 +204,8 @@ class FaxRecord:
     created_wall: dt.datetime
     created_mono: float
     timing: Timing
+    #: what a provider other than Sinch keeps with a fax (Telnyx: ``client_state``)
+    extra: dict[str, str] = field(default_factory=dict)
 
     def timeline(self) -> tuple[float, int]:
         """Seconds from creation to the end, and the number of calls placed."""
@@ -315,6 +318,7 @@ class FaxStore:
                 created_wall=dt.datetime.fromisoformat(entry["received_at"]),
                 created_mono=-math.inf,  # long finished
                 timing=Timing(),
+                extra={str(k): str(v) for k, v in (entry.get("extra") or {}).items()},
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -350,6 +354,8 @@ class FaxStore:
             "peer": record.peer,
             "received_at": _iso(record.created_wall),
         }
+        if record.extra:
+            entry["extra"] = record.extra
         with self._lock:
             self._records[record.id] = record
             with self.index_path.open("a", encoding="utf-8") as fh:
@@ -583,8 +589,13 @@ class _QuietServer(uvicorn.Server):
             return
 
 
-class FakeFaxGateway(FakeServer):
-    """The fake gateway in the running event loop. Port 0 picks a free port."""
+class FakeGateway(FakeServer, ABC):
+    """What every fake gateway shares: the store, the line outcome per number, injected
+    faults, the inspection API under ``/_fake/`` and the server's life cycle. A subclass adds
+    the provider's own routes, its fax object and its error shape. Port 0 picks a free port."""
+
+    #: how the server names itself in errors
+    label: ClassVar[str] = "fake fax gateway"
 
     def __init__(
         self,
@@ -592,27 +603,41 @@ class FakeFaxGateway(FakeServer):
         host: str = LOOPBACK,
         port: int = 0,
         *,
-        project_id: str = DEFAULT_PROJECT_ID,
-        key_id: str = DEFAULT_KEY_ID,
-        key_secret: str = DEFAULT_KEY_SECRET,
         timing: Timing = Timing(),
         outcomes: dict[str, str] | None = None,
     ):
         self.store = FaxStore(store_dir)
         self.host = host
         self.port = port
-        self.project_id = project_id
-        self.key_id = key_id
-        self.key_secret = key_secret
         self.timing = timing
         self._outcomes: dict[str, str] = {}
         self._faults: collections.deque[Fault] = collections.deque()
         self._lock = threading.Lock()
         for number, name in (outcomes or {}).items():
             self.set_outcome(number, name)
-        self.app = self._build_app()
+        self.app = Starlette(routes=[*self.api_routes(), *self._inspection_routes()])
         self._server: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
+
+    # --- what a provider adds --------------------------------------------------------------
+
+    @abstractmethod
+    def api_routes(self) -> list[Route]:
+        """The provider's API."""
+
+    @abstractmethod
+    def fax_json(self, record: FaxRecord, now: float) -> dict[str, Any]:
+        """A fax as the provider's API shows it at monotonic time ``now``."""
+
+    @abstractmethod
+    def api_error(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        """An error reply in the provider's shape."""
+
+    @abstractmethod
+    def env(self) -> dict[str, str]:
+        """Settings that point ua-dispatch at this gateway."""
 
     # --- configuration, also reachable over /_fake ----------------------------------------
 
@@ -668,16 +693,6 @@ class FakeFaxGateway(FakeServer):
         with self._lock:
             return self._faults.popleft() if self._faults else None
 
-    def env(self) -> dict[str, str]:
-        """Settings that point ua-dispatch at this gateway."""
-        return {
-            "UA_DISPATCH_FAX_PROVIDER": "sinch",
-            "UA_DISPATCH_FAX_BASE_URL": self.base_url,
-            "UA_DISPATCH_FAX_PROJECT_ID": self.project_id,
-            "UA_DISPATCH_FAX_KEY_ID": self.key_id,
-            "UA_DISPATCH_FAX_KEY_SECRET": self.key_secret,
-        }
-
     @property
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -686,42 +701,6 @@ class FakeFaxGateway(FakeServer):
     @property
     def address(self) -> str:
         return self.base_url
-
-    # --- HTTP ------------------------------------------------------------------------------
-
-    def _build_app(self) -> Starlette:
-        api = "/v3/projects/{project_id}"
-        return Starlette(
-            routes=[
-                Route(f"{api}/faxes", self._send, methods=["POST"]),
-                Route(f"{api}/faxes", self._list, methods=["GET"]),
-                Route(f"{api}/faxes/{{fax_id}}", self._get, methods=["GET"]),
-                Route(f"{api}/faxes/{{fax_id}}/file", self._file, methods=["GET"]),
-                Route(f"{api}/faxes/{{fax_id}}/file.pdf", self._file, methods=["GET"]),
-                Route("/_fake/faxes", self._inspect_list, methods=["GET"]),
-                Route("/_fake/faxes/{fax_id}", self._inspect_one, methods=["GET"]),
-                Route("/_fake/faxes/{fax_id}/file", self._inspect_file, methods=["GET"]),
-                Route("/_fake/outcomes", self._outcomes_list, methods=["GET"]),
-                Route("/_fake/outcomes/{number}", self._outcome_set, methods=["PUT", "DELETE"]),
-                Route("/_fake/faults", self._faults_route, methods=["GET", "POST"]),
-            ]
-        )
-
-    def _authorized(self, request: Request) -> bool:
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            return False
-        key_id, sep, secret = decoded.partition(":")
-        return (
-            bool(sep)
-            and hmac.compare_digest(key_id.encode(), self.key_id.encode())
-            and hmac.compare_digest(secret.encode(), self.key_secret.encode())
-            and request.path_params.get("project_id") == self.project_id
-        )
 
     async def _drop(self, request: Request) -> Response:
         transport = request.scope.get("state", {}).get(_TRANSPORT_KEY)
@@ -732,154 +711,68 @@ class FakeFaxGateway(FakeServer):
             await asyncio.sleep(0)
         return Response(status_code=500)
 
-    async def _send(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return Response(status_code=401)
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        try:
-            if ctype == "application/json":
-                try:
-                    data = json.loads(await request.body())
-                except (ValueError, UnicodeDecodeError):
-                    return sinch_error(400, "Bad Request", "The request body is not valid JSON.")
-                spec = parse_json_send(data)
-            elif ctype == "multipart/form-data":
-                spec = await parse_multipart_send(request)
-            else:
-                return sinch_error(
-                    400,
-                    "Bad Request",
-                    "Send the fax as application/json or multipart/form-data.",
-                )
-        except _Invalid as exc:
-            return sinch_error(
-                422,
-                "Invalid parameters",
-                "The request has fields the gateway cannot accept.",
-                [(exc.field, exc.description)],
-            )
+    async def _accept(
+        self,
+        request: Request,
+        create: Callable[[], list[FaxRecord]],
+        answer: Callable[[FaxRecord], Response],
+    ) -> Response:
+        """Create the faxes of a valid send request and answer it, unless a fault says
+        otherwise: a fault may refuse the request, or create the faxes and then fail to
+        answer (cut the connection, or answer late)."""
         fault = self._take_fault()
         if fault is not None and fault.kind == "drop-before-accept":
             return await self._drop(request)
         if fault is not None and fault.kind == "http":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-            reason = _REASONS.get(fault.status, "Error")
-            return sinch_error(fault.status, reason, f"Simulated {fault.status}.", headers=headers)
-        records = [self._create(request, spec, number, ctype) for number in spec.to]
+            return self.api_error(fault.status, f"Simulated {fault.status}.", headers)
+        records = create()
         if fault is not None and fault.kind == "drop-after-accept":
             return await self._drop(request)
         if fault is not None and fault.kind == "slow-accept":
             await asyncio.sleep(fault.delay)
-        return JSONResponse(records[0].to_json())
+        return answer(records[0])
 
-    def _create(self, request: Request, spec: _SendSpec, to: str, ctype: str) -> FaxRecord:
-        pdfs = [data for data, kind in spec.documents if kind == "PDF"]
+    def _new_record(
+        self,
+        request: Request,
+        *,
+        to: str,
+        content_type: str,
+        documents: list[tuple[bytes, str]],
+        content_urls: list[str],
+        fax_id: str | None = None,
+        **fields: Any,
+    ) -> FaxRecord:
+        """Store a fax received for ``to``; its fate on the line is chosen here, by the
+        number's outcome unless the documents cannot be faxed at all."""
+        pdfs = [data for data, kind in documents if kind == "PDF"]
         with self._lock:
             outcome = OUTCOMES[self._outcomes.get(to, "ok")]
-        if spec.content_urls:
+        if content_urls:
             outcome = _URL_NOT_FETCHED
-        elif len(pdfs) != len(spec.documents):
+        elif len(pdfs) != len(documents):
             outcome = _UNSUPPORTED_TYPE
         elif any(not data.startswith(b"%PDF-") for data in pdfs):
             outcome = OUTCOMES["conversion-error"]
         pages = [count_pages(d) for d in pdfs]
         record = FaxRecord(
             seq=self.store.next_seq(),
-            id=new_fax_id(),
-            project_id=self.project_id,
+            id=fax_id or new_fax_id(),
             to=to,
-            from_number=spec.from_number,
-            labels=dict(spec.labels),
-            header_text=spec.header_text,
-            max_retries=spec.max_retries,
-            retry_delay_seconds=spec.retry_delay_seconds,
-            callback_url=spec.callback_url,
-            callback_content_type=spec.callback_content_type,
-            content_urls=list(spec.content_urls),
+            content_urls=list(content_urls),
             outcome=outcome,
             pages=sum(p for p in pages if p) if pages and all(pages) else None,
             files=[],
-            size=sum(len(d) for d, _ in spec.documents),
-            content_type=ctype,
+            size=sum(len(d) for d, _ in documents),
+            content_type=content_type,
             peer=request.client.host if request.client else "",
             created_wall=dt.datetime.now(dt.UTC),
             created_mono=time.monotonic(),
             timing=self.timing,
+            **fields,
         )
-        return self.store.add(record, [d for d, _ in spec.documents])
-
-    def _own(self, request: Request) -> FaxRecord | None:
-        record = self.store.get(request.path_params["fax_id"])
-        if record is None or record.project_id != request.path_params["project_id"]:
-            return None
-        return record
-
-    async def _get(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return Response(status_code=401)
-        record = self._own(request)
-        if record is None:
-            return sinch_error(404, "Not found", "No fax with this id in the project.")
-        return JSONResponse(record.to_json())
-
-    async def _file(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return Response(status_code=401)
-        record = self._own(request)
-        if record is None or not record.files:
-            return sinch_error(404, "Not found", "No stored file for this fax.")
-        return Response(
-            record.files[0].read_bytes(),
-            media_type="application/pdf",
-            headers={"Content-Disposition": f'attachment; filename="fax-{record.id}.pdf"'},
-        )
-
-    async def _list(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return Response(status_code=401)
-        q = request.query_params
-        if q.get("format"):
-            return sinch_error(
-                422,
-                "Invalid parameters",
-                "The fake lists as JSON only.",
-                [("format", "not supported")],
-            )
-        try:
-            size = _int_in(q.get("pageSize", "100"), "pageSize", 1, 1000)
-            page = _int_in(q.get("page", "1"), "page", 1, 1_000_000)
-        except _Invalid as exc:
-            return sinch_error(
-                400, "Bad Request", "Bad paging parameters.", [(exc.field, exc.description)]
-            )
-        labels = {m.group(1): v for k, v in q.multi_items() if (m := _LABEL_PARAM.match(k))}
-        now = time.monotonic()
-        rows = []
-        for record in self.store.records():
-            if record.project_id != self.project_id:
-                continue
-            fax = record.to_json(now)
-            if q.get("direction") and q["direction"] != "OUTBOUND":
-                continue
-            if q.get("status") and fax["status"] != q["status"]:
-                continue
-            if q.get("to") and not record.to.startswith(q["to"]):
-                continue
-            if q.get("from") and not (record.from_number or "").startswith(q["from"]):
-                continue
-            if any(record.labels.get(k) != v for k, v in labels.items()):
-                continue
-            rows.append(fax)
-        total = len(rows)
-        return JSONResponse(
-            {
-                "faxes": rows[(page - 1) * size : page * size],
-                "page": page,
-                "totalPages": math.ceil(total / size),
-                "pageSize": size,
-                "totalItems": total,
-            }
-        )
+        return self.store.add(record, [d for d, _ in documents])
 
     # --- inspection ------------------------------------------------------------------------
 
@@ -888,7 +781,7 @@ class FakeFaxGateway(FakeServer):
         now = time.monotonic()
         out = []
         for r in self.store.records():
-            fax = r.to_json(now)
+            fax = self.fax_json(r, now)
             fax.update(
                 seq=r.seq,
                 files=[str(p) for p in r.files],
@@ -898,6 +791,16 @@ class FakeFaxGateway(FakeServer):
             )
             out.append(fax)
         return out
+
+    def _inspection_routes(self) -> list[Route]:
+        return [
+            Route("/_fake/faxes", self._inspect_list, methods=["GET"]),
+            Route("/_fake/faxes/{fax_id}", self._inspect_one, methods=["GET"]),
+            Route("/_fake/faxes/{fax_id}/file", self._inspect_file, methods=["GET"]),
+            Route("/_fake/outcomes", self._outcomes_list, methods=["GET"]),
+            Route("/_fake/outcomes/{number}", self._outcome_set, methods=["PUT", "DELETE"]),
+            Route("/_fake/faults", self._faults_route, methods=["GET", "POST"]),
+        ]
 
     async def _inspect_list(self, request: Request) -> Response:
         return JSONResponse({"faxes": self.received()})
@@ -978,7 +881,7 @@ class FakeFaxGateway(FakeServer):
             if self._task.done():
                 sock.close()
                 self._task.result()
-                raise RuntimeError("the fake fax gateway stopped while starting")
+                raise RuntimeError(f"the {self.label} stopped while starting")
             await asyncio.sleep(0.005)
 
     async def stop(self) -> None:
@@ -989,6 +892,192 @@ class FakeFaxGateway(FakeServer):
                 await self._task
         self._server = None
         self._task = None
+
+
+class FakeFaxGateway(FakeGateway):
+    """The fake Sinch gateway in the running event loop. Port 0 picks a free port."""
+
+    def __init__(
+        self,
+        store_dir: Path,
+        host: str = LOOPBACK,
+        port: int = 0,
+        *,
+        project_id: str = DEFAULT_PROJECT_ID,
+        key_id: str = DEFAULT_KEY_ID,
+        key_secret: str = DEFAULT_KEY_SECRET,
+        timing: Timing = Timing(),
+        outcomes: dict[str, str] | None = None,
+    ):
+        self.project_id = project_id
+        self.key_id = key_id
+        self.key_secret = key_secret
+        super().__init__(store_dir, host, port, timing=timing, outcomes=outcomes)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "UA_DISPATCH_FAX_PROVIDER": "sinch",
+            "UA_DISPATCH_FAX_BASE_URL": self.base_url,
+            "UA_DISPATCH_FAX_PROJECT_ID": self.project_id,
+            "UA_DISPATCH_FAX_KEY_ID": self.key_id,
+            "UA_DISPATCH_FAX_KEY_SECRET": self.key_secret,
+        }
+
+    def api_routes(self) -> list[Route]:
+        api = "/v3/projects/{project_id}"
+        return [
+            Route(f"{api}/faxes", self._send, methods=["POST"]),
+            Route(f"{api}/faxes", self._list, methods=["GET"]),
+            Route(f"{api}/faxes/{{fax_id}}", self._get, methods=["GET"]),
+            Route(f"{api}/faxes/{{fax_id}}/file", self._file, methods=["GET"]),
+            Route(f"{api}/faxes/{{fax_id}}/file.pdf", self._file, methods=["GET"]),
+        ]
+
+    def fax_json(self, record: FaxRecord, now: float) -> dict[str, Any]:
+        return record.to_json(now)
+
+    def api_error(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        return sinch_error(status, _REASONS.get(status, "Error"), message, headers=headers)
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return False
+        key_id, sep, secret = decoded.partition(":")
+        return (
+            bool(sep)
+            and hmac.compare_digest(key_id.encode(), self.key_id.encode())
+            and hmac.compare_digest(secret.encode(), self.key_secret.encode())
+            and request.path_params.get("project_id") == self.project_id
+        )
+
+    async def _send(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response(status_code=401)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if ctype == "application/json":
+                try:
+                    data = json.loads(await request.body())
+                except (ValueError, UnicodeDecodeError):
+                    return sinch_error(400, "Bad Request", "The request body is not valid JSON.")
+                spec = parse_json_send(data)
+            elif ctype == "multipart/form-data":
+                spec = await parse_multipart_send(request)
+            else:
+                return sinch_error(
+                    400,
+                    "Bad Request",
+                    "Send the fax as application/json or multipart/form-data.",
+                )
+        except _Invalid as exc:
+            return sinch_error(
+                422,
+                "Invalid parameters",
+                "The request has fields the gateway cannot accept.",
+                [(exc.field, exc.description)],
+            )
+        return await self._accept(
+            request,
+            lambda: [self._create(request, spec, number, ctype) for number in spec.to],
+            lambda record: JSONResponse(record.to_json()),
+        )
+
+    def _create(self, request: Request, spec: _SendSpec, to: str, ctype: str) -> FaxRecord:
+        return self._new_record(
+            request,
+            to=to,
+            content_type=ctype,
+            documents=spec.documents,
+            content_urls=spec.content_urls,
+            project_id=self.project_id,
+            from_number=spec.from_number,
+            labels=dict(spec.labels),
+            header_text=spec.header_text,
+            max_retries=spec.max_retries,
+            retry_delay_seconds=spec.retry_delay_seconds,
+            callback_url=spec.callback_url,
+            callback_content_type=spec.callback_content_type,
+        )
+
+    def _own(self, request: Request) -> FaxRecord | None:
+        record = self.store.get(request.path_params["fax_id"])
+        if record is None or record.project_id != request.path_params["project_id"]:
+            return None
+        return record
+
+    async def _get(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response(status_code=401)
+        record = self._own(request)
+        if record is None:
+            return sinch_error(404, "Not found", "No fax with this id in the project.")
+        return JSONResponse(record.to_json())
+
+    async def _file(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response(status_code=401)
+        record = self._own(request)
+        if record is None or not record.files:
+            return sinch_error(404, "Not found", "No stored file for this fax.")
+        return Response(
+            record.files[0].read_bytes(),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="fax-{record.id}.pdf"'},
+        )
+
+    async def _list(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return Response(status_code=401)
+        q = request.query_params
+        if q.get("format"):
+            return sinch_error(
+                422,
+                "Invalid parameters",
+                "The fake lists as JSON only.",
+                [("format", "not supported")],
+            )
+        try:
+            size = _int_in(q.get("pageSize", "100"), "pageSize", 1, 1000)
+            page = _int_in(q.get("page", "1"), "page", 1, 1_000_000)
+        except _Invalid as exc:
+            return sinch_error(
+                400, "Bad Request", "Bad paging parameters.", [(exc.field, exc.description)]
+            )
+        labels = {m.group(1): v for k, v in q.multi_items() if (m := _LABEL_PARAM.match(k))}
+        now = time.monotonic()
+        rows = []
+        for record in self.store.records():
+            if record.project_id != self.project_id:
+                continue
+            fax = record.to_json(now)
+            if q.get("direction") and q["direction"] != "OUTBOUND":
+                continue
+            if q.get("status") and fax["status"] != q["status"]:
+                continue
+            if q.get("to") and not record.to.startswith(q["to"]):
+                continue
+            if q.get("from") and not (record.from_number or "").startswith(q["from"]):
+                continue
+            if any(record.labels.get(k) != v for k, v in labels.items()):
+                continue
+            rows.append(fax)
+        total = len(rows)
+        return JSONResponse(
+            {
+                "faxes": rows[(page - 1) * size : page * size],
+                "page": page,
+                "totalPages": math.ceil(total / size),
+                "pageSize": size,
+                "totalItems": total,
+            }
+        )
 
 
 class ThreadedFakeFaxGateway(InThread[FakeFaxGateway]):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 #: provider name -> "module:class"
 PROVIDERS: dict[str, str] = {
     "sinch": "ua_dispatch.fax.sinch:SinchFax",
+    "telnyx": "ua_dispatch.fax.telnyx:TelnyxFax",
 }
 
 

@@ -25,14 +25,19 @@ import datetime as dt
 import email.utils
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Self
+from urllib.parse import quote, urlsplit
 
 import httpx
 import structlog
+from pydantic import SecretStr
 
 from ua_dispatch.channels.base import DeliveryError, FailureKind
+from ua_dispatch.errors import ConfigError
+from ua_dispatch.settings import is_loopback_host
 
 if TYPE_CHECKING:
     from ua_dispatch.settings import Settings
@@ -117,6 +122,30 @@ class PollPolicy:
             max_interval=max(settings.fax_poll_max_interval, settings.fax_poll_interval),
             timeout=settings.fax_poll_timeout,
         )
+
+
+# --- helpers shared by REST providers ---------------------------------------------------------
+
+
+def as_int(value: Any) -> int | None:
+    """A whole number from JSON (a number or a string of digits); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def require_https(urls: dict[str, str | None]) -> None:
+    """ConfigError unless every URL given (setting name -> URL) is https or on loopback."""
+    for env, url in urls.items():
+        if url is None:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme != "https" and not is_loopback_host(parts.hostname or ""):
+            raise ConfigError(f"{env} must use https:// (plain http only to a loopback host)")
 
 
 # --- HTTP-level classification shared by REST providers ---------------------------------------
@@ -307,4 +336,111 @@ class FaxProvider(ABC):
             f"fax {fax_id} still {state} after {self.poll.timeout:g} s{because}; "
             "it may still go through, so it is not sent again",
             kind=FailureKind.AMBIGUOUS,
+        )
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>`` on every request; the token stays a secret."""
+
+    def __init__(self, token: SecretStr):
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
+        yield request
+
+
+class RestFaxProvider(FaxProvider):
+    """A provider speaking JSON over one ``httpx.AsyncClient`` (``_client``, rooted at the API,
+    set up by the subclass): sending, reading a fax and reading a page of the fax list work
+    the same way everywhere; what differs is the request body, the reply's shape and the
+    error body."""
+
+    _client: httpx.AsyncClient
+    #: what to check when the gateway refuses our credentials
+    credentials_hint: ClassVar[str] = ""
+
+    @abstractmethod
+    def send_options(self, request: FaxRequest) -> dict[str, Any]:
+        """Keyword arguments for ``POST faxes``: the body of the send request."""
+
+    @abstractmethod
+    def parse_reply(self, body: Any) -> FaxStatus:
+        """The fax in the JSON reply to a send or a status request."""
+
+    @abstractmethod
+    def reply_error(self, response: httpx.Response) -> str:
+        """A one-line summary of an error reply."""
+
+    def open_client(self, api_url: str, http_timeout: float, auth: httpx.Auth) -> None:
+        """The HTTP client every request of this provider goes through: JSON, no redirects
+        followed, a short connect timeout so that "cannot reach" is told apart quickly."""
+        from ua_dispatch import __version__
+
+        self._client = httpx.AsyncClient(
+            base_url=api_url,
+            auth=auth,
+            timeout=httpx.Timeout(http_timeout, connect=min(10.0, http_timeout)),
+            headers={"Accept": "application/json", "User-Agent": f"ua-dispatch/{__version__}"},
+            follow_redirects=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def submit(self, request: FaxRequest) -> FaxStatus:
+        try:
+            response = await self._client.post("faxes", **self.send_options(request))
+        except httpx.TransportError as exc:
+            raise network_error(self.name, exc, request_sent=True) from None
+        if response.status_code in (200, 201, 202):
+            try:
+                status = self.parse_reply(response.json())
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DeliveryError(
+                    f"{self.name} accepted the fax but its reply is unreadable ({exc})",
+                    kind=FailureKind.AMBIGUOUS,
+                    code=str(response.status_code),
+                ) from None
+            log.info("fax.submitted", provider=self.name, fax_id=status.id, status=status.state)
+            return status
+        raise self.error(response, creates=True)
+
+    async def get(self, fax_id: str) -> FaxStatus:
+        try:
+            response = await self._client.get(f"faxes/{quote(fax_id, safe='')}")
+        except httpx.TransportError as exc:
+            raise network_error(self.name, exc, request_sent=False) from None
+        if response.status_code == 200:
+            try:
+                return self.parse_reply(response.json())
+            except (ValueError, KeyError, TypeError) as exc:
+                raise DeliveryError(
+                    f"unreadable status of fax {fax_id} ({exc})", kind=FailureKind.TRANSIENT
+                ) from None
+        raise self.error(response, creates=False)
+
+    async def list_page(self, params: dict[str, str | int]) -> Any:
+        """One page of ``GET faxes`` as JSON."""
+        try:
+            response = await self._client.get("faxes", params=params)
+        except httpx.TransportError as exc:
+            raise network_error(self.name, exc, request_sent=False) from None
+        if response.status_code != 200:
+            raise self.error(response, creates=False)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise DeliveryError(
+                f"unreadable fax list ({exc})", kind=FailureKind.TRANSIENT
+            ) from None
+
+    def error(self, response: httpx.Response, *, creates: bool) -> DeliveryError:
+        return http_error(
+            self.name,
+            response.status_code,
+            self.reply_error(response),
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            creates=creates,
+            credentials_hint=self.credentials_hint,
         )

@@ -19,29 +19,24 @@ from __future__ import annotations
 
 import base64
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
-import structlog
 from pydantic import SecretStr
 
-from ua_dispatch import __version__
 from ua_dispatch.channels.base import DeliveryError, FailureKind
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fax.base import (
     FailureClass,
-    FaxProvider,
     FaxRequest,
     FaxState,
     FaxStatus,
     PollPolicy,
-    http_error,
-    network_error,
-    parse_retry_after,
+    RestFaxProvider,
+    as_int,
+    require_https,
 )
-from ua_dispatch.settings import Settings, is_loopback_host
-
-log = structlog.get_logger("ua_dispatch.fax.sinch")
+from ua_dispatch.settings import Settings
 
 HEADER_TEXT_MAX = 50
 MAX_RETRIES_MAX = 5
@@ -60,8 +55,11 @@ _DOCUMENT_CODES = frozenset({7, 25, 31, 68, 113})
 _FINAL_CODES = frozenset({75, 76, 79})
 
 
-class SinchFax(FaxProvider):
+class SinchFax(RestFaxProvider):
     name: ClassVar[str] = "sinch"
+    credentials_hint: ClassVar[str] = (
+        ": check UA_DISPATCH_FAX_KEY_ID, UA_DISPATCH_FAX_KEY_SECRET and UA_DISPATCH_FAX_PROJECT_ID"
+    )
 
     def __init__(
         self,
@@ -85,12 +83,10 @@ class SinchFax(FaxProvider):
         self.max_retries = max(0, min(max_retries, MAX_RETRIES_MAX))
         self.retry_delay_seconds = retry_delay_seconds
         self.callback_url = callback_url
-        self._client = httpx.AsyncClient(
-            base_url=f"{self.base_url}/v3/projects/{quote(project_id, safe='')}/",
-            auth=httpx.BasicAuth(key_id, key_secret.get_secret_value()),
-            timeout=httpx.Timeout(http_timeout, connect=min(10.0, http_timeout)),
-            headers={"Accept": "application/json", "User-Agent": f"ua-dispatch/{__version__}"},
-            follow_redirects=False,
+        self.open_client(
+            f"{self.base_url}/v3/projects/{quote(project_id, safe='')}/",
+            http_timeout,
+            httpx.BasicAuth(key_id, key_secret.get_secret_value()),
         )
 
     @classmethod
@@ -128,18 +124,12 @@ class SinchFax(FaxProvider):
                 f"{', '.join(missing)} not set: the Sinch fax gateway needs the project id and "
                 "an access key (id and secret) from the Sinch dashboard"
             )
-        for env, url in (
-            ("UA_DISPATCH_FAX_BASE_URL", settings.fax_base_url),
-            ("UA_DISPATCH_FAX_CALLBACK_URL", settings.fax_callback_url),
-        ):
-            if url is None:
-                continue
-            parts = urlsplit(url)
-            if parts.scheme != "https" and not is_loopback_host(parts.hostname or ""):
-                raise ConfigError(f"{env} must use https:// (plain http only to a loopback host)")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+        require_https(
+            {
+                "UA_DISPATCH_FAX_BASE_URL": settings.fax_base_url,
+                "UA_DISPATCH_FAX_CALLBACK_URL": settings.fax_callback_url,
+            }
+        )
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -162,37 +152,14 @@ class SinchFax(FaxProvider):
             body["callbackUrlContentType"] = "application/json"
         return body
 
-    async def submit(self, request: FaxRequest) -> FaxStatus:
-        try:
-            response = await self._client.post("faxes", json=self.body(request))
-        except httpx.TransportError as exc:
-            raise network_error(self.name, exc, request_sent=True) from None
-        if response.status_code in (200, 201, 202):
-            try:
-                status = parse_fax(response.json())
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DeliveryError(
-                    f"sinch accepted the fax but its reply is unreadable ({exc})",
-                    kind=FailureKind.AMBIGUOUS,
-                    code=str(response.status_code),
-                ) from None
-            log.info("fax.submitted", provider=self.name, fax_id=status.id, status=status.state)
-            return status
-        raise self._error(response, creates=True)
+    def send_options(self, request: FaxRequest) -> dict[str, Any]:
+        return {"json": self.body(request)}
 
-    async def get(self, fax_id: str) -> FaxStatus:
-        try:
-            response = await self._client.get(f"faxes/{quote(fax_id, safe='')}")
-        except httpx.TransportError as exc:
-            raise network_error(self.name, exc, request_sent=False) from None
-        if response.status_code == 200:
-            try:
-                return parse_fax(response.json())
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DeliveryError(
-                    f"unreadable status of fax {fax_id} ({exc})", kind=FailureKind.TRANSIENT
-                ) from None
-        raise self._error(response, creates=False)
+    def parse_reply(self, body: Any) -> FaxStatus:
+        return parse_fax(body)
+
+    def reply_error(self, response: httpx.Response) -> str:
+        return error_message(response)
 
     async def find_by_label(
         self, key: str, value: str, *, to: str | None = None
@@ -209,22 +176,16 @@ class SinchFax(FaxProvider):
         first_index: int | None = None  # pages may count from 0 or from 1
         for _ in range(LIST_MAX_PAGES):
             query = dict(params) if page is None else {**params, "page": str(page)}
+            data = await self.list_page(query)
             try:
-                response = await self._client.get("faxes", params=query)
-            except httpx.TransportError as exc:
-                raise network_error(self.name, exc, request_sent=False) from None
-            if response.status_code != 200:
-                raise self._error(response, creates=False)
-            try:
-                data = response.json()
                 faxes = [parse_fax(item) for item in data.get("faxes") or []]
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise DeliveryError(
                     f"unreadable fax list ({exc})", kind=FailureKind.TRANSIENT
                 ) from None
             found.extend(f for f in faxes if f.labels.get(key) == value)
-            total_pages = _int(data.get("totalPages"))
-            current = _int(data.get("page"))
+            total_pages = as_int(data.get("totalPages"))
+            current = as_int(data.get("page"))
             if not faxes or total_pages is None or current is None:
                 break
             if first_index is None:
@@ -251,31 +212,8 @@ class SinchFax(FaxProvider):
             return FailureClass.LINE
         return FailureClass.OTHER
 
-    def _error(self, response: httpx.Response, *, creates: bool) -> DeliveryError:
-        return http_error(
-            self.name,
-            response.status_code,
-            error_message(response),
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            creates=creates,
-            credentials_hint=(
-                ": check UA_DISPATCH_FAX_KEY_ID, UA_DISPATCH_FAX_KEY_SECRET and "
-                "UA_DISPATCH_FAX_PROJECT_ID"
-            ),
-        )
-
 
 # --- parsing ---------------------------------------------------------------------------------
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
 
 
 def parse_fax(data: Any) -> FaxStatus:
@@ -301,11 +239,11 @@ def parse_fax(data: Any) -> FaxStatus:
         to=to if isinstance(to, str) else None,
         labels={str(k): str(v) for k, v in labels.items()},
         error_type=data.get("errorType") or None,
-        error_code=_int(data.get("errorCode")),
+        error_code=as_int(data.get("errorCode")),
         error_message=data.get("errorMessage") or None,
-        pages=_int(data.get("numberOfPages")),
-        pages_sent=_int(data.get("pagesSentSuccessfully")),
-        retry_count=_int(data.get("retryCount")),
+        pages=as_int(data.get("numberOfPages")),
+        pages_sent=as_int(data.get("pagesSentSuccessfully")),
+        retry_count=as_int(data.get("retryCount")),
         created=data.get("createTime") or None,
         completed=data.get("completedTime") or None,
     )

@@ -1,0 +1,363 @@
+"""A fake Telnyx Programmable Fax API (v2), on a real HTTP server on loopback.
+
+It shares the store, the line outcome per number, the fault injection, the clock and the
+``/_fake/`` inspection API with the fake Sinch gateway (:class:`FakeGateway`); what differs is
+the surface, under ``/v2``:
+
+- ``POST /faxes``: multipart/form-data (the PDF as the ``contents`` file part) or JSON (with
+  ``media_url``, which this fake does not fetch: such a fax fails ``file_download_failed``).
+  Bearer auth; ``connection_id``, ``to`` and ``from`` are required, exactly one of
+  ``contents``, ``media_url`` and ``media_name``; ``client_state`` must be base64. Answers 202
+  with ``{"data": <fax>}``; errors as ``{"errors": [{"code", "title", "detail", "source"}]}``.
+- ``GET /faxes/{id}`` and ``GET /faxes`` (``filter[direction][eq]``, ``filter[to][eq]``,
+  ``filter[from][eq]``, ``filter[created_at][gte|gt|lte|lt]``, ``page[number]``,
+  ``page[size]``; newest first, with ``meta.page_number``/``total_pages``/``total_results``).
+
+A fax goes ``queued`` -> ``media.processed`` -> ``sending`` -> ``delivered`` or ``failed``
+with a ``failure_reason`` chosen by the number's outcome (busy: ``user_busy``, no answer:
+``receiver_no_answer``, not operational: ``receiver_unallocated_number``, conversion error:
+``file_format_invalid``, no funds: ``account_disabled``). Telnyx does not redial, so neither
+does this fake. ``echo_client_state=False`` leaves ``client_state`` out of every fax it shows,
+to rehearse a client that cannot recognise its own faxes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hmac
+import json
+import math
+import operator
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ua_dispatch.fakes.base import LOOPBACK, InThread
+from ua_dispatch.fakes.fax_gateway import FakeGateway, FaxRecord, Timing, _Invalid
+
+DEFAULT_API_KEY = "KEY0FAKE0TELNYX0API0KEY"  # a dummy the fake accepts
+DEFAULT_CONNECTION_ID = "1293384261075731499"
+DEFAULT_FROM = "+13125550100"
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_QUALITIES = frozenset({"normal", "high", "very_high", "ultra_light", "ultra_dark"})
+#: line outcome (shared with the Sinch fake) -> Telnyx's failure_reason
+FAILURE_REASONS = {
+    "busy": "user_busy",
+    "no-answer": "receiver_no_answer",
+    "not-operational": "receiver_unallocated_number",
+    "conversion-error": "file_format_invalid",
+    "no-funds": "account_disabled",
+}
+_COMPARE = {"gte": operator.ge, "gt": operator.gt, "lte": operator.le, "lt": operator.lt}
+_NOT_FETCHED_CODE = 54  # the shared outcome for a document given by URL
+_ERRORS = {
+    400: ("10015", "Bad Request"),
+    401: ("10009", "Authentication failed"),
+    403: ("10010", "Authorization failed"),
+    404: ("10005", "Resource not found"),
+    422: ("10015", "Invalid parameters"),
+    429: ("10011", "Too many requests"),
+}
+
+
+def telnyx_error(
+    status: int,
+    detail: str,
+    pointer: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    code, title = _ERRORS.get(status, ("10007", "Unexpected error"))
+    error: dict[str, Any] = {"code": code, "title": title, "detail": detail}
+    if pointer:
+        error["source"] = {"pointer": pointer}
+    return JSONResponse({"errors": [error]}, status_code=status, headers=headers)
+
+
+@dataclass
+class _Send:
+    fields: dict[str, str]
+    documents: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _when(value: str, name: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Invalid(name, "must be an ISO 8601 date and time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+class FakeTelnyxGateway(FakeGateway):
+    """The fake Telnyx gateway in the running event loop. Port 0 picks a free port."""
+
+    label: ClassVar[str] = "fake Telnyx gateway"
+
+    def __init__(
+        self,
+        store_dir: Path,
+        host: str = LOOPBACK,
+        port: int = 0,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        connection_id: str = DEFAULT_CONNECTION_ID,
+        from_number: str = DEFAULT_FROM,
+        timing: Timing | None = None,
+        outcomes: dict[str, str] | None = None,
+        echo_client_state: bool = True,
+    ):
+        self.api_key = api_key
+        self.connection_id = connection_id
+        self.from_number = from_number
+        self.echo_client_state = echo_client_state
+        super().__init__(store_dir, host, port, timing=timing or Timing(), outcomes=outcomes)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "UA_DISPATCH_FAX_PROVIDER": "telnyx",
+            "UA_DISPATCH_TELNYX_BASE_URL": self.base_url,
+            "UA_DISPATCH_TELNYX_API_KEY": self.api_key,
+            "UA_DISPATCH_TELNYX_CONNECTION_ID": self.connection_id,
+            "UA_DISPATCH_FAX_FROM": self.from_number,
+        }
+
+    def api_routes(self) -> list[Route]:
+        return [
+            Route("/v2/faxes", self._send, methods=["POST"]),
+            Route("/v2/faxes", self._list, methods=["GET"]),
+            Route("/v2/faxes/{fax_id}", self._get, methods=["GET"]),
+        ]
+
+    def api_error(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        return telnyx_error(status, message, headers=headers)
+
+    # --- the fax object --------------------------------------------------------------------
+
+    def status_at(self, record: FaxRecord, now: float) -> str:
+        state, _ = record.state_at(now)
+        if state == "QUEUED":
+            early = now - record.created_mono < record.timing.queued / 2
+            return "queued" if early else "media.processed"
+        return {"IN_PROGRESS": "sending", "COMPLETED": "delivered"}.get(state, "failed")
+
+    def failure_reason(self, record: FaxRecord) -> str:
+        if record.outcome.error_code == _NOT_FETCHED_CODE:
+            return "file_download_failed"
+        return FAILURE_REASONS.get(record.outcome.name, "service_unavailable")
+
+    def fax_json(self, record: FaxRecord, now: float) -> dict[str, Any]:
+        status = self.status_at(record, now)
+        end, _ = record.timeline()
+        elapsed = min(max(now - record.created_mono, 0.0), end)
+        fax: dict[str, Any] = {
+            "record_type": "fax",
+            "id": record.id,
+            "connection_id": record.project_id,
+            "direction": "outbound",
+            "from": record.from_number,
+            "to": record.to,
+            "quality": record.extra.get("quality", "high"),
+            "status": status,
+            "store_media": False,
+            "webhook_failover_url": "",
+            "created_at": _iso(record.created_wall),
+            "updated_at": _iso(record.created_wall + dt.timedelta(seconds=elapsed)),
+            "failure_reason": self.failure_reason(record) if status == "failed" else None,
+        }
+        if record.content_urls:
+            fax["media_url"] = record.content_urls[0]
+        if record.callback_url:
+            fax["webhook_url"] = record.callback_url
+        if self.echo_client_state and "client_state" in record.extra:
+            fax["client_state"] = record.extra["client_state"]
+        if status == "delivered" and record.pages is not None:
+            fax["page_count"] = record.pages
+        return fax
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    def _authorized(self, request: Request) -> bool:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode(), self.api_key.encode()
+        )
+
+    async def _parse(self, request: Request, ctype: str) -> _Send:
+        if ctype == "application/json":
+            try:
+                data = json.loads(await request.body())
+            except (ValueError, UnicodeDecodeError):
+                raise _Invalid("/", "The request body is not valid JSON.") from None
+            if not isinstance(data, dict):
+                raise _Invalid("/", "The request body must be a JSON object.")
+            if "contents" in data:
+                raise _Invalid("/contents", "Upload the file as multipart/form-data.")
+            fields = {k: str(v) for k, v in data.items() if isinstance(v, str | int | bool)}
+            return _Send(fields)
+        if ctype != "multipart/form-data":
+            raise _Invalid("/", "Send the fax as application/json or multipart/form-data.")
+        form = await request.form(max_files=10, max_fields=100)
+        send = _Send({k: v for k, v in form.multi_items() if isinstance(v, str)})
+        for upload in form.getlist("contents"):
+            if isinstance(upload, UploadFile):
+                data = await upload.read()
+                if not data:
+                    raise _Invalid("/contents", "The file is empty.")
+                name = (upload.filename or "").lower()
+                kind = (upload.content_type or "").lower()
+                pdf = kind in ("application/pdf", "application/octet-stream")
+                send.documents.append((data, "PDF" if pdf or name.endswith(".pdf") else kind))
+        await form.close()
+        return send
+
+    def _validate(self, send: _Send) -> None:
+        f = send.fields
+        for name in ("connection_id", "to", "from"):
+            if not f.get(name):
+                raise _Invalid(f"/{name}", "A required parameter was missing.")
+        if f["connection_id"] != self.connection_id:
+            raise _Invalid("/connection_id", "One of the associated fields does not exist.")
+        for name in ("to", "from"):
+            if not _E164.match(f[name]):
+                raise _Invalid(f"/{name}", "The phone number must be in +E.164 format.")
+        sources = [n for n in ("media_url", "media_name") if f.get(n)]
+        if send.documents:
+            sources.append("contents")
+        if len(sources) != 1:
+            raise _Invalid("/media_url", "Give exactly one of media_url, media_name, contents.")
+        if "media_name" in sources:
+            raise _Invalid("/media_name", "This fake has no media storage.")
+        if f.get("client_state"):
+            try:
+                base64.b64decode(f["client_state"], validate=True)
+            except (binascii.Error, ValueError):
+                raise _Invalid("/client_state", "Must be a valid Base-64 string.") from None
+        if f.get("quality", "high") not in _QUALITIES:
+            raise _Invalid("/quality", f"Must be one of {', '.join(sorted(_QUALITIES))}.")
+        if f.get("webhook_url") and not f["webhook_url"].startswith(("http://", "https://")):
+            raise _Invalid("/webhook_url", "The URL provided was invalid.")
+
+    async def _send(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return telnyx_error(401, "The API key is missing or not valid.")
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            send = await self._parse(request, ctype)
+            self._validate(send)
+        except _Invalid as exc:
+            return telnyx_error(422, exc.description, exc.field)
+        return await self._accept(
+            request,
+            lambda: [self._create(request, send, ctype)],
+            lambda record: JSONResponse({"data": self.fax_json(record, time.monotonic())}, 202),
+        )
+
+    def _create(self, request: Request, send: _Send, ctype: str) -> FaxRecord:
+        f = send.fields
+        extra = {"quality": f.get("quality", "high")}
+        if f.get("client_state"):
+            extra["client_state"] = f["client_state"]
+        return self._new_record(
+            request,
+            to=f["to"],
+            content_type=ctype,
+            documents=send.documents,
+            content_urls=[f["media_url"]] if f.get("media_url") else [],
+            fax_id=str(uuid.uuid4()),
+            project_id=self.connection_id,
+            from_number=f["from"],
+            labels={},
+            header_text="",
+            max_retries=0,  # Telnyx does not redial a failed fax
+            retry_delay_seconds=60,
+            callback_url=f.get("webhook_url") or None,
+            callback_content_type="application/json",
+            extra=extra,
+        )
+
+    async def _get(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return telnyx_error(401, "The API key is missing or not valid.")
+        record = self.store.get(request.path_params["fax_id"])
+        if record is None:
+            return telnyx_error(404, "The requested resource or URL could not be found.")
+        return JSONResponse({"data": self.fax_json(record, time.monotonic())})
+
+    async def _list(self, request: Request) -> Response:
+        if not self._authorized(request):
+            return telnyx_error(401, "The API key is missing or not valid.")
+        q = request.query_params
+        try:
+            number = int(q.get("page[number]", "1"))
+            size = int(q.get("page[size]", "20"))
+            if not (number >= 1 and 1 <= size <= 250):
+                raise ValueError
+        except ValueError:
+            return telnyx_error(400, "page[number] >= 1, page[size] 1-250", "/page")
+        try:
+            bounds = {
+                op: _when(q[f"filter[created_at][{op}]"], f"filter[created_at][{op}]")
+                for op in _COMPARE
+                if f"filter[created_at][{op}]" in q
+            }
+        except _Invalid as exc:
+            return telnyx_error(400, exc.description, exc.field)
+        now = time.monotonic()
+        rows = []
+        for record in reversed(self.store.records()):  # newest first
+            if not all(_COMPARE[op](record.created_wall, b) for op, b in bounds.items()):
+                continue
+            if q.get("filter[direction][eq]", "outbound") != "outbound":
+                continue
+            if q.get("filter[to][eq]") and record.to != q["filter[to][eq]"]:
+                continue
+            if q.get("filter[from][eq]") and record.from_number != q["filter[from][eq]"]:
+                continue
+            rows.append(self.fax_json(record, now))
+        total = len(rows)
+        return JSONResponse(
+            {
+                "data": rows[(number - 1) * size : number * size],
+                "meta": {
+                    "page_number": number,
+                    "page_size": size,
+                    "total_pages": math.ceil(total / size),
+                    "total_results": total,
+                },
+            }
+        )
+
+
+class ThreadedFakeTelnyxGateway(InThread[FakeTelnyxGateway]):
+    """The fake Telnyx gateway on an event loop of its own thread (for synchronous callers)."""
+
+    def __init__(self, store_dir: Path, host: str = LOOPBACK, port: int = 0, **kw: Any):
+        super().__init__(FakeTelnyxGateway(store_dir, host, port, **kw), name="fake-telnyx")
+        self.gateway = self.server
+
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_CONNECTION_ID",
+    "DEFAULT_FROM",
+    "FAILURE_REASONS",
+    "FakeTelnyxGateway",
+    "ThreadedFakeTelnyxGateway",
+    "telnyx_error",
+]
