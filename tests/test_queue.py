@@ -464,8 +464,90 @@ def test_send_run_again_by_hand_takes_its_delivery_off_the_worker(
         (msg,) = server.store.index()
         assert (row.status, row.attempts) == ("sent", 3)
         assert row.provider_ref == msg["message_id"]
+        assert (row.last_error, row.lease_owner) == (None, None)
         assert "sent 0" in run_cli("worker", "--once").stdout
         assert len(server.store.index()) == 1
+
+
+def _claim_all(url: str, lease: float) -> None:
+    """What a worker does when it takes the due rows: they are in flight under its lease."""
+
+    async def run() -> None:
+        store = await Store.open(Settings(database_url=url))
+        try:
+            await store.claim("another-worker", 100, ["email"], lease)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_send_leaves_to_the_worker_what_it_is_delivering_right_now(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    with _greylisting_twice(db_url, tmp_path, monkeypatch) as server:
+        args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
+        args += ("--channels", "email", "--yes", "--json")
+        assert run_cli(*args).code == 1
+        _claim_all(db_url, lease=600)
+        again = run_cli(*args)
+        assert again.code == 0, again.stderr
+        (email,) = [d for d in again.json()["deliveries"] if d["target"] == "ambassador-usa"]
+        assert email["status"] == "skipped" and "worker is delivering it" in email["error"]
+        assert server.store.index() == []  # not sent by hand behind the worker's back
+        (row,) = rows(db_url)
+        assert (row.status, row.lease_owner) == ("in_flight", "another-worker")
+
+
+def test_send_takes_over_a_cancelled_row_and_records_it_sent(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The organizers cancelled the queued letter; the supporter sends it by hand anyway.
+    It is recorded as sent, so running the command a third time sends nothing."""
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    with _greylisting_twice(db_url, tmp_path, monkeypatch) as server:
+        args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
+        args += ("--channels", "email", "--yes", "--json")
+        assert run_cli(*args).code == 1
+        assert run_cli("queue", "cancel").code == 0
+        assert run_cli(*args).code == 0
+        third = run_cli(*args)
+        assert third.code == 0 and "earlier run" in third.stderr
+        assert len(server.store.index()) == 1
+        (row,) = rows(db_url)
+        assert row.status == "sent"
+
+
+def test_a_supporters_send_does_not_replace_the_organizers_campaign(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    smtp_env: FakeSmtpServer,
+) -> None:
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    letters = write_letters(tmp_path / "letters.csv", 1)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    older = tmp_path / "older.toml"
+    text = open_campaign.read_text(encoding="utf-8")
+    older.write_text(text.replace("act_until = 2099-12-31", "act_until = 2098-01-01"), "utf-8")
+    res = run_cli(
+        "send", older, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS, "--channels", "email", "--yes"
+    )
+    assert res.code == 0, res.stderr
+
+    async def stored_act_until() -> dt.date:
+        store = await Store.open(Settings(database_url=db_url))
+        try:
+            return (await store.campaign(CAMPAIGN_ID)).act_until
+        finally:
+            await store.close()
+
+    assert asyncio.run(stored_act_until()) == dt.date(2099, 12, 31)
 
 
 # --- faxes: office hours at the recipient's end, one fax per number across workers ----------

@@ -326,3 +326,17 @@ def test_running_the_same_send_again_does_not_resend(
     assert sent["attempts"] == 0
     assert sent["ref"] == first.json()["deliveries"][1]["ref"]
     assert len(smtp_env.store.index()) == 1  # the official got it once
+
+
+def test_an_outbox_that_cannot_be_reached_does_not_stop_the_appeal(
+    run_cli, open_campaign: Path, smtp_env: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-run protection needs the outbox; without it the letter still goes, with a warning
+    before (no check for an earlier run) and after (nothing recorded)."""
+    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    res = run_cli("send", open_campaign, EN, *SUPPORTER_ARGS, "--channels", "email", "--yes")
+    assert res.code == 0, res.stderr
+    assert "outbox cannot be read" in res.stderr
+    assert "could not be recorded" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(smtp_env.store.index()) == 1

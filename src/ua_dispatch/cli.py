@@ -28,6 +28,7 @@ from ua_dispatch.errors import (
     EXIT_OK,
     ConfigError,
     InputError,
+    OutboxUnavailable,
     UaDispatchError,
 )
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
@@ -43,6 +44,7 @@ from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status
+from ua_dispatch.queue.handoff import Reservation
 from ua_dispatch.settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -268,33 +270,61 @@ async def _send(
         return await execute(prepared, dry, appeal.campaign.id, drafts_dir, partial)
 
 
-def _sent_before(settings: Settings, prepared: list[Prepared]) -> dict[str, str]:
-    """What the outbox records as already sent: running the same send again skips it."""
-    from ua_dispatch.queue.handoff import sent_before
+def _reserve(settings: Settings, prepared: list[Prepared]) -> Reservation:
+    """Check and take this send's deliveries in the outbox: what an earlier run sent is not
+    sent again, what a queue worker is delivering right now is left to it."""
+    import sqlalchemy.exc
+
+    from ua_dispatch.queue.handoff import reserve
 
     sendable = [
         p for p in prepared if p.payload is not None and get_channel(p.delivery.channel).sends
     ]
-    earlier = asyncio.run(sent_before(settings, sendable))
-    if earlier:
+    try:
+        found = asyncio.run(reserve(settings, sendable))
+    except (sqlalchemy.exc.SQLAlchemyError, OSError, OutboxUnavailable) as exc:
         err.print(
-            f"note: {len(earlier)} delivery(ies) went out in an earlier run and are not sent again",
+            f"warning: the outbox cannot be read ({_one_line(exc)}); sending without checking "
+            "for an earlier run of this send",
             markup=False,
         )
-    return earlier
+        return Reservation()
+    if found.earlier:
+        err.print(
+            f"note: {len(found.earlier)} delivery(ies) went out in an earlier run and are not "
+            "sent again",
+            markup=False,
+        )
+    if found.busy:
+        err.print(
+            f"note: {len(found.busy)} delivery(ies) are being delivered by a queue worker right "
+            "now and are left to it",
+            markup=False,
+        )
+    return found
 
 
-def _with_earlier(
-    prepared: list[Prepared], earlier: dict[str, str], sent_now: list[Outcome]
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def _with_reserved(
+    prepared: list[Prepared], reserved: Reservation, sent_now: list[Outcome]
 ) -> list[Outcome]:
-    """Outcomes in plan order: this run's, and 'sent' for what an earlier run sent."""
+    """Outcomes in plan order: this run's, 'sent' for what an earlier run sent and 'skipped'
+    for what a worker is delivering."""
     rest = iter(sent_now)
-    return [
-        Outcome.for_delivery(p.delivery, Status.SENT, ref=earlier[p.delivery.key])
-        if p.delivery.key in earlier
-        else next(rest)
-        for p in prepared
-    ]
+    out = []
+    for p in prepared:
+        key = p.delivery.key
+        if key in reserved.earlier:
+            out.append(Outcome.for_delivery(p.delivery, Status.SENT, ref=reserved.earlier[key]))
+        elif key in reserved.busy:
+            note = "a queue worker is delivering it now; see `ua-dispatch queue list`"
+            out.append(Outcome.for_delivery(p.delivery, Status.SKIPPED, error=note))
+        else:
+            out.append(next(rest))
+    return out
 
 
 def _hand_to_queue(
@@ -302,16 +332,27 @@ def _hand_to_queue(
     prepared: list[Prepared],
     outcomes: list[Outcome],
     settings: Settings,
+    reserved: Reservation,
     *,
     interrupted: bool = False,
 ) -> list[dict[str, str]]:
     """Record what went out; transient failures that outlasted the retry budget go to the
     outbox for the worker (not after Ctrl-C: the supporter stopped the run)."""
-    from ua_dispatch.queue.handoff import queue_unfinished
+    import sqlalchemy.exc
 
-    later, due = asyncio.run(
-        queue_unfinished(settings, appeal, prepared, outcomes, queue_retryable=not interrupted)
-    )
+    from ua_dispatch.queue.handoff import record
+
+    try:
+        later, due = asyncio.run(
+            record(settings, appeal, prepared, outcomes, reserved, queue_retryable=not interrupted)
+        )
+    except (sqlalchemy.exc.SQLAlchemyError, OSError, OutboxUnavailable) as exc:
+        err.print(
+            f"warning: what was sent could not be recorded in the outbox ({_one_line(exc)}); "
+            "running this send again would send it again",
+            markup=False,
+        )
+        return []
     if later and due is not None:
         err.print(
             f"note: {len(later)} delivery(ies) could not be completed yet and are queued; "
@@ -404,10 +445,8 @@ def send(
     _approve(appeal, prepared, yes)
     store_dir = store or settings.dry_run_store
     drafts_dir = (store_dir / "drafts" if dry_run else settings.drafts_dir) / appeal.campaign.id
-    earlier: dict[str, str] = {}
-    if not dry_run:
-        earlier = _sent_before(settings, prepared)
-    to_send = [p for p in prepared if p.delivery.key not in earlier]
+    reserved = Reservation() if dry_run else _reserve(settings, prepared)
+    to_send = [p for p in prepared if not reserved.skip(p.delivery.key)]
     partial: list[Outcome] = []
     interrupted = False
     try:
@@ -427,14 +466,14 @@ def send(
         if not partial:
             raise
         sent_now, interrupted = partial, True
-    outcomes = _with_earlier(prepared, earlier, sent_now)
+    outcomes = _with_reserved(prepared, reserved, sent_now)
     doc: dict[str, Any] = {"campaign": appeal.campaign.id, "dry_run": dry_run}
     if dry_run:
         doc["store"] = str(store_dir)
     else:
         # also after Ctrl-C: what went out is recorded so running the command again skips it
         doc["queued_for_worker"] = _hand_to_queue(
-            appeal, prepared, outcomes, settings, interrupted=interrupted
+            appeal, prepared, outcomes, settings, reserved, interrupted=interrupted
         )
     if interrupted:
         doc["interrupted"] = True

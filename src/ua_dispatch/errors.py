@@ -36,3 +36,8 @@ class InputError(UaDispatchError):
 
 class ConfigError(UaDispatchError):
     """Settings are missing or inconsistent (environment, .env or settings file)."""
+
+
+class OutboxUnavailable(ConfigError):
+    """The outbox database cannot be reached or created (the server is down, the folder is not
+    writable). Queue commands stop on it; a one-step send goes on without re-run protection."""

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ua_dispatch.errors import ConfigError
+from ua_dispatch.errors import ConfigError, OutboxUnavailable
 from ua_dispatch.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -74,7 +74,7 @@ def _prepare_sqlite_file(path: Path) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot create the data folder: {exc}") from None
+        raise OutboxUnavailable(f"{path}: cannot create the data folder: {exc}") from None
     return not path.exists()
 
 
@@ -96,6 +96,6 @@ async def open_engine(settings: Settings) -> AsyncEngine:
         except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             await engine.dispose()
             where = make_url(url).render_as_string(hide_password=True)
-            raise ConfigError(f"{where}: cannot open the outbox database: {exc}") from None
+            raise OutboxUnavailable(f"{where}: cannot open the outbox database: {exc}") from None
         _upgraded.add(url)
     return engine

@@ -74,7 +74,11 @@ class Store:
 
     # --- loading ---
 
-    async def put_campaign(self, conn: AsyncConnection, campaign: Campaign) -> None:
+    async def put_campaign(
+        self, conn: AsyncConnection, campaign: Campaign, *, replace: bool = True
+    ) -> None:
+        """Store the campaign the workers deliver from; ``replace=False`` only adds a missing
+        one (a supporter's copy must not overwrite the organizers')."""
         values = {
             "id": campaign.id,
             "act_until": campaign.act_until,
@@ -87,8 +91,11 @@ class Store:
                 index_elements=["id"],
                 set_={k: ins.excluded[k] for k in ("act_until", "doc", "updated_at")},
             )
+            if replace
+            else ins.on_conflict_do_nothing(index_elements=["id"])
         )
-        self._campaigns[campaign.id] = campaign
+        if replace:
+            self._campaigns[campaign.id] = campaign
 
     def _insert(self, table: sa.Table) -> Any:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
