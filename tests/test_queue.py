@@ -704,3 +704,44 @@ def test_faxes_being_dialled_do_not_stall_the_emails(
 
     first_fax_done = min(when(f["completedTime"]) for f in faxes)
     assert max(when(e["received_at"]) for e in emails) < first_fax_done
+
+
+def test_only_one_of_many_concurrent_takers_gets_a_send_slot(db_url: str) -> None:
+    """Ten workers (each its own connection pool) reach for the same fax number at once: the
+    conditional UPDATE lets exactly one of them send."""
+
+    async def run() -> list[dt.datetime | None]:
+        stores = [await Store.open(Settings(database_url=db_url)) for _ in range(10)]
+        try:
+            return list(
+                await asyncio.gather(
+                    *(s.take_slots([("fax.number", MOSCOW, 120.0)]) for s in stores)
+                )
+            )
+        finally:
+            for s in stores:
+                await s.close()
+
+    results = asyncio.run(run())
+    assert sum(r is None for r in results) == 1
+    waits = [r for r in results if r is not None]
+    assert len(waits) == 9 and len(set(waits)) == 1  # all told the same time to come back
+
+
+def test_a_looser_limit_takes_effect_at_once(db_url: str) -> None:
+    """Slots remember when the last letter went, not a free-at time computed with the old
+    limit: after 1/1d is relaxed to 1/10ms the next letter may go straight away."""
+
+    async def run() -> tuple[dt.datetime | None, dt.datetime | None, dt.datetime | None]:
+        store = await Store.open(Settings(database_url=db_url))
+        try:
+            first = await store.take_slots([("fax.number", MOSCOW, 86400.0)])
+            strict = await store.take_slots([("fax.number", MOSCOW, 86400.0)])
+            await asyncio.sleep(0.05)
+            relaxed = await store.take_slots([("fax.number", MOSCOW, 0.01)])
+            return first, strict, relaxed
+        finally:
+            await store.close()
+
+    first, strict, relaxed = asyncio.run(run())
+    assert first is None and strict is not None and relaxed is None

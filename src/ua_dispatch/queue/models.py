@@ -71,14 +71,15 @@ deliveries = sa.Table(
     sa.Index("ix_deliveries_target", "target_slug", "status"),
 )
 
-# One row per rate-limited recipient ("fax.number", "+74959102134"): the earliest time the next
-# letter to it may go. Workers take a slot with one conditional UPDATE, so a per-recipient limit
-# holds across every worker on every machine, not per process.
+# One row per rate-limited recipient ("fax.number", "+74959102134"): when the last letter to it
+# went. Workers take a slot with one conditional UPDATE against the spacing in force, so a
+# per-recipient limit holds across every worker on every machine, not per process, and a limit
+# made looser takes effect at once.
 send_slots = sa.Table(
     "send_slots",
     metadata,
     sa.Column("scope", sa.String(60), primary_key=True),
     sa.Column("key", sa.String(320), primary_key=True),
-    sa.Column("next_free_at", sa.DateTime, nullable=False),
+    sa.Column("last_sent_at", sa.DateTime, nullable=False),
     sa.Index("ix_send_slots_key", "key"),
 )

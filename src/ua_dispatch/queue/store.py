@@ -26,6 +26,9 @@ D = deliveries.c
 S = send_slots.c
 
 
+_NEVER = dt.datetime(1970, 1, 1)
+
+
 class _SlotBusy(Exception):
     def __init__(self, free_at: dt.datetime):
         self.free_at = free_at
@@ -169,8 +172,16 @@ class Store:
     # --- workers ---
 
     async def claim(
-        self, owner: str, limit: int, channels: Sequence[str], lease: float
+        self,
+        owner: str,
+        limit: int,
+        channels: Sequence[str],
+        lease: float,
+        spacing: Mapping[str, float] | None = None,
     ) -> list[sa.Row[Any]]:
+        """Take up to ``limit`` due rows under a lease. ``spacing`` (scope -> seconds, e.g.
+        ``{"fax.number": 120}``) are the per-recipient limits this worker enforces: rows to a
+        recipient whose last letter is more recent are left for later."""
         now = utcnow()
         due = sa.or_(
             sa.and_(D.status == str(QStatus.QUEUED), D.next_attempt_at <= now),
@@ -178,17 +189,17 @@ class Store:
         )
         # Rows to a recipient whose send slot is taken (one fax per number every two minutes)
         # are left for later instead of being claimed only to be put back.
-        slot_busy = (
-            sa.select(S.key)
-            .where(S.key == sa.func.lower(D.recipient), S.next_free_at > now)
-            .exists()
-        )
-        pick = (
-            sa.select(D.id)
-            .where(due, D.channel.in_(list(channels)), ~slot_busy)
-            .order_by(D.next_attempt_at, D.id)
-            .limit(limit)
-        )
+        pick = sa.select(D.id).where(due, D.channel.in_(list(channels)))
+        if spacing:
+            recent = sa.or_(
+                *(
+                    sa.and_(S.scope == scope, S.last_sent_at > now - dt.timedelta(seconds=gap))
+                    for scope, gap in spacing.items()
+                )
+            )
+            slot_busy = sa.select(S.key).where(S.key == sa.func.lower(D.recipient), recent)
+            pick = pick.where(~slot_busy.exists())
+        pick = pick.order_by(D.next_attempt_at, D.id).limit(limit)
         if self.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         stmt = (
@@ -206,12 +217,13 @@ class Store:
             return list((await conn.execute(stmt)).all())
 
     async def take_slots(self, wants: Sequence[tuple[str, str, float]]) -> dt.datetime | None:
-        """Take the next send slot for every ``(scope, key, spacing seconds)``, all or none.
+        """Take a send slot for every ``(scope, key, spacing seconds)``, all or none.
 
         Returns None when they were taken (send now), or when the busiest of them is free
-        again. A slot is taken with one conditional UPDATE: on PostgreSQL a concurrent worker
-        waits for the row lock and then finds the slot taken, on SQLite writers are serialised,
-        so a per-recipient limit holds across every worker.
+        again. A slot is taken with one conditional UPDATE ("the last letter went at least
+        ``spacing`` ago"): on PostgreSQL a concurrent worker waits for the row lock and then
+        finds the condition false, on SQLite writers are serialised, so a per-recipient limit
+        holds across every worker.
         """
         if not wants:
             return None
@@ -219,23 +231,24 @@ class Store:
         try:
             async with self.engine.begin() as conn:
                 for scope, key, spacing in wants:
+                    gap = dt.timedelta(seconds=spacing)
                     await conn.execute(
                         self._insert(send_slots)
-                        .values(scope=scope, key=key, next_free_at=now)
+                        .values(scope=scope, key=key, last_sent_at=_NEVER)
                         .on_conflict_do_nothing(index_elements=["scope", "key"])
                     )
                     taken = await conn.execute(
                         send_slots.update()
-                        .where(S.scope == scope, S.key == key, S.next_free_at <= now)
-                        .values(next_free_at=now + dt.timedelta(seconds=spacing))
+                        .where(S.scope == scope, S.key == key, S.last_sent_at <= now - gap)
+                        .values(last_sent_at=now)
                     )
                     if taken.rowcount == 0:
-                        free_at = (
+                        last = (
                             await conn.execute(
-                                sa.select(S.next_free_at).where(S.scope == scope, S.key == key)
+                                sa.select(S.last_sent_at).where(S.scope == scope, S.key == key)
                             )
                         ).scalar_one()
-                        raise _SlotBusy(free_at)  # rolls back the slots taken before it
+                        raise _SlotBusy(last + gap)  # rolls back the slots taken before it
         except _SlotBusy as busy:
             return busy.free_at
         return None

@@ -55,7 +55,8 @@ class WorkerStats:
 
     @property
     def done(self) -> int:
-        return self.sent + self.failed + self.requeued + self.expired + self.deferred
+        # rows put back unattempted come round again: they are not done
+        return self.sent + self.failed + self.requeued + self.expired
 
 
 def sending_channels(settings: Settings) -> tuple[list[str], dict[str, str]]:
@@ -164,7 +165,9 @@ class Worker:
                 self._want.clear()
                 await _first(self._want.wait(), self.stop.wait())
                 continue
-            rows = await self.store.claim(self.owner, batch, hungry, self.settings.worker_lease)
+            rows = await self.store.claim(
+                self.owner, batch, hungry, self.settings.worker_lease, self._shared
+            )
             for row in rows:
                 self._buffers[row.channel].put_nowait(row)
             if rows:
@@ -230,24 +233,10 @@ class Worker:
             delivery = Delivery(row.channel, target, channel.address_of(target), row.key)
             if delivery.to is None:
                 raise InputError(f"{row.target_slug} has no {row.channel} address any more")
-            supporter = Supporter.model_construct(
-                name=row.supporter_name,
-                email=row.supporter_email,
-                city=row.supporter_city,
-                country=row.supporter_country,
-            )
-            letter = Letter(text=row.letter_text, language=row.language, source=f"row {row.id}")
-            appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
-            env = BuildEnv(settings=self.settings, now=dt.datetime.now(dt.UTC))
-            payload = channel.build(appeal, delivery, env)
         except (InputError, KeyError) as exc:
-            self.stats.failed += 1
-            msg = (
-                f"target {row.target_slug} is no longer in the campaign"
-                if isinstance(exc, KeyError)
-                else str(exc)
-            )
-            return Outcome(row.id, QStatus.FAILED, row.attempts, error=msg, error_kind="permanent")
+            return self._unbuildable(row, exc)
+        # Waiting for office hours or a rate limit is decided before the letter is rendered
+        # (a fax PDF is not made again each time it is put back).
         opens = fax_not_before(self.settings, row.channel, delivery.to, now)
         if opens > now:
             return self._defer(row, opens, "waiting for the recipient's office hours")
@@ -259,6 +248,19 @@ class Worker:
         free_at = await self.store.take_slots(wants)
         if free_at is not None:
             return self._defer(row, free_at, "waiting for the recipient's rate limit")
+        try:
+            supporter = Supporter.model_construct(
+                name=row.supporter_name,
+                email=row.supporter_email,
+                city=row.supporter_city,
+                country=row.supporter_country,
+            )
+            letter = Letter(text=row.letter_text, language=row.language, source=f"row {row.id}")
+            appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
+            env = BuildEnv(settings=self.settings, now=dt.datetime.now(dt.UTC))
+            payload = channel.build(appeal, delivery, env)
+        except InputError as exc:
+            return self._unbuildable(row, exc)
         transport = transports.get(row.channel)
         if transport is None:
             transport = await stack.enter_async_context(channel.transport(self.settings))
@@ -290,6 +292,15 @@ class Worker:
             error_kind=result.error_kind,
             code=result.code,
         )
+
+    def _unbuildable(self, row: sa.Row[Any], exc: Exception) -> Outcome:
+        self.stats.failed += 1
+        msg = (
+            f"target {row.target_slug} is no longer in the campaign"
+            if isinstance(exc, KeyError)
+            else str(exc)
+        )
+        return Outcome(row.id, QStatus.FAILED, row.attempts, error=msg, error_kind="permanent")
 
     def _defer(self, row: sa.Row[Any], until: dt.datetime, why: str) -> Outcome:
         """Back to the queue until ``until`` without spending an attempt: waiting for office

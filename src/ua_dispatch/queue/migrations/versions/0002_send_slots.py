@@ -20,7 +20,7 @@ def upgrade() -> None:
         "send_slots",
         sa.Column("scope", sa.String(60), primary_key=True),
         sa.Column("key", sa.String(320), primary_key=True),
-        sa.Column("next_free_at", sa.DateTime, nullable=False),
+        sa.Column("last_sent_at", sa.DateTime, nullable=False),
     )
     op.create_index("ix_send_slots_key", "send_slots", ["key"])
 
