@@ -145,3 +145,29 @@ def test_shared_header_cache_still_refuses_line_breaks() -> None:
     for _ in range(2):
         with pytest.raises(ValueError):
             _BUILD_POLICY.header_store_parse("Subject", "Free him\r\nBcc: x@example.org")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("To", '"Ivan" <ivan@example.org>'), ("To", "Ivan <ivan@example.org>")],
+        [("To", "Ivan <ivan@example.org> (the embassy)"), ("To", "Ivan <ivan@example.org>")],
+        [("subject", "Free Oyub Titiev"), ("Subject", "Free Oyub Titiev")],
+        [("Subject", "Освободите Оюба Титиева"), ("Subject", "Освободите  Оюба Титиева")],
+    ],
+)
+def test_header_cache_never_hands_one_spelling_anothers_bytes(
+    headers: list[tuple[str, str]],
+) -> None:
+    """Values that decode to the same text but are written differently, and names in other
+    cases, come out exactly as the stock SMTP policy writes each of them."""
+    from email.message import EmailMessage
+
+    from ua_dispatch.channels.email import _BUILD_POLICY, _WIRE_POLICY
+
+    stock_build = email.policy.SMTP.clone(cte_type="7bit")
+    for name, value in headers * 2:  # the second round is served from the caches
+        ours, stock = EmailMessage(policy=_BUILD_POLICY), EmailMessage(policy=stock_build)
+        ours[name] = value
+        stock[name] = value
+        assert ours.as_bytes(policy=_WIRE_POLICY) == stock.as_bytes(policy=email.policy.SMTP)

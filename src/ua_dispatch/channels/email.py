@@ -75,7 +75,8 @@ class SharedHeadersPolicy(email.policy.EmailPolicy):
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
         if name.lower() not in self.SHARED:
             return super().header_store_parse(name, value)
-        key = (name.lower(), type(value).__name__, str(value))
+        # the exact name and value as given: the stored header keeps the caller's spelling
+        key = (name, type(value).__name__, str(value))
         return _remember(
             _PARSED, key, lambda: super(SharedHeadersPolicy, self).header_store_parse(name, value)
         )
@@ -83,10 +84,16 @@ class SharedHeadersPolicy(email.policy.EmailPolicy):
     def fold_binary(self, name: str, value: Any) -> bytes:
         if name.lower() not in self.SHARED:
             return super().fold_binary(name, value)
-        key = (name, str(value), self.linesep, self.max_line_length, self.cte_type, self.utf8)
-        return _remember(
-            _FOLDED, key, lambda: super(SharedHeadersPolicy, self).fold_binary(name, value)
-        )
+        # Keyed on the header object itself (shared through the parse cache), never on its
+        # decoded text: two spellings with the same text can fold differently. The entry keeps
+        # the object alive, so its id cannot be reused while the entry exists.
+        key = (id(value), name, self.linesep, self.max_line_length, self.cte_type, self.utf8)
+        kept = _FOLDED.get(key)
+        if kept is not None and kept[0] is value:
+            return kept[1]
+        folded = super().fold_binary(name, value)
+        _remember(_FOLDED, key, lambda: (value, folded))
+        return folded
 
 
 _T = TypeVar("_T")
@@ -104,7 +111,7 @@ def _remember(cache: dict[tuple[Any, ...], _T], key: tuple[Any, ...], make: Call
 
 _PARSED: dict[tuple[Any, ...], tuple[str, Any]] = {}
 _MAX_COUNT: dict[str, int | None] = {}
-_FOLDED: dict[tuple[Any, ...], bytes] = {}
+_FOLDED: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
 
 # Build with 7bit so that bodies go out as quoted-printable or base64 and need no 8BITMIME;
 # serialise with the SMTP policy (CRLF line ends).
