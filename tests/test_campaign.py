@@ -79,6 +79,11 @@ BAD_FIELDS = [
     (r'^slug = "president"', 'slug = "The President"', "targets[0:The President].slug"),
     (r'^slug = "president"', 'slug = "ambassador-usa"', "(file)"),
     (r'^country = "RU"', 'country = "Russia"', "targets[0:president].country"),
+    (
+        r'^country = "RU"',
+        'country = "RU"\ntime_zone = "Moscow"',
+        "targets[0:president].time_zone",
+    ),
     (r"^subject = .*$", 'subject = "two\\\\nlines"', "subject"),
     (r'^title = "President.*$', 'titel = "typo"', "targets[0:president]"),
 ]

@@ -37,3 +37,18 @@ def test_only_faxes_wait_and_only_when_asked() -> None:
     assert fax_not_before(on, "fax", "+74959102134", at) == dt.datetime(2030, 1, 14, 6, 0)
     assert fax_not_before(on, "email", "rusembusa@mid.ru", at) == at
     assert fax_not_before(off, "fax", "+74959102134", at) == at
+
+
+def test_the_campaigns_time_zone_wins_over_the_numbers() -> None:
+    """A Moscow number, but the campaign says the office is in Vladivostok (UTC+10)."""
+    at = dt.datetime(2030, 1, 8, 10, 0, tzinfo=UTC)  # 13:00 in Moscow, 20:00 in Vladivostok
+    assert next_open("+74959102134", at, NINE, SIX) == at
+    wednesday_nine = dt.datetime(2030, 1, 8, 23, 0, tzinfo=UTC)
+    assert next_open("+74959102134", at, NINE, SIX, "Asia/Vladivostok") == wednesday_nine
+
+
+def test_numbers_spanning_several_zones_are_flagged() -> None:
+    from ua_dispatch.hours import ambiguous
+
+    assert not ambiguous("+74959102134")  # a Moscow landline
+    assert ambiguous("+79161234567")  # a Russian mobile: any of eleven zones

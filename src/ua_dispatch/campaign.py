@@ -12,6 +12,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -181,6 +182,22 @@ class Target(_Model):
     bluesky: list[BlueskyAccount] = Field(
         default_factory=list, description='handle, optionally followed by its DID: "a.bsky.social"'
     )
+    time_zone: str | None = Field(
+        default=None,
+        description="IANA time zone of the office (Europe/Moscow); when unset it is taken from "
+        "the fax or phone number, which is ambiguous for numbers that span several zones",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Europe/Moscow") from None
+        return value
 
     @field_validator("fax", "phone")
     @classmethod

@@ -32,14 +32,21 @@ def time_zone_of(e164: str) -> tuple[str | None, tuple[str, ...]]:
     return (zones[0] if zones else None), zones
 
 
-def zone_of(e164: str) -> ZoneInfo | None:
-    name, _ = time_zone_of(e164)
+def zone_of(e164: str, override: str | None = None) -> ZoneInfo | None:
+    """The official's zone: the campaign's ``time_zone`` for the target when it gives one,
+    otherwise the likeliest zone of the number."""
+    name = override or time_zone_of(e164)[0]
     if name is None:
         return None
     try:
         return ZoneInfo(name)
     except ZoneInfoNotFoundError:
         return None
+
+
+def ambiguous(e164: str) -> bool:
+    """True when the number's region spans several time zones (a mobile or national number)."""
+    return len(time_zone_of(e164)[1]) > 1
 
 
 def office_hours(
@@ -60,29 +67,40 @@ def office_hours(
     raise AssertionError("a weekday opening is always within eight days")
 
 
-def next_open(e164: str, at: dt.datetime, start: dt.time, end: dt.time) -> dt.datetime:
+def next_open(
+    e164: str, at: dt.datetime, start: dt.time, end: dt.time, zone: str | None = None
+) -> dt.datetime:
     """The first moment at or after ``at`` (aware) when the office of ``e164`` is open.
 
     A number whose time zone is unknown is treated as always open: holding its faxes back
     forever would be worse than one arriving at night.
     """
-    zone = zone_of(e164)
-    if zone is None:
+    tz = zone_of(e164, zone)
+    if tz is None:
         return at
-    is_open, opening = office_hours(at.astimezone(zone), start, end)
+    is_open, opening = office_hours(at.astimezone(tz), start, end)
     if is_open or opening is None:
         return at
     return opening.astimezone(at.tzinfo or dt.UTC)
 
 
 def fax_not_before(
-    settings: Settings, channel: str, to: str | None, at: dt.datetime
+    settings: Settings,
+    channel: str,
+    to: str | None,
+    at: dt.datetime,
+    zone: str | None = None,
 ) -> dt.datetime:
     """When a queued delivery may go, given ``at`` (naive UTC, as the outbox keeps times):
-    a fax waits for the recipient's office to open when ``fax_office_hours_only`` is set."""
+    a fax waits for the recipient's office to open when ``fax_office_hours_only`` is set.
+    ``zone`` is the target's ``time_zone`` from the campaign, if it gives one."""
     if channel != "fax" or not to or not settings.fax_office_hours_only:
         return at
     opens = next_open(
-        to, at.replace(tzinfo=dt.UTC), settings.office_hours_start, settings.office_hours_end
+        to,
+        at.replace(tzinfo=dt.UTC),
+        settings.office_hours_start,
+        settings.office_hours_end,
+        zone,
     )
     return opens.astimezone(dt.UTC).replace(tzinfo=None)

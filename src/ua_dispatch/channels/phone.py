@@ -119,6 +119,8 @@ class PhoneChannel(Channel[CallScript]):
         ]
 
         zone_name, zones = time_zone_of(delivery.to)
+        if target.time_zone:  # the campaign says where the office is: no guessing
+            zone_name, zones = target.time_zone, (target.time_zone,)
         local: dt.datetime | None = None
         in_hours: bool | None = None
         opening: dt.datetime | None = None

@@ -103,6 +103,12 @@ def queue_add(
             spread=span,
         ),
     )
+    for slug in sorted(result.guessed_zones):
+        err.print(
+            f"note: the fax number of {slug} spans several time zones; its office hours are "
+            f"guessed. Give the target a time_zone in {campaign_file} to be sure.",
+            markup=False,
+        )
     for n, who in result.skipped_rows:
         err.print(f"{letters_file}: row {n}: not approved, skipped ({who})", markup=False)
     out.print(

@@ -21,7 +21,7 @@ from typing import Any
 
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.errors import InputError
-from ua_dispatch.hours import fax_not_before
+from ua_dispatch.hours import ambiguous, fax_not_before
 from ua_dispatch.letter import Letter, Supporter, make_supporter, parse_letter
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
 from ua_dispatch.queue.models import QStatus
@@ -70,6 +70,8 @@ class AddResult:
     no_address: int = 0
     #: faxes due outside the recipient's office hours, moved to when the office opens
     waiting_for_office: int = 0
+    #: target slugs whose fax number spans several time zones and no time_zone is given
+    guessed_zones: set[str] = field(default_factory=set)
 
 
 def _reader(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -203,7 +205,10 @@ async def add_letters(
                     result.no_address += 1
                     continue
                 planned += 1
-                due = fax_not_before(settings, d.channel, d.to, send_after)
+                zone = d.target.time_zone if d.target is not None else None
+                if d.channel == "fax" and d.to and zone is None and ambiguous(d.to):
+                    result.guessed_zones.add(d.slug)
+                due = fax_not_before(settings, d.channel, d.to, send_after, zone)
                 if due != send_after:
                     result.waiting_for_office += 1
                 batch.append(delivery_row(campaign.id, supporter, d, letter, due, now))

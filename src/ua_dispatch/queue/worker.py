@@ -237,7 +237,7 @@ class Worker:
             return self._unbuildable(row, exc)
         # Waiting for office hours or a rate limit is decided before the letter is rendered
         # (a fax PDF is not made again each time it is put back).
-        opens = fax_not_before(self.settings, row.channel, delivery.to, now)
+        opens = fax_not_before(self.settings, row.channel, delivery.to, now, target.time_zone)
         if opens > now:
             return self._defer(row, opens, "waiting for the recipient's office hours")
         wants = [
