@@ -745,3 +745,40 @@ def test_a_looser_limit_takes_effect_at_once(db_url: str) -> None:
 
     first, strict, relaxed = asyncio.run(run())
     assert first is None and strict is not None and relaxed is None
+
+
+def test_bulk_changes_tidy_the_postgresql_outbox(
+    run_cli: Any,
+    pg_database: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Holding thousands of rows leaves as many dead row versions; the outbox is vacuumed and
+    analysed after such a change, so the next claims walk the due index (see Store.tidy).
+    PostgreSQL only: SQLite keeps no planner statistics to refresh."""
+    import asyncpg
+
+    db_url = pg_database
+    truncate(db_url)
+    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", db_url)
+
+    letters = write_letters(tmp_path / "letters.csv", 1200)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    assert (
+        "1200 delivery(ies) to ambassador-usa held"
+        in run_cli("queue", "hold", "--target", "ambassador-usa").stdout
+    )
+
+    async def vacuumed() -> Any:
+        conn = await asyncpg.connect(db_url)
+        try:
+            return await conn.fetchrow(
+                "SELECT last_vacuum, last_analyze FROM pg_stat_user_tables "
+                "WHERE relname = 'deliveries'"
+            )
+        finally:
+            await conn.close()
+
+    stats = asyncio.run(vacuumed())
+    assert stats["last_vacuum"] is not None and stats["last_analyze"] is not None

@@ -25,7 +25,7 @@ from ua_dispatch.hours import ambiguous, fax_not_before
 from ua_dispatch.letter import Letter, Supporter, make_supporter, parse_letter
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
 from ua_dispatch.queue.models import QStatus
-from ua_dispatch.queue.store import Store, utcnow
+from ua_dispatch.queue.store import BULK, Store, utcnow
 from ua_dispatch.settings import Settings
 
 COLUMNS = ("name", "email", "city", "country", "language", "letter", "approved")
@@ -219,6 +219,8 @@ async def add_letters(
         after = await store.count(conn, campaign_id=campaign.id)
     result.queued = after - before
     result.already = planned - result.queued
+    if result.queued >= BULK:
+        await store.tidy()
     return result
 
 

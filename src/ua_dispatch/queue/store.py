@@ -27,6 +27,8 @@ S = send_slots.c
 
 
 _NEVER = dt.datetime(1970, 1, 1)
+#: rows changed at once from which the outbox is tidied (see Store.tidy)
+BULK = 1000
 
 
 class _SlotBusy(Exception):
@@ -167,9 +169,23 @@ class Store:
             deliveries.update(), campaign=campaign, statuses=list(from_statuses), target=target
         ).values(**values)
         async with self.engine.begin() as conn:
-            return int((await conn.execute(stmt)).rowcount)
+            changed = int((await conn.execute(stmt)).rowcount)
+        if changed >= BULK:
+            await self.tidy()
+        return changed
 
     # --- workers ---
+
+    async def tidy(self) -> None:
+        """After a bulk change (a large ``queue add``, a hold or cancel of thousands of rows)
+        bring PostgreSQL's statistics up to date and clear the dead row versions. Without it a
+        fresh table's statistics lead the planner to read every due row, dead ones included,
+        on each claim (~100 ms instead of ~1 ms with 100,000 rows). SQLite needs neither."""
+        if self.dialect != "postgresql":
+            return
+        async with self.engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await auto.execute(sa.text("VACUUM (ANALYZE) deliveries"))
 
     async def claim(
         self,
@@ -183,38 +199,53 @@ class Store:
         ``{"fax.number": 120}``) are the per-recipient limits this worker enforces: rows to a
         recipient whose last letter is more recent are left for later."""
         now = utcnow()
-        due = sa.or_(
-            sa.and_(D.status == str(QStatus.QUEUED), D.next_attempt_at <= now),
-            sa.and_(D.status == str(QStatus.IN_FLIGHT), D.lease_until < now),
-        )
-        # Rows to a recipient whose send slot is taken (one fax per number every two minutes)
-        # are left for later instead of being claimed only to be put back.
-        pick = sa.select(D.id).where(due, D.channel.in_(list(channels)))
+        # Two picks, each able to walk an index in order and stop at ``limit``: leases that
+        # ran out (a worker died; few rows), then queued rows that are due, oldest first. One
+        # pick with an OR of both would make PostgreSQL gather and sort every due row.
+        picks = [
+            sa.select(D.id)
+            .where(D.status == str(QStatus.IN_FLIGHT), D.lease_until < now)
+            .order_by(D.lease_until),
+            sa.select(D.id)
+            .where(D.status == str(QStatus.QUEUED), D.next_attempt_at <= now)
+            .order_by(D.next_attempt_at, D.id),
+        ]
+        slot_busy: Any = None
         if spacing:
+            # Rows to a recipient whose send slot is taken (one fax per number every two
+            # minutes) are left for later instead of being claimed only to be put back.
             recent = sa.or_(
                 *(
                     sa.and_(S.scope == scope, S.last_sent_at > now - dt.timedelta(seconds=gap))
                     for scope, gap in spacing.items()
                 )
             )
-            slot_busy = sa.select(S.key).where(S.key == sa.func.lower(D.recipient), recent)
-            pick = pick.where(~slot_busy.exists())
-        pick = pick.order_by(D.next_attempt_at, D.id).limit(limit)
-        if self.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        stmt = (
-            deliveries.update()
-            .where(D.id.in_(pick.scalar_subquery()))
-            .values(
-                status=str(QStatus.IN_FLIGHT),
-                lease_owner=owner,
-                lease_until=now + dt.timedelta(seconds=lease),
-                updated_at=now,
-            )
-            .returning(*deliveries.c)
-        )
+            slot_busy = sa.select(S.key).where(S.key == sa.func.lower(D.recipient), recent).exists()
+        claimed: list[sa.Row[Any]] = []
         async with self.engine.begin() as conn:
-            return list((await conn.execute(stmt)).all())
+            for pick in picks:
+                want = limit - len(claimed)
+                if want <= 0:
+                    break
+                pick = pick.where(D.channel.in_(list(channels)))
+                if slot_busy is not None:
+                    pick = pick.where(~slot_busy)
+                pick = pick.limit(want)
+                if self.dialect == "postgresql":
+                    pick = pick.with_for_update(skip_locked=True)
+                stmt = (
+                    deliveries.update()
+                    .where(D.id.in_(pick.scalar_subquery()))
+                    .values(
+                        status=str(QStatus.IN_FLIGHT),
+                        lease_owner=owner,
+                        lease_until=now + dt.timedelta(seconds=lease),
+                        updated_at=now,
+                    )
+                    .returning(*deliveries.c)
+                )
+                claimed += (await conn.execute(stmt)).all()
+        return claimed
 
     async def take_slots(self, wants: Sequence[tuple[str, str, float]]) -> dt.datetime | None:
         """Take a send slot for every ``(scope, key, spacing seconds)``, all or none.

@@ -1,4 +1,6 @@
-"""Per-recipient send slots shared by every worker (one fax per number every two minutes).
+"""Per-recipient send slots shared by every worker (one fax per number every two minutes),
+and the due index in claim order (status, next_attempt_at, id) so a claim reads only the rows
+it takes, even when thousands share one send-after time.
 
 Revision ID: 0002
 Revises: 0001
@@ -23,7 +25,11 @@ def upgrade() -> None:
         sa.Column("last_sent_at", sa.DateTime, nullable=False),
     )
     op.create_index("ix_send_slots_key", "send_slots", ["key"])
+    op.drop_index("ix_deliveries_due", table_name="deliveries")
+    op.create_index("ix_deliveries_due", "deliveries", ["status", "next_attempt_at", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_deliveries_due", table_name="deliveries")
+    op.create_index("ix_deliveries_due", "deliveries", ["status", "next_attempt_at"])
     op.drop_table("send_slots")
