@@ -14,7 +14,7 @@ import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,13 +65,6 @@ class SharedHeadersPolicy(email.policy.EmailPolicy):
     )
     MAX_ENTRIES = 4096
 
-    def header_max_count(self, name: str) -> int | None:
-        # the stock policy builds a new header class on every call to answer this
-        key = name.lower()
-        if key not in _MAX_COUNT:
-            _MAX_COUNT[key] = super().header_max_count(name)
-        return _MAX_COUNT[key]
-
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
         if name.lower() not in self.SHARED:
             return super().header_store_parse(name, value)
@@ -110,12 +103,28 @@ def _remember(cache: dict[tuple[Any, ...], _T], key: tuple[Any, ...], make: Call
 
 
 _PARSED: dict[tuple[Any, ...], tuple[str, Any]] = {}
-_MAX_COUNT: dict[str, int | None] = {}
 _FOLDED: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
+
 
 # Build with 7bit so that bodies go out as quoted-printable or base64 and need no 8BITMIME;
 # serialise with the SMTP policy (CRLF line ends).
-_WIRE_POLICY = SharedHeadersPolicy(linesep="\r\n")
+class _HeaderClasses(HeaderRegistry):
+    """The stock registry builds a new header class on every lookup (each header set, each
+    max-count check); one class per header name is enough."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
+_WIRE_POLICY = SharedHeadersPolicy(linesep="\r\n", header_factory=_HeaderClasses())
 _BUILD_POLICY = _WIRE_POLICY.clone(cte_type="7bit")
 
 
