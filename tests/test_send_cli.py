@@ -340,3 +340,54 @@ def test_an_outbox_that_cannot_be_reached_does_not_stop_the_appeal(
     assert "could not be recorded" in res.stderr
     assert "Traceback" not in res.stderr
     assert len(smtp_env.store.index()) == 1
+
+
+def test_after_ctrl_c_what_went_out_is_recorded_and_not_sent_again(
+    run_cli, open_campaign: Path, smtp_env: FakeSmtpServer, tmp_path: Path, monkeypatch
+) -> None:
+    """A real send stopped with Ctrl-C while a fax is being dialled: the email that went out is
+    in the outbox, so running the command again sends it no second time, and the fax already
+    at the gateway is found by its label instead of being sent again."""
+    import os
+    import signal
+    import time
+
+    from ua_dispatch.fakes.fax_gateway import ThreadedFakeFaxGateway, Timing
+
+    with ThreadedFakeFaxGateway(tmp_path / "fax", timing=Timing(0.01, 30.0, 0.0)) as gateway:
+        for key, value in gateway.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.05")
+        monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / "data"))
+        env = {k: v for k, v in os.environ.items()}
+        env["PYTHONPATH"] = f"{ROOT / 'src'}:{ROOT}"
+        args = ["send", str(open_campaign), str(EN), *SUPPORTER_ARGS, "--channels", "email,fax"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ua_dispatch", *args, "--yes", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+            smtp_env.store.index() and len(gateway.received()) == 2
+        ):
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130, stderr
+
+        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_TIMEOUT", "0.3")
+        again = run_cli(*args, "--yes", "--json")
+        faxes = gateway.received()
+    assert "earlier run" in again.stderr
+    (email_out,) = [
+        d
+        for d in again.json()["deliveries"]
+        if d["target"] == "ambassador-usa" and d["channel"] == "email"
+    ]
+    assert email_out["status"] == "sent" and email_out["attempts"] == 0
+    assert len(smtp_env.store.index()) == 1  # the embassy got the email once
+    assert len(faxes) == 2  # one fax per official, none sent again
