@@ -16,7 +16,7 @@ import httpx
 import pypdf
 import pytest
 
-from tests.conftest import EXAMPLES, ROOT, SUPPORTER_ARGS
+from tests.conftest import EXAMPLES, ROOT, SHIPPED_CAMPAIGN, SUPPORTER_ARGS
 from tests.fax_support import assert_channel_stopped
 from ua_dispatch.channels import CHANNELS
 from ua_dispatch.channels.fax import DELIVERY_LABEL, FaxChannel
@@ -277,7 +277,7 @@ def test_dry_run_faxes_the_local_fake_gateway(run_cli, open_campaign: Path, tmp_
     index = [json.loads(line) for line in (store / "fax" / "index.jsonl").read_text().splitlines()]
     assert sorted(e["to"] for e in index) == sorted([PRESIDENT, AMBASSADOR])
     assert all((store / "fax" / e["files"][0]).read_bytes().startswith(b"%PDF-") for e in index)
-    assert "fake fax gateway at http://127.0.0.1:" in result.stderr
+    assert "fake fax gateway (Sinch Fax API v3) at http://127.0.0.1:" in result.stderr
 
 
 def test_draft_writes_the_fax_pdf_per_target(run_cli, tmp_path: Path) -> None:
@@ -301,7 +301,26 @@ def test_draft_writes_the_fax_pdf_per_target(run_cli, tmp_path: Path) -> None:
     assert "Dear Ambassador" in pdf_text(out / "fax" / "ambassador-usa.pdf")
 
 
-def test_fakes_command_prints_both_addresses_and_the_fax_settings(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("provider", "base_setting", "secret_line", "name"),
+    [
+        (
+            "sinch",
+            "UA_DISPATCH_FAX_BASE_URL",
+            "UA_DISPATCH_FAX_KEY_SECRET=fake-key-secret",
+            "fake fax gateway (Sinch",
+        ),
+        (
+            "telnyx",
+            "UA_DISPATCH_TELNYX_BASE_URL",
+            "UA_DISPATCH_TELNYX_API_KEY=KEY0FAKE0TELNYX0API0KEY",
+            "fake Telnyx gateway",
+        ),
+    ],
+)
+def test_fakes_command_prints_both_addresses_and_the_fax_settings(
+    tmp_path: Path, provider: str, base_setting: str, secret_line: str, name: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UA_DISPATCH_")}
     env["PYTHONPATH"] = f"{ROOT / 'src'}{os.pathsep}{ROOT}"
     env["PYTHONUNBUFFERED"] = "1"
@@ -319,6 +338,8 @@ def test_fakes_command_prints_both_addresses_and_the_fax_settings(tmp_path: Path
             "0",
             "--fax-outcome",
             f"{AMBASSADOR}=busy",
+            "--fax-provider",
+            provider,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -339,9 +360,9 @@ def test_fakes_command_prints_both_addresses_and_the_fax_settings(tmp_path: Path
                 break
         output = "".join(lines)
         assert "fake SMTP server listening on smtp://127.0.0.1:" in output, output
-        base_url = re.search(r"UA_DISPATCH_FAX_BASE_URL=(\S+)", output)
+        base_url = re.search(base_setting + r"=(\S+)", output)
         assert base_url, output
-        assert "UA_DISPATCH_FAX_KEY_SECRET=fake-key-secret" in output
+        assert secret_line in output and name in output
         assert f"{AMBASSADOR}=busy" in output
         outcomes = httpx.get(f"{base_url.group(1)}/_fake/outcomes", timeout=5).json()
         assert outcomes["outcomes"] == {AMBASSADOR: "busy"}
@@ -380,3 +401,30 @@ def test_a_fax_being_dialled_does_not_hold_the_concurrency_cap(
     first_done = min(when(f["completedTime"]) for f in faxes)
     assert len(faxes) == 2
     assert when(email["received_at"]) < first_done
+
+
+def test_dry_run_speaks_the_configured_providers_api(
+    run_cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With Telnyx configured, the dry run starts the fake Telnyx gateway: the same code path
+    as a real Telnyx send, only the address differs."""
+    monkeypatch.setenv("UA_DISPATCH_FAX_PROVIDER", "telnyx")
+    store = tmp_path / "dry"
+    result = run_cli(
+        "send",
+        SHIPPED_CAMPAIGN,
+        EXAMPLES / "letter-en.txt",
+        *SUPPORTER_ARGS,
+        "--channels",
+        "fax",
+        "--dry-run",
+        "--store",
+        store,
+        "--yes",
+        "--json",
+    )
+    assert result.code == 0, result.stderr
+    assert {d["status"] for d in result.json()["deliveries"]} == {"sent"}
+    index = [json.loads(line) for line in (store / "fax" / "index.jsonl").read_text().splitlines()]
+    assert sorted(e["to"] for e in index) == sorted([PRESIDENT, AMBASSADOR])
+    assert "Telnyx" in result.stderr

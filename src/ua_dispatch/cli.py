@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from pydantic import SecretStr
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -31,15 +30,9 @@ from ua_dispatch.errors import (
     OutboxUnavailable,
     UaDispatchError,
 )
+from ua_dispatch.fakes import FAKE_GATEWAYS, fake_gateway_class
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
-from ua_dispatch.fakes.fax_gateway import (
-    DEFAULT_KEY_ID,
-    DEFAULT_KEY_SECRET,
-    DEFAULT_PROJECT_ID,
-    FakeFaxGateway,
-    Timing,
-    parse_outcome_option,
-)
+from ua_dispatch.fakes.fax_gateway import FakeGateway, Timing, parse_outcome_option
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
 from ua_dispatch.outcome import Outcome
@@ -220,7 +213,7 @@ DRY_RUN_FAX_TIMING = Timing(queued=0.1, call=0.3, retry_scale=0.002)
 
 
 def _dry_settings(
-    settings: Settings, host: str, port: int, *, fax_base_url: str | None = None
+    settings: Settings, host: str, port: int, *, fax: FakeGateway | None = None
 ) -> Settings:
     """The same settings, with every transport pointed at the local fakes."""
     update: dict[str, Any] = {
@@ -230,13 +223,9 @@ def _dry_settings(
         "smtp_username": None,
         "smtp_password": None,
     }
-    if fax_base_url is not None:
+    if fax is not None:
         update.update(
-            fax_provider="sinch",
-            fax_base_url=fax_base_url,
-            fax_project_id=DEFAULT_PROJECT_ID,
-            fax_key_id=DEFAULT_KEY_ID,
-            fax_key_secret=SecretStr(DEFAULT_KEY_SECRET),
+            fax.settings_update(),
             fax_callback_url=None,
             fax_poll_interval=min(settings.fax_poll_interval, 0.1),
             fax_poll_max_interval=min(settings.fax_poll_max_interval, 0.5),
@@ -259,14 +248,14 @@ async def _send(
         return await execute(prepared, settings, appeal.campaign.id, drafts_dir, partial)
     async with (
         FakeSmtpServer(store / "smtp", faults=faults) as smtp,
-        FakeFaxGateway(store / "fax", timing=DRY_RUN_FAX_TIMING) as fax,
+        fake_gateway_class(settings.fax_provider)(store / "fax", timing=DRY_RUN_FAX_TIMING) as fax,
     ):
         fax.apply(faults.fax)
         err.print(
-            f"dry run: fake SMTP server at {smtp.address}, fake fax gateway at {fax.address}, "
-            f"storing in {store}"
+            f"dry run: fake SMTP server at {smtp.address}, {fax.label} ({fax.api_name}) at "
+            f"{fax.address}, storing in {store}"
         )
-        dry = _dry_settings(settings, smtp.host, smtp.port, fax_base_url=fax.base_url)
+        dry = _dry_settings(settings, smtp.host, smtp.port, fax=fax)
         return await execute(prepared, dry, appeal.campaign.id, drafts_dir, partial)
 
 
@@ -590,6 +579,11 @@ def campaign_check(ctx: Ctx, campaign_file: Path, as_json: bool) -> None:
 @click.option("--smtp-port", type=int, default=2525, show_default=True, help="0 picks a free port.")
 @click.option("--fax-port", type=int, default=8975, show_default=True, help="0 picks a free port.")
 @click.option(
+    "--fax-provider",
+    type=click.Choice(sorted(FAKE_GATEWAYS)),
+    help="Which gateway API the fake speaks (default: UA_DISPATCH_FAX_PROVIDER, or sinch).",
+)
+@click.option(
     "--fax-outcome",
     "fax_outcomes",
     multiple=True,
@@ -611,11 +605,13 @@ def fakes(
     host: str,
     smtp_port: int,
     fax_port: int,
+    fax_provider: str | None,
     fax_outcomes: tuple[str, ...],
     faults_file: Path | None,
 ) -> None:
     """Run the local fake servers in the foreground until interrupted."""
-    _ = ctx.settings  # configure logging
+    settings = ctx.settings  # also configures logging
+    fax_provider = fax_provider or settings.fax_provider
     profile = load_profile(faults_file) if faults_file else FaultProfile()
     outcomes: dict[str, str] = {}
     for value in fax_outcomes:
@@ -628,7 +624,9 @@ def fakes(
     async def run() -> None:
         async with (
             FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp,
-            FakeFaxGateway(store / "fax", host, fax_port, outcomes=outcomes) as fax,
+            fake_gateway_class(fax_provider)(
+                store / "fax", host, fax_port, outcomes=outcomes
+            ) as fax,
         ):
             fax.apply(profile.fax)  # --fax-outcome flags win over the profile's outcomes
             for number, outcome in outcomes.items():
@@ -642,7 +640,7 @@ def fakes(
                 f"  point ua-dispatch at it: UA_DISPATCH_SMTP_HOST={smtp.host} "
                 f"UA_DISPATCH_SMTP_PORT={smtp.port} UA_DISPATCH_SMTP_SECURITY=none"
             )
-            out.print(f"fake fax gateway (Sinch Fax API v3) listening on {fax.address}")
+            out.print(f"{fax.label} ({fax.api_name}) listening on {fax.address}")
             out.print(
                 f"  storing faxes in {fax.store.faxes_dir}, index {fax.store.index_path}; "
                 f"inspect at {fax.address}/_fake/faxes"

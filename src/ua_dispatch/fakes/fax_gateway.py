@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import uvicorn
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -596,6 +597,8 @@ class FakeGateway(FakeServer, ABC):
 
     #: how the server names itself in errors
     label: ClassVar[str] = "fake fax gateway"
+    #: the API it speaks, for what ``ua-dispatch fakes`` prints
+    api_name: ClassVar[str] = "Sinch Fax API v3"
 
     def __init__(
         self,
@@ -638,6 +641,10 @@ class FakeGateway(FakeServer, ABC):
     @abstractmethod
     def env(self) -> dict[str, str]:
         """Settings that point ua-dispatch at this gateway."""
+
+    @abstractmethod
+    def settings_update(self) -> dict[str, Any]:
+        """The same as Settings fields, typed (for ``Settings.model_copy(update=...)``)."""
 
     # --- configuration, also reachable over /_fake ----------------------------------------
 
@@ -921,6 +928,15 @@ class FakeFaxGateway(FakeGateway):
             "UA_DISPATCH_FAX_PROJECT_ID": self.project_id,
             "UA_DISPATCH_FAX_KEY_ID": self.key_id,
             "UA_DISPATCH_FAX_KEY_SECRET": self.key_secret,
+        }
+
+    def settings_update(self) -> dict[str, Any]:
+        return {
+            "fax_provider": "sinch",
+            "fax_base_url": self.base_url,
+            "fax_project_id": self.project_id,
+            "fax_key_id": self.key_id,
+            "fax_key_secret": SecretStr(self.key_secret),
         }
 
     def api_routes(self) -> list[Route]:

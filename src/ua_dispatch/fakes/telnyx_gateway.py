@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import SecretStr
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -106,6 +107,7 @@ class FakeTelnyxGateway(FakeGateway):
     """The fake Telnyx gateway in the running event loop. Port 0 picks a free port."""
 
     label: ClassVar[str] = "fake Telnyx gateway"
+    api_name: ClassVar[str] = "Telnyx Programmable Fax, /v2/faxes"
 
     def __init__(
         self,
@@ -133,6 +135,15 @@ class FakeTelnyxGateway(FakeGateway):
             "UA_DISPATCH_TELNYX_API_KEY": self.api_key,
             "UA_DISPATCH_TELNYX_CONNECTION_ID": self.connection_id,
             "UA_DISPATCH_FAX_FROM": self.from_number,
+        }
+
+    def settings_update(self) -> dict[str, Any]:
+        return {
+            "fax_provider": "telnyx",
+            "telnyx_base_url": self.base_url,
+            "telnyx_api_key": SecretStr(self.api_key),
+            "telnyx_connection_id": self.connection_id,
+            "fax_from": self.from_number,
         }
 
     def api_routes(self) -> list[Route]:
