@@ -65,8 +65,10 @@ async def test_no_recipient_over_its_limit(tmp_path: Path) -> None:
     assert {o.status for o in outcomes} == {Status.SENT}
     times = received_at(server)
     assert len(times) == 8
-    # at most 2 in any window of 0.5 s (a little slack for clock reads on two sides)
-    assert all(times[i + 2] - times[i] >= 0.5 - 0.03 for i in range(len(times) - 2)), times
+    # At most 2 in any window of 0.5 s. The slack covers the server's own delay in storing
+    # a message on a busy machine; a limiter letting 3 through per window would space them
+    # 0.17 s apart (0.33 s for every third) and still fail.
+    assert all(times[i + 2] - times[i] >= 0.5 - 0.1 for i in range(len(times) - 2)), times
     assert all(o.attempts == 1 for o in outcomes)  # waiting spent no attempt
 
 
