@@ -84,6 +84,11 @@ BAD_FIELDS = [
         'country = "RU"\ntime_zone = "Moscow"',
         "targets[0:president].time_zone",
     ),
+    (
+        r'^country = "RU"',
+        'country = "RU"\ntime_zone = "Europe"',
+        "targets[0:president].time_zone",
+    ),
     (r"^subject = .*$", 'subject = "two\\\\nlines"', "subject"),
     (r'^title = "President.*$', 'titel = "typo"', "targets[0:president]"),
 ]

@@ -495,30 +495,65 @@ def test_send_leaves_to_the_worker_what_it_is_delivering_right_now(
         again = run_cli(*args)
         assert again.code == 0, again.stderr
         (email,) = [d for d in again.json()["deliveries"] if d["target"] == "ambassador-usa"]
-        assert email["status"] == "skipped" and "worker is delivering it" in email["error"]
+        assert email["status"] == "skipped" and "delivering it now" in email["error"]
         assert server.store.index() == []  # not sent by hand behind the worker's back
         (row,) = rows(db_url)
         assert (row.status, row.lease_owner) == ("in_flight", "another-worker")
 
 
-def test_send_takes_over_a_cancelled_row_and_records_it_sent(
+def test_send_respects_what_the_organizers_held_or_cancelled(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The organizers cancelled the queued letter; the supporter sends it by hand anyway.
-    It is recorded as sent, so running the command a third time sends nothing."""
+    """The letter waits in the queue; the organizers hold deliveries to the official (the case
+    changed), then cancel them. Running the send again does not go around them."""
     from tests.conftest import EXAMPLES, SUPPORTER_ARGS
 
     with _greylisting_twice(db_url, tmp_path, monkeypatch) as server:
         args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
         args += ("--channels", "email", "--yes", "--json")
         assert run_cli(*args).code == 1
+        assert run_cli("queue", "hold", "--target", "ambassador-usa").code == 0
+        held = run_cli(*args)
+        assert held.code == 0, held.stderr
+        (email,) = [d for d in held.json()["deliveries"] if d["target"] == "ambassador-usa"]
+        assert email["status"] == "skipped" and "queue release" in email["error"]
+        assert [r.status for r in rows(db_url)] == ["held"]
         assert run_cli("queue", "cancel").code == 0
-        assert run_cli(*args).code == 0
-        third = run_cli(*args)
-        assert third.code == 0 and "earlier run" in third.stderr
-        assert len(server.store.index()) == 1
-        (row,) = rows(db_url)
-        assert row.status == "sent"
+        cancelled = run_cli(*args)
+        assert "cancelled" in cancelled.stderr
+        assert [r.status for r in rows(db_url)] == ["cancelled"]
+        assert server.store.index() == []
+
+
+def test_the_same_send_started_twice_at_once_delivers_once(db_url: str, tmp_path: Path) -> None:
+    """Two copies of one send reserve the same new deliveries at the same moment: one adds
+    them to the outbox under its lease, the other finds them taken."""
+    from tests.conftest import EXAMPLES
+    from ua_dispatch.campaign import load_campaign
+    from ua_dispatch.engine import prepare
+    from ua_dispatch.letter import load_letter, make_supporter
+    from ua_dispatch.plan import Appeal
+    from ua_dispatch.queue.handoff import reserve
+
+    campaign = load_campaign(SHIPPED_CAMPAIGN)
+    letter = load_letter(EXAMPLES / "letter-en.txt", max_chars=20000, accepted=campaign.languages)
+    supporter = make_supporter(name="Alex Example", email="alex@example.org")
+    appeal = Appeal(campaign, letter, supporter)
+    settings = Settings(
+        database_url=db_url, sender_email="appeals@appeals.example.org", data_dir=tmp_path
+    )
+    prepared = [p for p in prepare(appeal, ["email"], settings) if p.payload is not None]
+    assert prepared
+
+    async def both() -> list[Any]:
+        return list(await asyncio.gather(*(reserve(settings, appeal, prepared) for _ in range(2))))
+
+    first, second = asyncio.run(both())
+    keys = {p.delivery.key for p in prepared}
+    assert set(first.taken) | set(second.taken) == keys
+    assert not set(first.taken) & set(second.taken)
+    assert set(first.busy) | set(second.busy) == keys
+    assert [r.status for r in rows(db_url)] == ["in_flight"] * len(keys)
 
 
 def test_a_supporters_send_does_not_replace_the_organizers_campaign(
@@ -782,3 +817,31 @@ def test_bulk_changes_tidy_the_postgresql_outbox(
 
     stats = asyncio.run(vacuumed())
     assert stats["last_vacuum"] is not None and stats["last_analyze"] is not None
+
+
+def test_what_a_send_did_not_finish_is_given_back_as_it_was() -> None:
+    """A send's own account refused (stop-channel) or a run stopped before a delivery started
+    says nothing about the delivery: its row goes back as it was, not to failed."""
+    from ua_dispatch.channels.base import FailureKind
+    from ua_dispatch.outcome import Outcome
+    from ua_dispatch.plan import Status
+    from ua_dispatch.queue.handoff import _final_values
+
+    now = dt.datetime(2030, 1, 7, 9, 0)
+    later = now + dt.timedelta(minutes=5)
+
+    def outcome(**kw: Any) -> Outcome:
+        return Outcome(channel="email", target="ambassador-usa", to="x@example.org", **kw)
+
+    refused = outcome(
+        status=Status.FAILED, attempts=1, error_kind=str(FailureKind.STOP_CHANNEL), error="535"
+    )
+    assert _final_values(refused, now, later, True) is None
+    assert _final_values(outcome(status=Status.SKIPPED), now, later, True) is None
+    greylisted = outcome(
+        status=Status.FAILED, attempts=2, retryable=True, error_kind="transient", error="451"
+    )
+    assert _final_values(greylisted, now, later, True)["status"] == "queued"
+    assert _final_values(greylisted, now, later, False) is None  # after Ctrl-C
+    bounced = outcome(status=Status.FAILED, attempts=1, error_kind="permanent", error="550")
+    assert _final_values(bounced, now, later, True)["status"] == "failed"

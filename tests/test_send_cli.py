@@ -332,12 +332,11 @@ def test_an_outbox_that_cannot_be_reached_does_not_stop_the_appeal(
     run_cli, open_campaign: Path, smtp_env: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Re-run protection needs the outbox; without it the letter still goes, with a warning
-    before (no check for an earlier run) and after (nothing recorded)."""
+    that it was neither checked for an earlier run nor recorded."""
     monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
     res = run_cli("send", open_campaign, EN, *SUPPORTER_ARGS, "--channels", "email", "--yes")
     assert res.code == 0, res.stderr
-    assert "outbox cannot be read" in res.stderr
-    assert "could not be recorded" in res.stderr
+    assert "outbox cannot be read" in res.stderr and "without recording" in res.stderr
     assert "Traceback" not in res.stderr
     assert len(smtp_env.store.index()) == 1
 

@@ -37,7 +37,7 @@ from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status
-from ua_dispatch.queue.handoff import Reservation
+from ua_dispatch.queue.handoff import Reservation, keep_lease
 from ua_dispatch.settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -243,9 +243,11 @@ async def _send(
     drafts_dir: Path,
     faults: FaultProfile,
     partial: list[Outcome],
+    reserved: Reservation,
 ) -> list[Outcome]:
     if not dry_run:
-        return await execute(prepared, settings, appeal.campaign.id, drafts_dir, partial)
+        async with keep_lease(settings, reserved):
+            return await execute(prepared, settings, appeal.campaign.id, drafts_dir, partial)
     async with (
         FakeSmtpServer(store / "smtp", faults=faults) as smtp,
         fake_gateway_class(settings.fax_provider)(store / "fax", timing=DRY_RUN_FAX_TIMING) as fax,
@@ -259,9 +261,9 @@ async def _send(
         return await execute(prepared, dry, appeal.campaign.id, drafts_dir, partial)
 
 
-def _reserve(settings: Settings, prepared: list[Prepared]) -> Reservation:
-    """Check and take this send's deliveries in the outbox: what an earlier run sent is not
-    sent again, what a queue worker is delivering right now is left to it."""
+def _reserve(settings: Settings, appeal: Appeal, prepared: list[Prepared]) -> Reservation:
+    """Check and reserve this send's deliveries in the outbox: what an earlier run sent is not
+    sent again, what another process is delivering or the organizers hold is left alone."""
     import sqlalchemy.exc
 
     from ua_dispatch.queue.handoff import reserve
@@ -270,11 +272,11 @@ def _reserve(settings: Settings, prepared: list[Prepared]) -> Reservation:
         p for p in prepared if p.payload is not None and get_channel(p.delivery.channel).sends
     ]
     try:
-        found = asyncio.run(reserve(settings, sendable))
+        found = asyncio.run(reserve(settings, appeal, sendable))
     except (sqlalchemy.exc.SQLAlchemyError, OSError, OutboxUnavailable) as exc:
         err.print(
             f"warning: the outbox cannot be read ({_one_line(exc)}); sending without checking "
-            "for an earlier run of this send",
+            "for an earlier run of this send, and without recording it",
             markup=False,
         )
         return Reservation()
@@ -284,12 +286,9 @@ def _reserve(settings: Settings, prepared: list[Prepared]) -> Reservation:
             "sent again",
             markup=False,
         )
-    if found.busy:
-        err.print(
-            f"note: {len(found.busy)} delivery(ies) are being delivered by a queue worker right "
-            "now and are left to it",
-            markup=False,
-        )
+    for why in sorted(set(found.busy.values())):
+        n = sum(1 for w in found.busy.values() if w == why)
+        err.print(f"note: {n} delivery(ies) not sent: {why}", markup=False)
     return found
 
 
@@ -301,7 +300,7 @@ def _with_reserved(
     prepared: list[Prepared], reserved: Reservation, sent_now: list[Outcome]
 ) -> list[Outcome]:
     """Outcomes in plan order: this run's, 'sent' for what an earlier run sent and 'skipped'
-    for what a worker is delivering."""
+    for what this run leaves alone."""
     rest = iter(sent_now)
     out = []
     for p in prepared:
@@ -309,15 +308,13 @@ def _with_reserved(
         if key in reserved.earlier:
             out.append(Outcome.for_delivery(p.delivery, Status.SENT, ref=reserved.earlier[key]))
         elif key in reserved.busy:
-            note = "a queue worker is delivering it now; see `ua-dispatch queue list`"
-            out.append(Outcome.for_delivery(p.delivery, Status.SKIPPED, error=note))
+            out.append(Outcome.for_delivery(p.delivery, Status.SKIPPED, error=reserved.busy[key]))
         else:
             out.append(next(rest))
     return out
 
 
 def _hand_to_queue(
-    appeal: Appeal,
     prepared: list[Prepared],
     outcomes: list[Outcome],
     settings: Settings,
@@ -325,15 +322,21 @@ def _hand_to_queue(
     *,
     interrupted: bool = False,
 ) -> list[dict[str, str]]:
-    """Record what went out; transient failures that outlasted the retry budget go to the
+    """Record what went out; transient failures that outlasted the retry budget stay in the
     outbox for the worker (not after Ctrl-C: the supporter stopped the run)."""
+    import signal
+
     import sqlalchemy.exc
 
     from ua_dispatch.queue.handoff import record
 
+    if not reserved.taken:
+        return []
+    # A second Ctrl-C must not cut the record of what was sent.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        later, due = asyncio.run(
-            record(settings, appeal, prepared, outcomes, reserved, queue_retryable=not interrupted)
+        done = asyncio.run(
+            record(settings, prepared, outcomes, reserved, queue_retryable=not interrupted)
         )
     except (sqlalchemy.exc.SQLAlchemyError, OSError, OutboxUnavailable) as exc:
         err.print(
@@ -342,13 +345,22 @@ def _hand_to_queue(
             markup=False,
         )
         return []
-    if later and due is not None:
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if done.lost:
         err.print(
-            f"note: {len(later)} delivery(ies) could not be completed yet and are queued; "
-            f"`ua-dispatch worker` tries again from {due.isoformat(timespec='seconds')} UTC",
+            f"warning: {done.lost} delivery(ies) were taken over by another process before "
+            "this send could record them; the queue may deliver them again (same Message-ID)",
             markup=False,
         )
-    return [{"channel": o.channel, "target": o.target} for o in later]
+    if done.queued and done.due is not None:
+        err.print(
+            f"note: {len(done.queued)} delivery(ies) could not be completed yet and are "
+            f"queued; `ua-dispatch worker` tries again from "
+            f"{done.due.isoformat(timespec='seconds')} UTC",
+            markup=False,
+        )
+    return [{"channel": o.channel, "target": o.target} for o in done.queued]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -434,7 +446,7 @@ def send(
     _approve(appeal, prepared, yes)
     store_dir = store or settings.dry_run_store
     drafts_dir = (store_dir / "drafts" if dry_run else settings.drafts_dir) / appeal.campaign.id
-    reserved = Reservation() if dry_run else _reserve(settings, prepared)
+    reserved = Reservation() if dry_run else _reserve(settings, appeal, prepared)
     to_send = [p for p in prepared if not reserved.skip(p.delivery.key)]
     partial: list[Outcome] = []
     interrupted = False
@@ -449,10 +461,14 @@ def send(
                 drafts_dir=drafts_dir,
                 faults=profile,
                 partial=partial,
+                reserved=reserved,
             )
         )
     except KeyboardInterrupt:
         if not partial:
+            # stopped before anything started: give back what was reserved, then stop
+            untouched = [Outcome.for_delivery(p.delivery, Status.SKIPPED) for p in prepared]
+            _hand_to_queue(prepared, untouched, settings, reserved, interrupted=True)
             raise
         sent_now, interrupted = partial, True
     outcomes = _with_reserved(prepared, reserved, sent_now)
@@ -462,7 +478,7 @@ def send(
     else:
         # also after Ctrl-C: what went out is recorded so running the command again skips it
         doc["queued_for_worker"] = _hand_to_queue(
-            appeal, prepared, outcomes, settings, reserved, interrupted=interrupted
+            prepared, outcomes, settings, reserved, interrupted=interrupted
         )
     if interrupted:
         doc["interrupted"] = True

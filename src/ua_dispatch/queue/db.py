@@ -8,7 +8,11 @@ workers starting together do not race).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ua_dispatch.errors import ConfigError, OutboxUnavailable
 from ua_dispatch.settings import Settings
+
+fcntl: ModuleType | None
+try:
+    import fcntl
+except ImportError:  # not on Windows: there, first runs must not overlap
+    fcntl = None
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 0x7561_6471  # any fixed number; names the advisory lock
@@ -78,6 +88,22 @@ def _prepare_sqlite_file(path: Path) -> bool:
     return not path.exists()
 
 
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path | None) -> AsyncIterator[None]:
+    """Serialise migrations of one SQLite file between processes and tasks (PostgreSQL uses an
+    advisory lock instead): two first runs at once must not both create the schema. The lock
+    is awaited in a thread, so a task of this process holding it can finish meanwhile."""
+    if path is None or fcntl is None:
+        yield
+        return
+    with path.open("a") as fh:
+        await asyncio.to_thread(fcntl.flock, fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 async def open_engine(settings: Settings) -> AsyncEngine:
     url = database_url(settings)
     fresh = False
@@ -90,8 +116,13 @@ async def open_engine(settings: Settings) -> AsyncEngine:
     else:
         engine = create_async_engine(url, pool_size=10, max_overflow=10)
     if url not in _upgraded or fresh:
+        lock_path = None
+        if url.startswith("sqlite"):
+            path = make_url(url).database
+            if path and path != ":memory:":
+                lock_path = Path(path + ".migrate-lock")
         try:
-            async with engine.begin() as conn:
+            async with _file_lock(lock_path), engine.begin() as conn:
                 await conn.run_sync(_upgrade)
         except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
             await engine.dispose()

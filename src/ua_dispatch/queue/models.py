@@ -66,7 +66,7 @@ deliveries = sa.Table(
     sa.Column("finished_at", sa.DateTime),
     sa.Column("purged_at", sa.DateTime),
     sa.UniqueConstraint("key", name="uq_deliveries_key"),
-    sa.Index("ix_deliveries_due", "status", "next_attempt_at", "id"),
+    sa.Index("ix_deliveries_due", "status", "channel", "next_attempt_at", "id"),
     sa.Index("ix_deliveries_campaign", "campaign_id", "status"),
     sa.Index("ix_deliveries_target", "target_slug", "status"),
 )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -23,6 +24,7 @@ from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries, send
 from ua_dispatch.settings import Settings
 
 D = deliveries.c
+log = structlog.get_logger("ua_dispatch.outbox")
 S = send_slots.c
 
 
@@ -111,6 +113,22 @@ class Store:
             stmt = self._insert(deliveries).on_conflict_do_nothing(index_elements=["key"])
             await conn.execute(stmt, list(rows))
 
+    async def insert_rows_returning_keys(
+        self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
+    ) -> set[str]:
+        """Insert deliveries one by one; returns the keys that were new (a key already in the
+        outbox, perhaps added a moment ago by another process, is left as it is)."""
+        added: set[str] = set()
+        for row in rows:
+            stmt = (
+                self._insert(deliveries)
+                .values(**row)
+                .on_conflict_do_nothing(index_elements=["key"])
+                .returning(D.key)
+            )
+            added.update(k for (k,) in (await conn.execute(stmt)).all())
+        return added
+
     async def count(self, conn: AsyncConnection | None = None, **where: Any) -> int:
         stmt = sa.select(sa.func.count()).select_from(deliveries)
         for k, v in where.items():
@@ -183,9 +201,15 @@ class Store:
         on each claim (~100 ms instead of ~1 ms with 100,000 rows). SQLite needs neither."""
         if self.dialect != "postgresql":
             return
-        async with self.engine.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.execute(sa.text("VACUUM (ANALYZE) deliveries"))
+        try:
+            async with self.engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                # never wait long behind another maintenance job: autovacuum gets there too
+                await auto.execute(sa.text("SET lock_timeout = '2s'"))
+                await auto.execute(sa.text("VACUUM (ANALYZE) deliveries"))
+        except sa.exc.SQLAlchemyError as exc:
+            # the change itself is committed; tidying is a courtesy to the next claims
+            log.warning("outbox.tidy_skipped", error=" ".join(str(exc).split())[:200])
 
     async def claim(
         self,
@@ -195,9 +219,9 @@ class Store:
         lease: float,
         spacing: Mapping[str, float] | None = None,
     ) -> list[sa.Row[Any]]:
-        """Take up to ``limit`` due rows under a lease. ``spacing`` (scope -> seconds, e.g.
-        ``{"fax.number": 120}``) are the per-recipient limits this worker enforces: rows to a
-        recipient whose last letter is more recent are left for later."""
+        """Take up to ``limit`` due rows of each channel under a lease. ``spacing`` (scope ->
+        seconds, e.g. ``{"fax.number": 120}``) are the per-recipient limits this worker
+        enforces: rows to a recipient whose last letter is more recent are left for later."""
         now = utcnow()
         # Two picks, each able to walk an index in order and stop at ``limit``: leases that
         # ran out (a worker died; few rows), then queued rows that are due, oldest first. One
@@ -223,28 +247,35 @@ class Store:
             slot_busy = sa.select(S.key).where(S.key == sa.func.lower(D.recipient), recent).exists()
         claimed: list[sa.Row[Any]] = []
         async with self.engine.begin() as conn:
-            for pick in picks:
-                want = limit - len(claimed)
-                if want <= 0:
-                    break
-                pick = pick.where(D.channel.in_(list(channels)))
-                if slot_busy is not None:
-                    pick = pick.where(~slot_busy)
-                pick = pick.limit(want)
-                if self.dialect == "postgresql":
-                    pick = pick.with_for_update(skip_locked=True)
-                stmt = (
-                    deliveries.update()
-                    .where(D.id.in_(pick.scalar_subquery()))
-                    .values(
-                        status=str(QStatus.IN_FLIGHT),
-                        lease_owner=owner,
-                        lease_until=now + dt.timedelta(seconds=lease),
-                        updated_at=now,
+            # Channel by channel, so the due index (status, channel, next_attempt_at, id) is
+            # walked per channel: a backlog of faxes waiting for their numbers never stands
+            # between a worker and the emails behind it.
+            for channel in channels:
+                taken = 0
+                for base in picks:
+                    want = limit - taken
+                    if want <= 0:
+                        break
+                    pick = base.where(D.channel == channel)
+                    if slot_busy is not None:
+                        pick = pick.where(~slot_busy)
+                    pick = pick.limit(want)
+                    if self.dialect == "postgresql":
+                        pick = pick.with_for_update(skip_locked=True)
+                    stmt = (
+                        deliveries.update()
+                        .where(D.id.in_(pick.scalar_subquery()))
+                        .values(
+                            status=str(QStatus.IN_FLIGHT),
+                            lease_owner=owner,
+                            lease_until=now + dt.timedelta(seconds=lease),
+                            updated_at=now,
+                        )
+                        .returning(*deliveries.c)
                     )
-                    .returning(*deliveries.c)
-                )
-                claimed += (await conn.execute(stmt)).all()
+                    got = (await conn.execute(stmt)).all()
+                    taken += len(got)
+                    claimed += got
         return claimed
 
     async def take_slots(self, wants: Sequence[tuple[str, str, float]]) -> dt.datetime | None:

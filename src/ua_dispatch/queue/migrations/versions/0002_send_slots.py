@@ -1,6 +1,6 @@
 """Per-recipient send slots shared by every worker (one fax per number every two minutes),
-and the due index in claim order (status, next_attempt_at, id) so a claim reads only the rows
-it takes, even when thousands share one send-after time.
+and the due index in claim order (status, channel, next_attempt_at, id) so a claim reads only
+the rows it takes, even when thousands share one send-after time.
 
 Revision ID: 0002
 Revises: 0001
@@ -26,7 +26,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_send_slots_key", "send_slots", ["key"])
     op.drop_index("ix_deliveries_due", table_name="deliveries")
-    op.create_index("ix_deliveries_due", "deliveries", ["status", "next_attempt_at", "id"])
+    op.create_index(
+        "ix_deliveries_due", "deliveries", ["status", "channel", "next_attempt_at", "id"]
+    )
 
 
 def downgrade() -> None:
