@@ -308,15 +308,18 @@ def _worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_two_workers_on_postgresql_deliver_500_letters_once(
-    run_cli: Any,
-    pg_database: str,
-    open_campaign: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def pg_outbox(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session's PostgreSQL database, emptied, as this test's outbox."""
     truncate(pg_database)
     monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", pg_database)
+    return pg_database
+
+
+def test_two_workers_on_postgresql_deliver_500_letters_once(
+    run_cli: Any, pg_outbox: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    pg_database = pg_outbox
     letters = write_letters(tmp_path / "letters.csv", 500)
     assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
     with ThreadedFakeSmtp(tmp_path / "smtp") as server:
@@ -783,20 +786,14 @@ def test_a_looser_limit_takes_effect_at_once(db_url: str) -> None:
 
 
 def test_bulk_changes_tidy_the_postgresql_outbox(
-    run_cli: Any,
-    pg_database: str,
-    open_campaign: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    run_cli: Any, pg_outbox: str, open_campaign: Path, tmp_path: Path
 ) -> None:
     """Holding thousands of rows leaves as many dead row versions; the outbox is vacuumed and
     analysed after such a change, so the next claims walk the due index (see Store.tidy).
     PostgreSQL only: SQLite keeps no planner statistics to refresh."""
     import asyncpg
 
-    db_url = pg_database
-    truncate(db_url)
-    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", db_url)
+    db_url = pg_outbox
 
     letters = write_letters(tmp_path / "letters.csv", 1200)
     assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
