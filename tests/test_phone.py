@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SHIPPED_CAMPAIGN
+from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.channels import get_channel
 from ua_dispatch.channels.base import BuildEnv
@@ -140,3 +140,33 @@ def test_office_hours_helper_on_the_edges() -> None:
     assert not closed and opening == dt.datetime(2019, 3, 4, 9, 0, tzinfo=tz)
     closed, opening = office_hours(dt.datetime(2019, 3, 8, 18, 0, tzinfo=tz), start, end)
     assert not closed and opening == dt.datetime(2019, 3, 11, 9, 0, tzinfo=tz)
+
+
+def test_the_campaigns_time_zone_is_the_one_the_script_uses() -> None:
+    """A Moscow number, but the campaign places the office in Vladivostok."""
+    import datetime as dt
+
+    from ua_dispatch.campaign import load_campaign
+    from ua_dispatch.channels.base import BuildEnv
+    from ua_dispatch.channels.phone import PhoneChannel
+    from ua_dispatch.letter import load_letter, make_supporter
+    from ua_dispatch.plan import Appeal, plan_deliveries
+    from ua_dispatch.settings import Settings
+
+    campaign = load_campaign(SHIPPED_CAMPAIGN)
+    moved = campaign.model_copy(
+        update={
+            "targets": [
+                t.model_copy(update={"time_zone": "Asia/Vladivostok", "phone": "+74959102134"})
+                for t in campaign.targets
+            ]
+        }
+    )
+    letter = load_letter(EXAMPLES / "letter-en.txt", max_chars=20000, accepted=campaign.languages)
+    appeal = Appeal(moved, letter, make_supporter(name="Alex Example", email="alex@example.org"))
+    env = BuildEnv(Settings(), dt.datetime(2030, 1, 8, 10, 0, tzinfo=dt.UTC))
+    (delivery, *_) = [d for d in plan_deliveries(appeal, ["phone"]) if d.to]
+    script = PhoneChannel().build(appeal, delivery, env)
+    assert script.time_zone == "Asia/Vladivostok"
+    assert script.local_time is not None and script.local_time.hour == 20
+    assert "several time zones" not in script.text

@@ -14,13 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
 from ua_dispatch.campaign import Target
 from ua_dispatch.channels.base import BuildEnv, Channel
-from ua_dispatch.hours import office_hours, time_zone_of
+from ua_dispatch.hours import office_hours, time_zone_of, zone_of
 from ua_dispatch.plan import Appeal, Delivery
 
 _WEEKDAYS = {
@@ -118,17 +117,13 @@ class PhoneChannel(Channel[CallScript]):
             t["number"].format(international=international, tel=f"tel:{delivery.to}"),
         ]
 
-        zone_name, zones = time_zone_of(delivery.to)
-        if target.time_zone:  # the campaign says where the office is: no guessing
-            zone_name, zones = target.time_zone, (target.time_zone,)
+        # the campaign's time_zone for the office when it gives one, else the number's
+        zone = zone_of(delivery.to, target.time_zone)
+        zones = () if target.time_zone else time_zone_of(delivery.to)[1]
         local: dt.datetime | None = None
         in_hours: bool | None = None
         opening: dt.datetime | None = None
         settings = env.settings
-        try:
-            zone = ZoneInfo(zone_name) if zone_name else None
-        except ZoneInfoNotFoundError:
-            zone = None
         if zone is not None:
             local = env.now.astimezone(zone)
             offset = local.utcoffset() or dt.timedelta(0)
@@ -138,7 +133,7 @@ class PhoneChannel(Channel[CallScript]):
                 t["local"].format(
                     weekday=weekdays[local.weekday()],
                     time=local.strftime("%H:%M"),
-                    zone=zone_name,
+                    zone=zone.key,
                     offset=f"UTC{sign}{hours:02d}:{rest:02d}",
                 )
             )
@@ -185,7 +180,7 @@ class PhoneChannel(Channel[CallScript]):
             language=lang,
             number=delivery.to,
             international=international,
-            time_zone=zone_name if zone is not None else None,
+            time_zone=zone.key if zone is not None else None,
             local_time=local,
             in_office_hours=in_hours,
             next_opening=opening,
