@@ -639,12 +639,18 @@ class FakeGateway(FakeServer, ABC):
         """An error reply in the provider's shape."""
 
     @abstractmethod
-    def env(self) -> dict[str, str]:
-        """Settings that point ua-dispatch at this gateway."""
-
-    @abstractmethod
     def settings_update(self) -> dict[str, Any]:
-        """The same as Settings fields, typed (for ``Settings.model_copy(update=...)``)."""
+        """The Settings fields that point ua-dispatch at this gateway, typed (for
+        ``Settings.model_copy(update=...)`` in a dry run)."""
+
+    def env(self) -> dict[str, str]:
+        """The same as environment variables (to print, or for a process of its own)."""
+        return {
+            f"UA_DISPATCH_{name.upper()}": (
+                value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            )
+            for name, value in self.settings_update().items()
+        }
 
     # --- configuration, also reachable over /_fake ----------------------------------------
 
@@ -920,15 +926,6 @@ class FakeFaxGateway(FakeGateway):
         self.key_id = key_id
         self.key_secret = key_secret
         super().__init__(store_dir, host, port, timing=timing, outcomes=outcomes)
-
-    def env(self) -> dict[str, str]:
-        return {
-            "UA_DISPATCH_FAX_PROVIDER": "sinch",
-            "UA_DISPATCH_FAX_BASE_URL": self.base_url,
-            "UA_DISPATCH_FAX_PROJECT_ID": self.project_id,
-            "UA_DISPATCH_FAX_KEY_ID": self.key_id,
-            "UA_DISPATCH_FAX_KEY_SECRET": self.key_secret,
-        }
 
     def settings_update(self) -> dict[str, Any]:
         return {

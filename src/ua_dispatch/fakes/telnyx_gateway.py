@@ -128,15 +128,6 @@ class FakeTelnyxGateway(FakeGateway):
         self.echo_client_state = echo_client_state
         super().__init__(store_dir, host, port, timing=timing or Timing(), outcomes=outcomes)
 
-    def env(self) -> dict[str, str]:
-        return {
-            "UA_DISPATCH_FAX_PROVIDER": "telnyx",
-            "UA_DISPATCH_TELNYX_BASE_URL": self.base_url,
-            "UA_DISPATCH_TELNYX_API_KEY": self.api_key,
-            "UA_DISPATCH_TELNYX_CONNECTION_ID": self.connection_id,
-            "UA_DISPATCH_FAX_FROM": self.from_number,
-        }
-
     def settings_update(self) -> dict[str, Any]:
         return {
             "fax_provider": "telnyx",
