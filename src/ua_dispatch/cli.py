@@ -640,12 +640,10 @@ def fakes(
     async def run() -> None:
         async with (
             FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp,
-            fake_gateway_class(fax_provider)(
-                store / "fax", host, fax_port, outcomes=outcomes
-            ) as fax,
+            fake_gateway_class(fax_provider)(store / "fax", host, fax_port) as fax,
         ):
-            fax.apply(profile.fax)  # --fax-outcome flags win over the profile's outcomes
-            for number, outcome in outcomes.items():
+            fax.apply(profile.fax)
+            for number, outcome in outcomes.items():  # --fax-outcome wins over the profile
                 fax.set_outcome(number, outcome)
             out.print(f"fake SMTP server listening on {smtp.address}")
             out.print(f"  {profile.describe()}")

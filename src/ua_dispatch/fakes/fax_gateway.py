@@ -377,9 +377,6 @@ class FaxStore:
         with self.index_path.open(encoding="utf-8") as fh:
             return [json.loads(line) for line in fh if line.strip()]
 
-    def with_label(self, key: str, value: str) -> list[FaxRecord]:
-        return [r for r in self.records() if r.labels.get(key) == value]
-
 
 # --- request parsing -------------------------------------------------------------------------
 

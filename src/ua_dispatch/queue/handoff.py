@@ -252,11 +252,11 @@ async def record(
             continue
         values = _final_values(o, now, due, queue_retryable)
         if values is None:
+            # given back: a row the send added goes away; a taken one returns to its status,
+            # except one taken from a lease that ran out, which goes back to the queue
             before = reservation.taken[key]
-            # given back: a row the send added goes away, a taken one returns to the queue
-            values = None if before == "" else {"status": str(QStatus.QUEUED)}
-            if before in (QStatus.FAILED, QStatus.EXPIRED):
-                values = {"status": before}
+            if before:
+                values = {"status": str(QStatus.QUEUED) if before == QStatus.IN_FLIGHT else before}
         elif values["status"] == QStatus.QUEUED:
             done.queued.append(o)
         writes.append((key, values, o.attempts))
