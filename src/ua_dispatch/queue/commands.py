@@ -173,6 +173,22 @@ def queue_list(
     out.print(table)
 
 
+def _move(
+    ctx: Ctx,
+    from_: list[QStatus],
+    to: QStatus,
+    campaign_id: str | None,
+    target: str | None,
+    *,
+    due_now: bool = False,
+) -> int:
+    """What hold, release, cancel and retry share: one status change in the outbox."""
+    return _with_store(
+        ctx,
+        lambda s: s.move(from_, to, campaign=campaign_id, target=target, due_now=due_now),
+    )
+
+
 def _target_option(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
         "--target", required=required, metavar="SLUG", help="The official's slug in the campaign."
@@ -185,9 +201,7 @@ def _target_option(required: bool) -> Callable[[Callable[..., Any]], Callable[..
 @click.pass_obj
 def queue_hold(ctx: Ctx, target: str, campaign_id: str | None) -> None:
     """Pause everything queued to one official."""
-    n = _with_store(
-        ctx, lambda s: s.move([QStatus.QUEUED], QStatus.HELD, campaign=campaign_id, target=target)
-    )
+    n = _move(ctx, [QStatus.QUEUED], QStatus.HELD, campaign_id, target)
     out.print(f"{n} delivery(ies) to {target} held")
 
 
@@ -197,9 +211,7 @@ def queue_hold(ctx: Ctx, target: str, campaign_id: str | None) -> None:
 @click.pass_obj
 def queue_release(ctx: Ctx, target: str, campaign_id: str | None) -> None:
     """Resume what was held for one official."""
-    n = _with_store(
-        ctx, lambda s: s.move([QStatus.HELD], QStatus.QUEUED, campaign=campaign_id, target=target)
-    )
+    n = _move(ctx, [QStatus.HELD], QStatus.QUEUED, campaign_id, target)
     out.print(f"{n} delivery(ies) to {target} released")
 
 
@@ -209,15 +221,7 @@ def queue_release(ctx: Ctx, target: str, campaign_id: str | None) -> None:
 @click.pass_obj
 def queue_cancel(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
     """End queued and held deliveries without sending them."""
-    n = _with_store(
-        ctx,
-        lambda s: s.move(
-            [QStatus.QUEUED, QStatus.HELD],
-            QStatus.CANCELLED,
-            campaign=campaign_id,
-            target=target,
-        ),
-    )
+    n = _move(ctx, [QStatus.QUEUED, QStatus.HELD], QStatus.CANCELLED, campaign_id, target)
     out.print(f"{n} delivery(ies) cancelled")
 
 
@@ -227,12 +231,7 @@ def queue_cancel(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
 @click.pass_obj
 def queue_retry(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
     """Queue failed deliveries again, due now."""
-    n = _with_store(
-        ctx,
-        lambda s: s.move(
-            [QStatus.FAILED], QStatus.QUEUED, campaign=campaign_id, target=target, due_now=True
-        ),
-    )
+    n = _move(ctx, [QStatus.FAILED], QStatus.QUEUED, campaign_id, target, due_now=True)
     out.print(f"{n} failed delivery(ies) queued again")
 
 
