@@ -37,6 +37,17 @@ def pg_database() -> Iterator[str]:
         _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture
+def empty_pg_database() -> Iterator[str]:
+    """A database with no tables at all, for one test: to create a schema from scratch."""
+    name = f"ua_queue_empty_{uuid.uuid4().hex[:10]}"
+    _pg(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def truncate(url: str) -> None:
     import asyncpg
 

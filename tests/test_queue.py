@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN
-from tests.queue_support import pg_database, truncate, write_letters
+from tests.queue_support import empty_pg_database, pg_database, truncate, write_letters
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
-from ua_dispatch.queue.db import database_url
+from ua_dispatch.queue.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
 from ua_dispatch.queue.store import Store
 from ua_dispatch.settings import Settings
 
-__all__ = ["pg_database"]
+__all__ = ["empty_pg_database", "pg_database"]
 
 CAMPAIGN_ID = "ua-2-19-chechnya"
 
@@ -842,3 +843,90 @@ def test_what_a_send_did_not_finish_is_given_back_as_it_was() -> None:
     assert _final_values(greylisted, now, later, False) is None  # after Ctrl-C
     bounced = outcome(status=Status.FAILED, attempts=1, error_kind="permanent", error="550")
     assert _final_values(bounced, now, later, True)["status"] == "failed"
+
+
+# --- schema migrations ---
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def test_head_revision_names_the_newest_migration() -> None:
+    """An outbox at HEAD_REVISION is opened without running Alembic: a new migration that
+    forgot to move it would never be applied."""
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(_alembic_config()).get_current_head() == HEAD_REVISION
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+    return str(request.getfixturevalue("empty_pg_database"))
+
+
+def test_an_outbox_of_an_older_version_is_brought_up_to_date(empty_url: str) -> None:
+    from alembic import command
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    settings = Settings(database_url=empty_url)
+    async_url = database_url(settings)
+
+    async def run() -> tuple[list[str], dt.datetime | None]:
+        old = create_async_engine(async_url)
+        try:
+            async with old.begin() as conn:
+
+                def to_first(sync_conn: Any) -> None:
+                    cfg = _alembic_config()
+                    cfg.attributes["connection"] = sync_conn
+                    command.upgrade(cfg, "0001")
+
+                await conn.run_sync(to_first)
+        finally:
+            await old.dispose()
+        engine = await open_engine(settings)
+        try:
+            async with engine.connect() as conn:
+                version = (
+                    (await conn.execute(sa.text("SELECT version_num FROM alembic_version")))
+                    .scalars()
+                    .all()
+                )
+        finally:
+            await engine.dispose()
+        store = await Store.open(settings)
+        try:  # the table 0002 adds is there to use
+            taken = await store.take_slots([("fax.number", "+74959112000", 120.0)])
+        finally:
+            await store.close()
+        return list(version), taken
+
+    version, taken = asyncio.run(run())
+    assert version == [HEAD_REVISION]
+    assert taken is None
+
+
+def test_an_up_to_date_outbox_opens_without_loading_alembic(db_url: str) -> None:
+    assert rows(db_url) == []  # creates the schema
+    probe = (
+        "import asyncio, sys\n"
+        "from ua_dispatch.queue.store import Store\n"
+        "from ua_dispatch.settings import Settings\n"
+        "async def main():\n"
+        f"    store = await Store.open(Settings(database_url={db_url!r}))\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    res = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert res.stdout.strip() == "[]"

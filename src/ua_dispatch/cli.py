@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -32,13 +32,16 @@ from ua_dispatch.errors import (
 )
 from ua_dispatch.fakes import FAKE_GATEWAYS, fake_gateway_class
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
-from ua_dispatch.fakes.fax_gateway import FakeGateway, Timing, parse_outcome_option
-from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status
 from ua_dispatch.queue.handoff import Reservation, keep_lease
 from ua_dispatch.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    # The fake servers (aiosmtpd, uvicorn, starlette) are imported by the commands that start
+    # them: every other command starts without loading a web server.
+    from ua_dispatch.fakes.fax_gateway import FakeGateway
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -208,10 +211,6 @@ def _emit(as_json: bool, payload: dict[str, Any], outcomes: list[Outcome], title
     return EXIT_DELIVERY_FAILED if failed else EXIT_OK
 
 
-# A dry run's fake fax gateway answers within a second, and the dry run checks on it often.
-DRY_RUN_FAX_TIMING = Timing(queued=0.1, call=0.3, retry_scale=0.002)
-
-
 def _dry_settings(
     settings: Settings, host: str, port: int, *, fax: FakeGateway | None = None
 ) -> Settings:
@@ -248,9 +247,14 @@ async def _send(
     if not dry_run:
         async with keep_lease(settings, reserved):
             return await execute(prepared, settings, appeal.campaign.id, drafts_dir, partial)
+    from ua_dispatch.fakes.fax_gateway import Timing
+    from ua_dispatch.fakes.smtp import FakeSmtpServer
+
+    # A dry run's fake fax gateway answers within a second, and the dry run checks on it often.
+    timing = Timing(queued=0.1, call=0.3, retry_scale=0.002)
     async with (
         FakeSmtpServer(store / "smtp", faults=faults) as smtp,
-        fake_gateway_class(settings.fax_provider)(store / "fax", timing=DRY_RUN_FAX_TIMING) as fax,
+        fake_gateway_class(settings.fax_provider)(store / "fax", timing=timing) as fax,
     ):
         fax.apply(faults.fax)
         err.print(
@@ -626,6 +630,9 @@ def fakes(
     faults_file: Path | None,
 ) -> None:
     """Run the local fake servers in the foreground until interrupted."""
+    from ua_dispatch.fakes.fax_gateway import parse_outcome_option
+    from ua_dispatch.fakes.smtp import FakeSmtpServer
+
     settings = ctx.settings  # also configures logging
     fax_provider = fax_provider or settings.fax_provider
     profile = load_profile(faults_file) if faults_file else FaultProfile()

@@ -16,8 +16,6 @@ from types import ModuleType
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
@@ -35,6 +33,10 @@ except ImportError:  # not on Windows: there, first runs must not overlap
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK = 0x7561_6471  # any fixed number; names the advisory lock
 _upgraded: set[str] = set()
+#: The newest revision in ``migrations/versions`` (a test keeps the two the same). An outbox
+#: already there is opened without loading Alembic, which every command would otherwise pay
+#: for at start.
+HEAD_REVISION = "0002"
 
 
 def database_url(settings: Settings) -> str:
@@ -70,9 +72,21 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _at_head(conn: Connection) -> bool:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return False
+    found = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    return list(found) == [HEAD_REVISION]
+
+
 def _upgrade(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+    if _at_head(conn):
+        return
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn

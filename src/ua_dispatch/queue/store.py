@@ -15,7 +15,6 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ua_dispatch.campaign import Campaign
@@ -105,7 +104,15 @@ class Store:
             self._campaigns[campaign.id] = campaign
 
     def _insert(self, table: sa.Table) -> Any:
-        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+        # each dialect's INSERT knows ON CONFLICT; loaded on first use, so a SQLite outbox
+        # never loads the PostgreSQL dialect
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table)
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
 
     async def insert_rows(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert deliveries; a key already in the outbox is left as it is."""
