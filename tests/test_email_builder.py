@@ -7,6 +7,8 @@ import email
 import email.policy
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import load_campaign
@@ -171,3 +173,78 @@ def test_header_cache_never_hands_one_spelling_anothers_bytes(
         ours[name] = value
         stock[name] = value
         assert ours.as_bytes(policy=_WIRE_POLICY) == stock.as_bytes(policy=email.policy.SMTP)
+
+
+_NAME_CHARS = st.sampled_from(
+    list("abcXYZ019 !#$%&'*+/=?^_`{|}~-") + list('"(),.:;<>@[]\\') + ["é", "Ж", "\t", "ü"]
+)
+_LOCAL = st.text(st.sampled_from(list("abz09.!#+-_=ü")), min_size=1, max_size=30)
+_DOMAIN = st.sampled_from(
+    ["example.org", "mid.ru", "a.b.c.example", "xn--e1afmkfd.xn--p1ai", "пример.рф"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.text(_NAME_CHARS, max_size=90),
+    local=_LOCAL,
+    domain=_DOMAIN,
+    header=st.sampled_from(["From", "To", "Reply-To", "Cc"]),
+)
+def test_plain_address_shortcut_writes_what_the_stock_policy_writes(
+    name: str, local: str, domain: str, header: str
+) -> None:
+    """Address headers skip the parser only for plain values; whatever the value (quoted,
+    encoded, too long to fit a line), the bytes and the parsed addresses are the stock ones."""
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+
+    from ua_dispatch.channels.email import _BUILD_POLICY, _WIRE_POLICY
+
+    try:
+        value = Address(display_name=name, username=local, domain=domain)
+    except ValueError:
+        return  # the stock Address refuses it too
+    stock_policy = email.policy.SMTP.clone(cte_type="7bit")
+    ours, stock = EmailMessage(policy=_BUILD_POLICY), EmailMessage(policy=stock_policy)
+    try:
+        stock[header] = value
+    except (ValueError, IndexError):
+        with pytest.raises((ValueError, IndexError)):
+            ours[header] = value
+        return
+    ours[header] = value
+    assert ours.as_bytes(policy=_WIRE_POLICY) == stock.as_bytes(policy=email.policy.SMTP)
+    assert ours[header].addresses == stock[header].addresses
+    assert str(ours[header]) == str(stock[header])
+    assert [repr(d) for d in ours[header].defects] == [repr(d) for d in stock[header].defects]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "<ua.0930901f3ec11b7af160614b25ab3412@appeals.example.org>",
+        "<a@b>",
+        f"<{'x' * 80}@example.org>",  # longer than a line: folded by the stock folder
+        "<a b@example.org>",
+        '<"quoted"@example.org>',
+        "no-brackets@example.org",
+        "<ua.1@пример.рф>",
+    ],
+)
+def test_plain_message_id_shortcut_writes_what_the_stock_policy_writes(value: str) -> None:
+    """The same bytes, or the same refusal, as the stock policy (bad ids are the parser's)."""
+    from email.message import EmailMessage
+
+    from ua_dispatch.channels.email import _BUILD_POLICY, _WIRE_POLICY
+
+    def write(build: email.policy.Policy, wire: email.policy.Policy) -> object:
+        msg = EmailMessage(policy=build)
+        try:
+            msg["Message-ID"] = value
+            return msg.as_bytes(policy=wire), [repr(d) for d in msg["Message-ID"].defects]
+        except (ValueError, UnicodeError) as exc:
+            return type(exc)
+
+    stock = write(email.policy.SMTP.clone(cte_type="7bit"), email.policy.SMTP)
+    assert write(_BUILD_POLICY, _WIRE_POLICY) == stock
