@@ -24,7 +24,7 @@ from tests.queue_support import empty_pg_database, pg_database, truncate, write_
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
 from ua_dispatch.queue.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
-from ua_dispatch.queue.store import Store
+from ua_dispatch.queue.store import Store, utcnow
 from ua_dispatch.settings import Settings
 
 __all__ = ["empty_pg_database", "pg_database"]
@@ -350,8 +350,13 @@ def test_killed_worker_is_replaced_and_everything_ends(
             time.sleep(0.05)
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=10)
-        held = {r.id for r in rows(db_url, statuses=["in_flight"])}
+        held_rows = rows(db_url, statuses=["in_flight"])
+        held = {r.id for r in held_rows}
         assert held, "the worker died holding deliveries"
+        # The dead worker's leases run out (one second) before the replacement's one pass:
+        # `--once` takes what is due now, and a row under a live lease is not.
+        last_lease = max(r.lease_until for r in held_rows)
+        time.sleep(max(0.0, (last_lease - utcnow()).total_seconds()) + 0.2)
         second = _worker(env, "--once", "--concurrency", "4")
         _out, errs = second.communicate(timeout=60)
         assert second.returncode == 0, errs
