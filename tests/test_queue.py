@@ -96,6 +96,9 @@ def test_add_twice_queues_once_and_skips_unapproved(
     assert first.code == 0, first.stderr
     assert "5 delivery(ies) queued" in first.stdout
     assert "row 6: not approved" in first.stderr
+    # the president has no email address in the campaign: said once, with the count
+    assert "note: president has no email address in" in first.stderr
+    assert "5 letter(s) not queued by email to them" in first.stderr
     again = run_cli("queue", "add", open_campaign, letters, "--channels", "email")
     assert "0 delivery(ies) queued, 5 already queued" in again.stdout
     got = rows(db_url)

@@ -109,12 +109,18 @@ def queue_add(
             f"guessed. Give the target a time_zone in {campaign_file} to be sure.",
             markup=False,
         )
+    for way, n in sorted(result.no_address.items()):
+        slug, channel = way.split(" ")
+        err.print(
+            f"note: {slug} has no {channel} address in {campaign_file}: {n} letter(s) not "
+            f"queued by {channel} to them",
+            markup=False,
+        )
     for n, who in result.skipped_rows:
         err.print(f"{letters_file}: row {n}: not approved, skipped ({who})", markup=False)
     out.print(
         f"{campaign.id}: {result.rows} row(s) read, {len(result.skipped_rows)} not approved; "
         f"{result.queued} delivery(ies) queued, {result.already} already queued"
-        + (f", {result.no_address} without an address" if result.no_address else "")
         + (
             f"; {result.waiting_for_office} fax(es) wait for the recipient's office hours"
             if result.waiting_for_office

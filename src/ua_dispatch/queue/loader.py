@@ -67,7 +67,9 @@ class AddResult:
     queued: int = 0
     already: int = 0
     skipped_rows: list[tuple[int, str]] = field(default_factory=list)
-    no_address: int = 0
+    #: "target-slug channel" -> letters not queued that way, because the official has no
+    #: address for that channel in the campaign
+    no_address: dict[str, int] = field(default_factory=dict)
     #: faxes due outside the recipient's office hours, moved to when the office opens
     waiting_for_office: int = 0
     #: target slugs whose fax number spans several time zones and no time_zone is given
@@ -202,7 +204,8 @@ async def add_letters(
             appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
             for d in plan_deliveries(appeal, channels):
                 if d.to is None:
-                    result.no_address += 1
+                    way = f"{d.slug} {d.channel}"
+                    result.no_address[way] = result.no_address.get(way, 0) + 1
                     continue
                 planned += 1
                 zone = d.target.time_zone if d.target is not None else None
