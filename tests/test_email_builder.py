@@ -7,7 +7,7 @@ import email
 import email.policy
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
@@ -178,13 +178,17 @@ def test_header_cache_never_hands_one_spelling_anothers_bytes(
 _NAME_CHARS = st.sampled_from(
     list("abcXYZ019 !#$%&'*+/=?^_`{|}~-") + list('"(),.:;<>@[]\\') + ["é", "Ж", "\t", "ü"]
 )
-_LOCAL = st.text(st.sampled_from(list("abz09.!#+-_=ü")), min_size=1, max_size=30)
+_LOCAL = st.text(st.sampled_from(list("abz09.!#+-_=?ü")), min_size=1, max_size=30)
 _DOMAIN = st.sampled_from(
     ["example.org", "mid.ru", "a.b.c.example", "xn--e1afmkfd.xn--p1ai", "пример.рф"]
 )
 
 
 @settings(max_examples=400, deadline=None)
+@example(name="=?utf-8?q?Evil?=", local="a", domain="example.org", header="From")
+@example(name="=?utf-8?b?w6k=?=", local="a", domain="example.org", header="Reply-To")
+@example(name="", local="=?us-ascii?q?boss?=", domain="example.org", header="To")
+@example(name="Ann", local="a", domain="=?us-ascii?q?x?=.example.org", header="Cc")
 @given(
     name=st.text(_NAME_CHARS, max_size=90),
     local=_LOCAL,
@@ -230,6 +234,7 @@ def test_plain_address_shortcut_writes_what_the_stock_policy_writes(
         '<"quoted"@example.org>',
         "no-brackets@example.org",
         "<ua.1@пример.рф>",
+        "<=?us-ascii?q?x?=@example.org>",
     ],
 )
 def test_plain_message_id_shortcut_writes_what_the_stock_policy_writes(value: str) -> None:

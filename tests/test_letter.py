@@ -101,6 +101,7 @@ def test_supporter_name_with_line_breaks_is_refused(name: str) -> None:
         make_supporter(name=name, email="alex@example.org")
 
 
-def test_supporter_email_is_checked() -> None:
+@pytest.mark.parametrize("email", ["alex@@example", "=?us-ascii?q?boss?=@example.org"])
+def test_supporter_email_is_checked(email: str) -> None:
     with pytest.raises(InputError, match="email"):
-        make_supporter(name="Alex", email="alex@@example")
+        make_supporter(name="Alex", email=email)

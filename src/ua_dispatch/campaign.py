@@ -75,6 +75,10 @@ def _slug(value: str) -> str:
 
 
 def _email(value: str) -> str:
+    if "=?" in value:
+        # valid RFC 5322, but mail software decodes "=?charset?q?...?=" as an encoded word and
+        # would reply to another mailbox than the one written
+        raise ValueError("not a usable email address: it contains '=?' (an encoded word)")
     try:
         # SMTPUTF8 local parts are refused (few servers take them); a non-ASCII domain is
         # kept in its ASCII (IDNA) form, which every server accepts.

@@ -159,14 +159,17 @@ class _PlainAddress(_PlainValues):
             and _PLAIN_NAME.fullmatch(value.display_name)
             and _PLAIN_ADDR.fullmatch(value.addr_spec)
         ):
-            return str(value)
+            text = str(value)
+            # "=?charset?q?...?=" looks like an RFC 2047 encoded word, which the parser
+            # decodes and the folder writes again differently
+            return None if "=?" in text else text
         return None
 
 
 class _PlainMessageId(_PlainValues):
     @classmethod
     def _plain_text(cls, value: Any) -> str | None:
-        if isinstance(value, str) and _PLAIN_MSG_ID.fullmatch(value):
+        if isinstance(value, str) and _PLAIN_MSG_ID.fullmatch(value) and "=?" not in value:
             return value
         return None
 
