@@ -13,7 +13,8 @@ import pytest
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def _pg(sql: str) -> None:
+def pg_admin(sql: str) -> None:
+    """Run one statement as the administrator of the local PostgreSQL."""
     import asyncpg
 
     async def run() -> None:
@@ -30,22 +31,22 @@ def _pg(sql: str) -> None:
 def pg_database() -> Iterator[str]:
     """A database of its own for this test session on the local PostgreSQL, dropped after."""
     name = f"ua_queue_test_{uuid.uuid4().hex[:10]}"
-    _pg(f"CREATE DATABASE {name}")
+    pg_admin(f"CREATE DATABASE {name}")
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
-        _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
 def empty_pg_database() -> Iterator[str]:
     """A database with no tables at all, for one test: to create a schema from scratch."""
     name = f"ua_queue_empty_{uuid.uuid4().hex[:10]}"
-    _pg(f"CREATE DATABASE {name}")
+    pg_admin(f"CREATE DATABASE {name}")
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
-        _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def truncate(url: str) -> None:

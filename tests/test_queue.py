@@ -98,7 +98,7 @@ def test_add_twice_queues_once_and_skips_unapproved(
     assert "row 6: not approved" in first.stderr
     # the president has no email address in the campaign: said once, with the count
     assert "note: president has no email address in" in first.stderr
-    assert "5 letter(s) not queued by email to them" in first.stderr
+    assert "5 letter(s) not queued that way" in first.stderr
     again = run_cli("queue", "add", open_campaign, letters, "--channels", "email")
     assert "0 delivery(ies) queued, 5 already queued" in again.stdout
     got = rows(db_url)
@@ -210,6 +210,29 @@ def test_worker_delivers_due_letters_once(
     csv_out = run_cli("report", CAMPAIGN_ID, "--format", "csv").stdout.splitlines()
     assert csv_out[0] == "channel,target,status,count"
     assert "email,ambassador-usa,sent,20" in csv_out
+
+
+def test_a_rate_limited_official_is_not_claimed_in_bulk(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    smtp_env: FakeSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every letter goes to one official, at most one email an hour: a worker claims one row
+    per consumer, not a batch of dozens it would only put back to wait (and that other
+    workers could not take meanwhile)."""
+    monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "1/h")
+    letters = write_letters(tmp_path / "letters.csv", 40)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    res = run_cli("worker", "--once", "--concurrency", "4")
+    assert res.code == 0, res.stderr
+    assert "sent 1," in res.stdout
+    waiting = int(re.search(r"waiting \(office hours, rate limits\) (\d+)", res.stdout)[1])
+    assert waiting <= 3
+    assert statuses(db_url) == {"sent": 1, "queued": 39}
+    assert len(smtp_env.store.index()) == 1
 
 
 def test_spread_spaces_letters_evenly(
@@ -342,7 +365,9 @@ def test_two_workers_on_postgresql_deliver_500_letters_once(
 def test_killed_worker_is_replaced_and_everything_ends(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
 ) -> None:
-    letters = write_letters(tmp_path / "letters.csv", 60)
+    # more letters than one claim takes: the replacement takes over the dead worker's rows
+    # and delivers the ones nobody had claimed
+    letters = write_letters(tmp_path / "letters.csv", 200)
     assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
     slow = FaultProfile(smtp=SmtpFaults(latency_ms=15))
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=slow) as server:
@@ -356,6 +381,7 @@ def test_killed_worker_is_replaced_and_everything_ends(
         held_rows = rows(db_url, statuses=["in_flight"])
         held = {r.id for r in held_rows}
         assert held, "the worker died holding deliveries"
+        assert rows(db_url, statuses=["queued"]), "the worker had claimed every letter"
         # The dead worker's leases run out (one second) before the replacement's one pass:
         # `--once` takes what is due now, and a row under a live lease is not.
         last_lease = max(r.lease_until for r in held_rows)
@@ -363,7 +389,7 @@ def test_killed_worker_is_replaced_and_everything_ends(
         second = _worker(env, "--once", "--concurrency", "4")
         _out, errs = second.communicate(timeout=60)
         assert second.returncode == 0, errs
-        assert statuses(db_url) == {"sent": 60}
+        assert statuses(db_url) == {"sent": 200}
         index = server.store.index()
         assert {r["message_id"] for r in index} == {r.provider_ref for r in rows(db_url)}
         # Only what the dead worker held (sent or not, its outcome unrecorded) may arrive twice,
@@ -487,7 +513,7 @@ def _claim_all(url: str, lease: float) -> None:
     async def run() -> None:
         store = await Store.open(Settings(database_url=url))
         try:
-            await store.claim("another-worker", 100, ["email"], lease)
+            await store.claim("another-worker", {"email": 100}, lease)
         finally:
             await store.close()
 
@@ -938,3 +964,21 @@ def test_an_up_to_date_outbox_opens_without_loading_alembic(db_url: str) -> None
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert res.stdout.strip() == "[]"
+
+
+def test_first_runs_at_once_on_a_repeatable_read_postgresql(empty_pg_database: str) -> None:
+    """Six processes' first runs at the same moment, on a database whose transactions default
+    to REPEATABLE READ: one creates the schema, the others wait for it and use it."""
+    from tests.queue_support import pg_admin
+
+    name = empty_pg_database.rsplit("/", 1)[1]
+    pg_admin(f"ALTER DATABASE {name} SET default_transaction_isolation = 'repeatable read'")
+    settings = Settings(database_url=empty_pg_database)
+
+    async def run() -> None:
+        engines = await asyncio.gather(*(open_engine(settings) for _ in range(6)))
+        for engine in engines:
+            await engine.dispose()
+
+    asyncio.run(run())
+    assert rows(empty_pg_database) == []

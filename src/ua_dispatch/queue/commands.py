@@ -109,12 +109,9 @@ def queue_add(
             f"guessed. Give the target a time_zone in {campaign_file} to be sure.",
             markup=False,
         )
-    for way, n in sorted(result.no_address.items()):
-        slug, channel = way.split(" ")
+    for why, n in sorted(result.no_address.items()):
         err.print(
-            f"note: {slug} has no {channel} address in {campaign_file}: {n} letter(s) not "
-            f"queued by {channel} to them",
-            markup=False,
+            f"note: {why} in {campaign_file}: {n} letter(s) not queued that way", markup=False
         )
     for n, who in result.skipped_rows:
         err.print(f"{letters_file}: row {n}: not approved, skipped ({who})", markup=False)

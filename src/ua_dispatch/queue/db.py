@@ -136,9 +136,20 @@ async def open_engine(settings: Settings) -> AsyncEngine:
             if path and path != ":memory:":
                 lock_path = Path(path + ".migrate-lock")
         try:
-            async with _file_lock(lock_path), engine.begin() as conn:
-                await conn.run_sync(_upgrade)
-        except (OSError, sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            async with _file_lock(lock_path), engine.connect() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Each statement sees what was committed before it: a first run that waited
+                    # for the migration lock then sees the schema the other one made, even
+                    # where the database defaults to REPEATABLE READ or SERIALIZABLE.
+                    await conn.execution_options(isolation_level="READ COMMITTED")
+                async with conn.begin():
+                    await conn.run_sync(_upgrade)
+        except (
+            OSError,
+            sa.exc.OperationalError,
+            sa.exc.InterfaceError,
+            sa.exc.ProgrammingError,
+        ) as exc:
             await engine.dispose()
             where = make_url(url).render_as_string(hide_password=True)
             raise OutboxUnavailable(f"{where}: cannot open the outbox database: {exc}") from None

@@ -67,8 +67,7 @@ class AddResult:
     queued: int = 0
     already: int = 0
     skipped_rows: list[tuple[int, str]] = field(default_factory=list)
-    #: "target-slug channel" -> letters not queued that way, because the official has no
-    #: address for that channel in the campaign
+    #: why a way of writing was left out ("president has no email address") -> letters
     no_address: dict[str, int] = field(default_factory=dict)
     #: faxes due outside the recipient's office hours, moved to when the office opens
     waiting_for_office: int = 0
@@ -204,8 +203,8 @@ async def add_letters(
             appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
             for d in plan_deliveries(appeal, channels):
                 if d.to is None:
-                    way = f"{d.slug} {d.channel}"
-                    result.no_address[way] = result.no_address.get(way, 0) + 1
+                    why = d.skip_reason or f"{d.slug}: no {d.channel} address"
+                    result.no_address[why] = result.no_address.get(why, 0) + 1
                     continue
                 planned += 1
                 zone = d.target.time_zone if d.target is not None else None

@@ -221,14 +221,14 @@ class Store:
     async def claim(
         self,
         owner: str,
-        limit: int,
-        channels: Sequence[str],
+        wants: Mapping[str, int],
         lease: float,
         spacing: Mapping[str, float] | None = None,
     ) -> list[sa.Row[Any]]:
-        """Take up to ``limit`` due rows of each channel under a lease. ``spacing`` (scope ->
-        seconds, e.g. ``{"fax.number": 120}``) are the per-recipient limits this worker
-        enforces: rows to a recipient whose last letter is more recent are left for later."""
+        """Take due rows under a lease: up to ``wants[channel]`` of each channel. ``spacing``
+        (scope -> seconds, e.g. ``{"fax.number": 120}``) are the per-recipient limits this
+        worker enforces: rows to a recipient whose last letter is more recent are left for
+        later."""
         now = utcnow()
         # Two picks, each able to walk an index in order and stop at ``limit``: leases that
         # ran out (a worker died; few rows), then queued rows that are due, oldest first. One
@@ -257,7 +257,7 @@ class Store:
             # Channel by channel, so the due index (status, channel, next_attempt_at, id) is
             # walked per channel: a backlog of faxes waiting for their numbers never stands
             # between a worker and the emails behind it.
-            for channel in channels:
+            for channel, limit in wants.items():
                 taken = 0
                 for base in picks:
                     want = limit - taken

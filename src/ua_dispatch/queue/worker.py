@@ -106,7 +106,8 @@ class Worker:
         }
         self._want = asyncio.Event()
         self._finished = asyncio.Event()
-        self._busy = 0
+        #: rows being delivered right now, per channel
+        self._busy: dict[str, int] = dict.fromkeys(self.channels, 0)
         self._outcomes: list[Outcome] = []
         # Per-recipient limits (one fax per number every two minutes) must hold across every
         # worker, so the outbox enforces them (Store.take_slots); the in-process limiter keeps
@@ -134,7 +135,7 @@ class Worker:
             if purged:
                 log.info("worker.purged", rows=purged, days=self.settings.retention_days)
         consumers = [
-            asyncio.create_task(self._consume(self._buffers[name]))
+            asyncio.create_task(self._consume(name))
             for name in self.channels
             for _ in range(self.concurrency)
         ]
@@ -157,25 +158,41 @@ class Worker:
         log.info("worker.stop", owner=self.owner, **_stats_fields(self.stats))
         return self.stats
 
+    def _capacity(self, channel: str) -> int:
+        """How many claimed rows this worker holds for a channel, started or not.
+
+        A claim costs a couple of milliseconds whatever its size, so a channel without
+        per-recipient spacing holds a few dozen rows (under 0.1 ms a letter). One with spacing
+        (one fax per number every two minutes, so many emails an hour to one official) holds
+        only one per consumer: rows to one recipient are claimed together, and all but one
+        would be put back to wait, and other workers would find nothing to take meanwhile."""
+        if any(scope.startswith(f"{channel}.") for scope in self._shared):
+            return self.concurrency
+        return max(64, self.concurrency * 8)
+
     async def _produce(self, once: bool) -> None:
-        # Each claim costs a couple of milliseconds whatever its size; a claim of a few dozen
-        # rows keeps that under 0.1 ms a letter. Rows claimed and not started are released
-        # on stop and are covered by the lease renewal meanwhile.
-        batch = max(64, self.concurrency * 8)
+        capacity = {c: self._capacity(c) for c in self.channels}
         while not self.stop.is_set():
-            hungry = [c for c in self.channels if self._buffers[c].qsize() < self.concurrency]
-            if not hungry:
+            # once a channel's buffer runs low, claim what it is missing: what it holds is
+            # what waits in the buffer and what is being delivered
+            wants = {
+                c: want
+                for c in self.channels
+                if self._buffers[c].qsize() < self.concurrency
+                and (want := capacity[c] - self._buffers[c].qsize() - self._busy[c]) > 0
+            }
+            if not wants:
                 self._want.clear()
                 await _first(self._want.wait(), self.stop.wait())
                 continue
             rows = await self.store.claim(
-                self.owner, batch, hungry, self.settings.worker_lease, self._shared
+                self.owner, wants, self.settings.worker_lease, self._shared
             )
             for row in rows:
                 self._buffers[row.channel].put_nowait(row)
             if rows:
                 continue
-            idle = all(b.empty() for b in self._buffers.values()) and self._busy == 0
+            idle = all(b.empty() for b in self._buffers.values()) and not any(self._busy.values())
             if once and idle:
                 break
             wait = self.poll_interval if not once else 0.05
@@ -197,7 +214,8 @@ class Worker:
         if leftover:
             self.stats.released += await self.store.release(self.owner, leftover)
 
-    async def _consume(self, buffer: asyncio.Queue[sa.Row[Any] | None]) -> None:
+    async def _consume(self, channel: str) -> None:
+        buffer = self._buffers[channel]
         async with AsyncExitStack() as stack:
             transports: dict[str, Transport[Any]] = {}
             while True:
@@ -205,11 +223,12 @@ class Worker:
                 self._want.set()
                 if row is None:
                     return
-                self._busy += 1
+                self._busy[channel] += 1
                 try:
                     outcome = await self._deliver(row, transports, stack)
                 finally:
-                    self._busy -= 1
+                    self._busy[channel] -= 1
+                    self._want.set()
                 self._outcomes.append(outcome)
                 if len(self._outcomes) >= 200:
                     await self._flush()
