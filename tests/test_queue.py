@@ -534,6 +534,7 @@ def test_send_leaves_to_the_worker_what_it_is_delivering_right_now(
         assert again.code == 0, again.stderr
         (email,) = [d for d in again.json()["deliveries"] if d["target"] == "ambassador-usa"]
         assert email["status"] == "skipped" and "delivering it now" in email["error"]
+        assert "free again at" in email["error"]
         assert server.store.index() == []  # not sent by hand behind the worker's back
         (row,) = rows(db_url)
         assert (row.status, row.lease_owner) == ("in_flight", "another-worker")
@@ -591,7 +592,13 @@ def test_the_same_send_started_twice_at_once_delivers_once(db_url: str, tmp_path
     assert set(first.taken) | set(second.taken) == keys
     assert not set(first.taken) & set(second.taken)
     assert set(first.busy) | set(second.busy) == keys
-    assert [r.status for r in rows(db_url)] == ["in_flight"] * len(keys)
+    in_flight = rows(db_url)
+    assert [r.status for r in in_flight] == ["in_flight"] * len(keys)
+    # A send holds what it reserved under a short lease (a worker's is five minutes), so a
+    # send killed outright lets its deliveries go within half a minute.
+    assert settings.worker_lease == 300
+    for r in in_flight:
+        assert r.lease_until - utcnow() <= dt.timedelta(seconds=30)
 
 
 def test_a_supporters_send_does_not_replace_the_organizers_campaign(

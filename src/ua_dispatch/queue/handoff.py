@@ -46,6 +46,17 @@ from ua_dispatch.settings import Settings
 D = deliveries.c
 log = structlog.get_logger("ua_dispatch.send")
 
+#: The lease a one-step send holds its deliveries under, renewed every third of it (capped by
+#: UA_DISPATCH_WORKER_LEASE). Short, so that a send killed outright (the terminal closed) lets
+#: its deliveries go within half a minute instead of a worker's five; a send that is alive
+#: renews it long before it runs out.
+SEND_LEASE = 30.0
+
+
+def send_lease(settings: Settings) -> float:
+    return min(SEND_LEASE, settings.worker_lease)
+
+
 #: why a reserved delivery is not sent by this run, by the row's status
 _NOT_MINE = {
     str(QStatus.IN_FLIGHT): "another process (a queue worker, or this send started twice) is "
@@ -81,7 +92,7 @@ async def reserve(settings: Settings, appeal: Appeal, prepared: Sequence[Prepare
     if not mine:
         return found
     now = utcnow()
-    until = now + dt.timedelta(seconds=settings.worker_lease)
+    until = now + dt.timedelta(seconds=send_lease(settings))
     live_lease = sa.and_(D.status == str(QStatus.IN_FLIGHT), D.lease_until >= now)
     store = await Store.open(settings)
     try:
@@ -99,6 +110,11 @@ async def reserve(settings: Settings, appeal: Appeal, prepared: Sequence[Prepare
                     found.earlier[key] = ref or ""
                 elif held or leased:
                     found.busy[key] = _NOT_MINE[status]
+                    if leased and lease_until is not None:
+                        found.busy[key] += (
+                            f" (if that process was stopped, the delivery is free again at "
+                            f"{lease_until:%H:%M:%S} UTC)"
+                        )
                 else:
                     before[key] = status
             if before:
@@ -167,11 +183,13 @@ async def keep_lease(settings: Settings, reservation: Reservation) -> AsyncItera
         return
     store = await Store.open(settings)
 
+    lease = send_lease(settings)
+
     async def renew() -> None:
         while True:
-            await asyncio.sleep(max(0.5, settings.worker_lease / 3))
+            await asyncio.sleep(max(0.5, lease / 3))
             try:
-                await store.renew(reservation.owner, settings.worker_lease)
+                await store.renew(reservation.owner, lease)
             except Exception as exc:  # the next renewal may succeed; sending goes on
                 log.warning("send.lease_not_renewed", error=str(exc))
 
