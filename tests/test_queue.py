@@ -235,6 +235,81 @@ def test_a_rate_limited_official_is_not_claimed_in_bulk(
     assert len(smtp_env.store.index()) == 1
 
 
+def _worker_once(concurrency: int = 2, timeout: float = 30.0) -> Any:
+    """One pass of a worker in this process, with the settings from the environment; a
+    worker that hangs fails the test instead of hanging it."""
+    from ua_dispatch.queue.worker import Worker
+
+    async def run() -> Any:
+        settings = Settings()
+        store = await Store.open(settings)
+        try:
+            worker = Worker(store, settings, concurrency=concurrency)
+            return await asyncio.wait_for(worker.run(once=True), timeout)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _outbox_error(what: str) -> sa.exc.OperationalError:
+    return sa.exc.OperationalError(what, {}, Exception("database is locked"))
+
+
+def test_a_row_the_worker_fails_on_goes_back_and_the_rest_are_delivered(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    smtp_env: FakeSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The outbox refuses one step of one row (locked for too long): that row goes back to
+    the queue for later without spending an attempt, and the worker carries on."""
+    letters = write_letters(tmp_path / "letters.csv", 6)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    real = Store.take_slots
+    calls: list[int] = []
+
+    async def flaky(self: Store, wants: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise _outbox_error("UPDATE send_slots")
+        return await real(self, wants)
+
+    monkeypatch.setattr(Store, "take_slots", flaky)
+    stats = _worker_once()
+    assert (stats.sent, stats.deferred) == (5, 1)
+    assert statuses(db_url) == {"sent": 5, "queued": 1}
+    (row,) = rows(db_url, statuses=["queued"])
+    assert row.attempts == 0 and "database is locked" in row.last_error
+    assert len(smtp_env.store.index()) == 5
+
+
+def test_a_worker_whose_outbox_fails_stops_instead_of_hanging(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    smtp_env: FakeSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outcomes cannot be written: the worker stops with a one-line error (what it sent stays
+    in flight and is taken over when its lease ends), instead of waiting for ever."""
+    from ua_dispatch.errors import OutboxUnavailable
+
+    letters = write_letters(tmp_path / "letters.csv", 6)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+
+    async def broken(self: Store, owner: str, outcomes: Any) -> None:
+        raise _outbox_error("UPDATE deliveries")
+
+    monkeypatch.setattr(Store, "record", broken)
+    with pytest.raises(OutboxUnavailable, match="the outbox failed"):
+        _worker_once()
+    assert set(statuses(db_url)) <= {"in_flight", "queued"}
+
+
 def test_spread_spaces_letters_evenly(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
 ) -> None:
@@ -594,11 +669,48 @@ def test_the_same_send_started_twice_at_once_delivers_once(db_url: str, tmp_path
     assert set(first.busy) | set(second.busy) == keys
     in_flight = rows(db_url)
     assert [r.status for r in in_flight] == ["in_flight"] * len(keys)
-    # A send holds what it reserved under a short lease (a worker's is five minutes), so a
-    # send killed outright lets its deliveries go within half a minute.
+    # A send holds what it reserved under a shorter lease than a worker's five minutes, so
+    # a send killed outright lets its deliveries go sooner.
     assert settings.worker_lease == 300
     for r in in_flight:
-        assert r.lease_until - utcnow() <= dt.timedelta(seconds=30)
+        assert r.lease_until - utcnow() <= dt.timedelta(seconds=90)
+
+
+def test_a_send_renews_its_lease_as_soon_as_it_starts_sending(db_url: str, tmp_path: Path) -> None:
+    """Reserving may have waited for a busy outbox since the lease was set: the send renews
+    it on its first step, not a third of a lease later, so no worker finds it run out."""
+    from tests.conftest import EXAMPLES
+    from ua_dispatch.campaign import load_campaign
+    from ua_dispatch.engine import prepare
+    from ua_dispatch.letter import load_letter, make_supporter
+    from ua_dispatch.plan import Appeal
+    from ua_dispatch.queue.handoff import keep_lease, reserve
+
+    campaign = load_campaign(SHIPPED_CAMPAIGN)
+    letter = load_letter(EXAMPLES / "letter-en.txt", max_chars=20000, accepted=campaign.languages)
+    appeal = Appeal(campaign, letter, make_supporter(name="Alex", email="alex@example.org"))
+    settings = Settings(
+        database_url=db_url,
+        sender_email="appeals@appeals.example.org",
+        data_dir=tmp_path,
+        worker_lease=6,
+    )
+    prepared = [p for p in prepare(appeal, ["email"], settings) if p.payload is not None]
+
+    async def run() -> tuple[list[Any], list[Any]]:
+        reserved = await reserve(settings, appeal, prepared)
+        first = await asyncio.to_thread(rows, db_url)
+        await asyncio.sleep(0.6)  # the time a reservation may spend waiting, scaled down
+        async with keep_lease(settings, reserved):
+            await asyncio.sleep(0.4)  # well inside a third of the lease (2 s)
+            return first, await asyncio.to_thread(rows, db_url)
+
+    before, during = asyncio.run(run())
+    assert [r.status for r in during] == ["in_flight"] * len(prepared)
+    assert all(
+        b.lease_until + dt.timedelta(seconds=0.5) < a.lease_until
+        for b, a in zip(before, during, strict=True)
+    )
 
 
 def test_a_supporters_send_does_not_replace_the_organizers_campaign(
@@ -973,7 +1085,7 @@ def test_an_up_to_date_outbox_opens_without_loading_alembic(db_url: str) -> None
     assert res.stdout.strip() == "[]"
 
 
-def test_first_runs_at_once_on_a_repeatable_read_postgresql(empty_pg_database: str) -> None:
+def test_a_repeatable_read_postgresql_outbox_works(empty_pg_database: str) -> None:
     """Six processes' first runs at the same moment, on a database whose transactions default
     to REPEATABLE READ: one creates the schema, the others wait for it and use it."""
     from tests.queue_support import pg_admin
@@ -989,3 +1101,19 @@ def test_first_runs_at_once_on_a_repeatable_read_postgresql(empty_pg_database: s
 
     asyncio.run(run())
     assert rows(empty_pg_database) == []
+
+    async def takers() -> list[Any]:
+        stores = [await Store.open(settings) for _ in range(8)]
+        try:
+            return list(
+                await asyncio.gather(
+                    *(s.take_slots([("fax.number", MOSCOW, 120.0)]) for s in stores)
+                )
+            )
+        finally:
+            for s in stores:
+                await s.close()
+
+    # the outbox's own statements do not fail with serialization errors either
+    results = asyncio.run(takers())
+    assert sum(r is None for r in results) == 1

@@ -30,7 +30,7 @@ import structlog
 from ua_dispatch.channels import CHANNELS, get_channel
 from ua_dispatch.channels.base import BuildEnv, Transport
 from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
-from ua_dispatch.errors import ConfigError, InputError
+from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
 from ua_dispatch.hours import fax_not_before
 from ua_dispatch.letter import Letter, Supporter
 from ua_dispatch.limits import RateLimits, parse_rate
@@ -139,24 +139,71 @@ class Worker:
             for name in self.channels
             for _ in range(self.concurrency)
         ]
+        producer = asyncio.create_task(self._produce(once))
         flusher = asyncio.create_task(self._flush_loop())
         renewer = asyncio.create_task(self._renew_loop())
+        failure: BaseException | None = None
         try:
-            await self._produce(once)
-            await asyncio.gather(*consumers)
-        finally:
-            # The flusher is never cancelled mid-write (that would lose the outcomes it took).
-            self._finished.set()
+            await self._supervise(producer, consumers, flusher)
+        except BaseException as exc:  # raised again below, after the clean-up
+            failure = exc
+        # The flusher is never cancelled mid-write (that would lose the outcomes it took).
+        self._finished.set()
+        with contextlib.suppress(Exception):  # its failure, if any, came through _supervise
             await flusher
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
-            for t in consumers:
-                t.cancel()
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        for t in (producer, *consumers):
+            t.cancel()
+        try:
             await self._flush()
             await self._release_buffered()
+        except sa.exc.SQLAlchemyError as exc:
+            # what is not recorded stays in flight and is taken over when the lease ends
+            log.error(
+                "worker.outcomes_not_recorded", outcomes=len(self._outcomes), error=_one_line(exc)
+            )
+            failure = failure or exc
+        if isinstance(failure, sa.exc.SQLAlchemyError):
+            raise OutboxUnavailable(f"the outbox failed: {_one_line(failure)}") from None
+        if failure is not None:
+            raise failure
         log.info("worker.stop", owner=self.owner, **_stats_fields(self.stats))
         return self.stats
+
+    async def _supervise(
+        self,
+        producer: asyncio.Task[None],
+        consumers: list[asyncio.Task[None]],
+        flusher: asyncio.Task[None],
+    ) -> None:
+        """Wait for the producer and the consumers to end. When one of them or the flusher
+        fails (the outbox went away, a bug), stop as on SIGTERM: what was started is finished,
+        what was claimed and not started is given back, and the failure is raised. Without
+        this, a consumer that died left the producer waiting for it for ever."""
+        failure: BaseException | None = None
+        pending: set[asyncio.Task[None]] = {producer, *consumers}
+        while pending:
+            watched = pending | ({flusher} if not flusher.done() else set())
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
+            for task in done:
+                exc = None if task.cancelled() else task.exception()
+                if exc is None or failure is not None:
+                    continue
+                failure = exc
+                log.error("worker.failed", error=_one_line(exc), kind=type(exc).__name__)
+                self.stop.set()
+                if producer.done():
+                    # the producer hands the consumers their stop; it cannot any more
+                    with contextlib.suppress(Exception):
+                        await self._release_buffered()
+                    for buffer in self._buffers.values():
+                        for _ in range(self.concurrency):
+                            buffer.put_nowait(None)
+        if failure is not None:
+            raise failure
 
     def _capacity(self, channel: str) -> int:
         """How many claimed rows this worker holds for a channel, started or not.
@@ -226,6 +273,18 @@ class Worker:
                 self._busy[channel] += 1
                 try:
                     outcome = await self._deliver(row, transports, stack)
+                except Exception as exc:  # the outbox for a moment, or a bug: not this row's
+                    log.error(
+                        "worker.row_failed",
+                        row=row.id,
+                        error=_one_line(exc),
+                        kind=type(exc).__name__,
+                    )
+                    outcome = self._defer(
+                        row,
+                        utcnow() + dt.timedelta(seconds=self.settings.queue_retry_delay),
+                        f"the worker failed on it ({type(exc).__name__}: {_one_line(exc)})",
+                    )
                 finally:
                     self._busy[channel] -= 1
                     self._want.set()
@@ -364,7 +423,11 @@ class Worker:
     async def _flush(self) -> None:
         if self._outcomes:
             batch, self._outcomes = self._outcomes, []
-            await self.store.record(self.owner, batch)
+            try:
+                await self.store.record(self.owner, batch)
+            except BaseException:
+                self._outcomes[:0] = batch  # kept for the next try
+                raise
             if self.on_progress is not None:
                 self.on_progress(self.stats)
 
@@ -388,6 +451,10 @@ async def _first(*aws: Any) -> None:
     finally:
         for t in tasks:
             t.cancel()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
 def _stats_fields(stats: WorkerStats) -> dict[str, Any]:
