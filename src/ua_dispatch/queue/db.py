@@ -128,7 +128,12 @@ async def open_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_async_engine(url, pool_size=10, max_overflow=10)
+        # READ COMMITTED whatever the server's default: the claims (FOR UPDATE SKIP LOCKED),
+        # the send slots' conditional UPDATEs and the migration lock are written for it. Under
+        # REPEATABLE READ they fail with serialization errors instead of waiting their turn.
+        engine = create_async_engine(
+            url, pool_size=10, max_overflow=10, isolation_level="READ COMMITTED"
+        )
     if url not in _upgraded or fresh:
         lock_path = None
         if url.startswith("sqlite"):
@@ -136,14 +141,10 @@ async def open_engine(settings: Settings) -> AsyncEngine:
             if path and path != ":memory:":
                 lock_path = Path(path + ".migrate-lock")
         try:
-            async with _file_lock(lock_path), engine.connect() as conn:
-                if conn.dialect.name == "postgresql":
-                    # Each statement sees what was committed before it: a first run that waited
-                    # for the migration lock then sees the schema the other one made, even
-                    # where the database defaults to REPEATABLE READ or SERIALIZABLE.
-                    await conn.execution_options(isolation_level="READ COMMITTED")
-                async with conn.begin():
-                    await conn.run_sync(_upgrade)
+            # (on PostgreSQL, READ COMMITTED: a first run that waited for the migration lock
+            # then sees the schema the other one made)
+            async with _file_lock(lock_path), engine.begin() as conn:
+                await conn.run_sync(_upgrade)
         except (
             OSError,
             sa.exc.OperationalError,

@@ -46,11 +46,12 @@ from ua_dispatch.settings import Settings
 D = deliveries.c
 log = structlog.get_logger("ua_dispatch.send")
 
-#: The lease a one-step send holds its deliveries under, renewed every third of it (capped by
-#: UA_DISPATCH_WORKER_LEASE). Short, so that a send killed outright (the terminal closed) lets
-#: its deliveries go within half a minute instead of a worker's five; a send that is alive
-#: renews it long before it runs out.
-SEND_LEASE = 30.0
+#: The lease a one-step send holds its deliveries under (capped by UA_DISPATCH_WORKER_LEASE),
+#: renewed at once and then every third of it. Shorter than a worker's five minutes, so that a
+#: send killed outright (the terminal closed) lets its deliveries go sooner; long enough that a
+#: send that is alive keeps them through a renewal that waits up to 30 s for a busy outbox
+#: (SQLite's busy timeout) and through the wait before its outcomes are recorded.
+SEND_LEASE = 90.0
 
 
 def send_lease(settings: Settings) -> float:
@@ -186,12 +187,13 @@ async def keep_lease(settings: Settings, reservation: Reservation) -> AsyncItera
     lease = send_lease(settings)
 
     async def renew() -> None:
+        # at once first: reserving may have waited for a busy outbox since the lease was set
         while True:
-            await asyncio.sleep(max(0.5, lease / 3))
             try:
                 await store.renew(reservation.owner, lease)
             except Exception as exc:  # the next renewal may succeed; sending goes on
                 log.warning("send.lease_not_renewed", error=str(exc))
+            await asyncio.sleep(max(0.5, lease / 3))
 
     task = asyncio.create_task(renew())
     try:
