@@ -1,12 +1,15 @@
 """Where a worker's CPU goes: one worker process delivers the same letters three times, with
-the SMTP send, then also the email build, replaced by stand-ins that cost nothing.
+the SMTP send, then also the email build, replaced by stand-ins that cost nothing; a fourth
+run with nothing to deliver measures start-up.
 
     .venv/bin/python scripts/bench_worker_stages.py [--letters 5000] [--concurrency 4]
+        [--repeat 3]
 
-For each run it prints the worker's CPU time (user + system) per letter; the differences
-between runs are the cost of sending and of building. What is left with both stubbed is the
-outbox (claims, outcomes) and the worker's own work, start-up included. The sink is the one
-``bench_queue.py`` uses (Postfix's ``smtp-sink`` when installed).
+For each run it prints the worker's CPU time (user + system), the median of ``--repeat``
+runs; the differences between runs are the cost of sending and of building a letter, and
+what is left with both stubbed, less start-up, is the outbox (claims, outcomes) and the
+worker's own work. The sink is the one ``bench_queue.py`` uses (Postfix's ``smtp-sink`` when
+installed). Per-recipient limits are off, as in ``bench_queue.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,10 +63,43 @@ RUNS = [
 ]
 
 
+def worker_cpu(tmp: Path, campaign: Path, letters: int, stubs: str, port: int, conc: int) -> float:
+    """Queue ``letters`` letters in a fresh outbox, deliver them with one worker process,
+    return its CPU seconds."""
+    data = tmp / f"data-{stubs}-{letters}"
+    shutil.rmtree(data, ignore_errors=True)
+    csv_path = tmp / f"letters-{letters}.csv"
+    if not csv_path.exists():
+        write_csv(csv_path, letters, 0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UA_DISPATCH_")}
+    env.update(
+        PYTHONPATH=str(ROOT / "src"),
+        UA_DISPATCH_DATA_DIR=str(data),
+        UA_DISPATCH_SMTP_HOST="127.0.0.1",
+        UA_DISPATCH_SMTP_PORT=str(port),
+        UA_DISPATCH_SMTP_SECURITY="none",
+        UA_DISPATCH_SENDER_EMAIL="appeals@appeals.example.org",
+        UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
+    )
+    add = [sys.executable, "-m", "ua_dispatch", "queue", "add", str(campaign), str(csv_path)]
+    subprocess.run([*add, "--channels", "email"], env=env, check=True, capture_output=True)
+    res = subprocess.run(
+        [sys.executable, "-c", DRIVER, stubs, str(conc)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if res.returncode != 0 or f"sent {letters}," not in res.stdout:
+        sys.exit(f"worker ({stubs}) failed: {res.stdout[-500:]} {res.stderr[-2000:]}")
+    return float(res.stderr.rsplit("CPU ", 1)[1].split()[0])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--letters", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-stages-"))
@@ -74,43 +111,27 @@ def main() -> None:
         ),
         encoding="utf-8",
     )
-    letters = tmp / "letters.csv"
-    write_csv(letters, args.letters, 0)
     port = free_port()
     sink, sink_name = start_sink(port, install=False)
-    cli = [sys.executable, "-m", "ua_dispatch"]
-    print(f"sink: {sink_name}; {args.letters} letters, concurrency {args.concurrency}")
+    print(
+        f"sink: {sink_name}; {args.letters} letters, concurrency {args.concurrency}, "
+        f"median of {args.repeat} runs"
+    )
     cpu: dict[str, float] = {}
     try:
-        for name, stubs in RUNS:
-            env = {k: v for k, v in os.environ.items() if not k.startswith("UA_DISPATCH_")}
-            env.update(
-                PYTHONPATH=str(ROOT / "src"),
-                UA_DISPATCH_DATA_DIR=str(tmp / f"data-{stubs}"),
-                UA_DISPATCH_SMTP_HOST="127.0.0.1",
-                UA_DISPATCH_SMTP_PORT=str(port),
-                UA_DISPATCH_SMTP_SECURITY="none",
-                UA_DISPATCH_SENDER_EMAIL="appeals@appeals.example.org",
-                UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
-            )
-            add = [*cli, "queue", "add", str(campaign), str(letters), "--channels", "email"]
-            subprocess.run(add, env=env, check=True, capture_output=True)
-            res = subprocess.run(
-                [sys.executable, "-c", DRIVER, stubs, str(args.concurrency)],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if res.returncode != 0 or f"sent {args.letters}," not in res.stdout:
-                sys.exit(f"worker ({name}) failed: {res.stdout[-500:]} {res.stderr[-2000:]}")
-            cpu[stubs] = float(res.stderr.rsplit("CPU ", 1)[1].split()[0])
-            per = cpu[stubs] / args.letters * 1000
-            print(f"  {name:<24} {cpu[stubs]:6.2f} s CPU, {per:.3f} ms a letter")
-        n = args.letters / 1000
-        print(f"SMTP send: {(cpu['none'] - cpu['send']) / n:.3f} ms a letter")
-        print(f"email build: {(cpu['send'] - cpu['send,build']) / n:.3f} ms a letter")
-        print(f"outbox, worker and start-up: {cpu['send,build'] / n:.3f} ms a letter")
+        for name, stubs in [*RUNS, ("start-up only (no letters)", "start")]:
+            n = 0 if stubs == "start" else args.letters
+            runs = [
+                worker_cpu(tmp, campaign, n, "none" if n == 0 else stubs, port, args.concurrency)
+                for _ in range(args.repeat)
+            ]
+            cpu[stubs] = statistics.median(runs)
+            print(f"  {name:<28} {cpu[stubs]:6.2f} s CPU ({', '.join(f'{r:.2f}' for r in runs)})")
+        k = args.letters / 1000
+        print(f"SMTP send: {(cpu['none'] - cpu['send']) / k:.3f} ms a letter")
+        print(f"email build: {(cpu['send'] - cpu['send,build']) / k:.3f} ms a letter")
+        print(f"outbox and worker: {(cpu['send,build'] - cpu['start']) / k:.3f} ms a letter")
+        print(f"start-up: {cpu['start']:.2f} s a worker process")
     finally:
         sink.terminate()
         sink.wait()
