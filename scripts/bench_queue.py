@@ -111,6 +111,20 @@ def start_sink(port: int, install: bool) -> tuple[subprocess.Popen[bytes], str]:
     return proc, name
 
 
+def open_campaign(folder: Path) -> Path:
+    """A copy of the shipped campaign that is still open (act_until far ahead)."""
+    campaign = folder / "campaign.toml"
+    text = CAMPAIGN_SRC.read_text(encoding="utf-8")
+    campaign.write_text(
+        "\n".join(
+            "act_until = 2099-12-31" if ln.startswith("act_until") else ln
+            for ln in text.splitlines()
+        ),
+        encoding="utf-8",
+    )
+    return campaign
+
+
 def write_csv(path: Path, n: int, offset: int) -> None:
     with path.open("w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
@@ -177,15 +191,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-queue-"))
-    campaign = tmp / "campaign.toml"
-    text = CAMPAIGN_SRC.read_text(encoding="utf-8")
-    campaign.write_text(
-        "\n".join(
-            "act_until = 2099-12-31" if ln.startswith("act_until") else ln
-            for ln in text.splitlines()
-        ),
-        encoding="utf-8",
-    )
+    campaign = open_campaign(tmp)
     port = free_port()
     sink, sink_name = start_sink(port, args.install_sink)
     env = {k: v for k, v in os.environ.items() if not k.startswith("UA_DISPATCH_")}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_queue import CAMPAIGN_SRC, ROOT, free_port, start_sink, write_csv
+from bench_queue import ROOT, free_port, open_campaign, start_sink, write_csv
 
 # Runs ``worker --once`` in this process with the chosen stages stubbed, then prints the
 # process's CPU time.
@@ -103,14 +103,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-stages-"))
-    campaign = tmp / "campaign.toml"
-    campaign.write_text(
-        "\n".join(
-            "act_until = 2099-12-31" if ln.startswith("act_until") else ln
-            for ln in CAMPAIGN_SRC.read_text(encoding="utf-8").splitlines()
-        ),
-        encoding="utf-8",
-    )
+    campaign = open_campaign(tmp)
     port = free_port()
     sink, sink_name = start_sink(port, install=False)
     print(

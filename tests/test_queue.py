@@ -639,25 +639,32 @@ def test_send_respects_what_the_organizers_held_or_cancelled(
         assert server.store.index() == []
 
 
-def test_the_same_send_started_twice_at_once_delivers_once(db_url: str, tmp_path: Path) -> None:
-    """Two copies of one send reserve the same new deliveries at the same moment: one adds
-    them to the outbox under its lease, the other finds them taken."""
+def _an_appeal_by_email(settings: Settings) -> tuple[Any, list[Any]]:
+    """The shipped campaign and letter from one supporter, prepared for email as ``send``
+    prepares them."""
     from tests.conftest import EXAMPLES
     from ua_dispatch.campaign import load_campaign
     from ua_dispatch.engine import prepare
     from ua_dispatch.letter import load_letter, make_supporter
     from ua_dispatch.plan import Appeal
-    from ua_dispatch.queue.handoff import reserve
 
     campaign = load_campaign(SHIPPED_CAMPAIGN)
     letter = load_letter(EXAMPLES / "letter-en.txt", max_chars=20000, accepted=campaign.languages)
-    supporter = make_supporter(name="Alex Example", email="alex@example.org")
-    appeal = Appeal(campaign, letter, supporter)
+    appeal = Appeal(campaign, letter, make_supporter(name="Alex", email="alex@example.org"))
+    prepared = [p for p in prepare(appeal, ["email"], settings) if p.payload is not None]
+    assert prepared
+    return appeal, prepared
+
+
+def test_the_same_send_started_twice_at_once_delivers_once(db_url: str, tmp_path: Path) -> None:
+    """Two copies of one send reserve the same new deliveries at the same moment: one adds
+    them to the outbox under its lease, the other finds them taken."""
+    from ua_dispatch.queue.handoff import reserve
+
     settings = Settings(
         database_url=db_url, sender_email="appeals@appeals.example.org", data_dir=tmp_path
     )
-    prepared = [p for p in prepare(appeal, ["email"], settings) if p.payload is not None]
-    assert prepared
+    appeal, prepared = _an_appeal_by_email(settings)
 
     async def both() -> list[Any]:
         return list(await asyncio.gather(*(reserve(settings, appeal, prepared) for _ in range(2))))
@@ -679,23 +686,15 @@ def test_the_same_send_started_twice_at_once_delivers_once(db_url: str, tmp_path
 def test_a_send_renews_its_lease_as_soon_as_it_starts_sending(db_url: str, tmp_path: Path) -> None:
     """Reserving may have waited for a busy outbox since the lease was set: the send renews
     it on its first step, not a third of a lease later, so no worker finds it run out."""
-    from tests.conftest import EXAMPLES
-    from ua_dispatch.campaign import load_campaign
-    from ua_dispatch.engine import prepare
-    from ua_dispatch.letter import load_letter, make_supporter
-    from ua_dispatch.plan import Appeal
     from ua_dispatch.queue.handoff import keep_lease, reserve
 
-    campaign = load_campaign(SHIPPED_CAMPAIGN)
-    letter = load_letter(EXAMPLES / "letter-en.txt", max_chars=20000, accepted=campaign.languages)
-    appeal = Appeal(campaign, letter, make_supporter(name="Alex", email="alex@example.org"))
     settings = Settings(
         database_url=db_url,
         sender_email="appeals@appeals.example.org",
         data_dir=tmp_path,
         worker_lease=6,
     )
-    prepared = [p for p in prepare(appeal, ["email"], settings) if p.payload is not None]
+    appeal, prepared = _an_appeal_by_email(settings)
 
     async def run() -> tuple[list[Any], list[Any]]:
         reserved = await reserve(settings, appeal, prepared)
@@ -898,12 +897,11 @@ def test_faxes_being_dialled_do_not_stall_the_emails(
     assert max(when(e["received_at"]) for e in emails) < first_fax_done
 
 
-def test_only_one_of_many_concurrent_takers_gets_a_send_slot(db_url: str) -> None:
-    """Ten workers (each its own connection pool) reach for the same fax number at once: the
-    conditional UPDATE lets exactly one of them send."""
+def _concurrent_slot_takers(settings: Settings, n: int) -> list[dt.datetime | None]:
+    """``n`` workers (each its own connection pool) reach for the same fax number at once."""
 
     async def run() -> list[dt.datetime | None]:
-        stores = [await Store.open(Settings(database_url=db_url)) for _ in range(10)]
+        stores = [await Store.open(settings) for _ in range(n)]
         try:
             return list(
                 await asyncio.gather(
@@ -914,7 +912,14 @@ def test_only_one_of_many_concurrent_takers_gets_a_send_slot(db_url: str) -> Non
             for s in stores:
                 await s.close()
 
-    results = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def test_only_one_of_many_concurrent_takers_gets_a_send_slot(db_url: str) -> None:
+    """Ten workers (each its own connection pool) reach for the same fax number at once: the
+    conditional UPDATE lets exactly one of them send."""
+
+    results = _concurrent_slot_takers(Settings(database_url=db_url), 10)
     assert sum(r is None for r in results) == 1
     waits = [r for r in results if r is not None]
     assert len(waits) == 9 and len(set(waits)) == 1  # all told the same time to come back
@@ -1102,18 +1107,6 @@ def test_a_repeatable_read_postgresql_outbox_works(empty_pg_database: str) -> No
     asyncio.run(run())
     assert rows(empty_pg_database) == []
 
-    async def takers() -> list[Any]:
-        stores = [await Store.open(settings) for _ in range(8)]
-        try:
-            return list(
-                await asyncio.gather(
-                    *(s.take_slots([("fax.number", MOSCOW, 120.0)]) for s in stores)
-                )
-            )
-        finally:
-            for s in stores:
-                await s.close()
-
     # the outbox's own statements do not fail with serialization errors either
-    results = asyncio.run(takers())
+    results = _concurrent_slot_takers(settings, 8)
     assert sum(r is None for r in results) == 1
