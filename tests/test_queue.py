@@ -310,6 +310,29 @@ def test_a_worker_whose_outbox_fails_stops_instead_of_hanging(
     assert set(statuses(db_url)) <= {"in_flight", "queued"}
 
 
+def test_a_stopped_channel_is_no_longer_claimed(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relay refuses the organisation's mail by policy (stop-channel): the worker stops
+    taking emails instead of claiming the whole backlog only to put every row back."""
+    letters = write_letters(tmp_path / "letters.csv", 200)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    refused = FaultProfile(smtp=SmtpFaults(random={"mail": 1.0, "reply": "550 5.7.1 Not allowed"}))
+    with ThreadedFakeSmtp(tmp_path / "smtp", faults=refused) as server:
+        for key, value in _env(db_url, server).items():
+            if key.startswith("UA_DISPATCH_"):
+                monkeypatch.setenv(key, value)
+        stats = _worker_once(concurrency=2)
+    assert "email" in stats.stopped_channels
+    assert statuses(db_url) == {"queued": 200}
+    touched = [r for r in rows(db_url) if r.last_error]
+    assert 0 < len(touched) <= 64  # what one claim took, not the backlog
+
+
 def test_spread_spaces_letters_evenly(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
 ) -> None:

@@ -220,12 +220,16 @@ class Worker:
     async def _produce(self, once: bool) -> None:
         capacity = {c: self._capacity(c) for c in self.channels}
         while not self.stop.is_set():
+            if all(c in self.stats.stopped_channels for c in self.channels):
+                break  # nothing left this worker may deliver
             # once a channel's buffer runs low, claim what it is missing: what it holds is
-            # what waits in the buffer and what is being delivered
+            # what waits in the buffer and what is being delivered. A channel stopped in this
+            # run (the account refused) is not claimed again: its backlog stays as it is.
             wants = {
                 c: want
                 for c in self.channels
-                if self._buffers[c].qsize() < self.concurrency
+                if c not in self.stats.stopped_channels
+                and self._buffers[c].qsize() < self.concurrency
                 and (want := capacity[c] - self._buffers[c].qsize() - self._busy[c]) > 0
             }
             if not wants:
