@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import uuid
 from collections.abc import Iterator
@@ -27,26 +28,29 @@ def pg_admin(sql: str) -> None:
     asyncio.run(run())
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A database of its own for this test session on the local PostgreSQL, dropped after."""
-    name = f"ua_queue_test_{uuid.uuid4().hex[:10]}"
+@contextlib.contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    """A new database on the local PostgreSQL, dropped after; yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     pg_admin(f"CREATE DATABASE {name}")
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A database of its own for this test session on the local PostgreSQL."""
+    with scratch_database("ua_queue_test") as url:
+        yield url
 
 
 @pytest.fixture
 def empty_pg_database() -> Iterator[str]:
     """A database with no tables at all, for one test: to create a schema from scratch."""
-    name = f"ua_queue_empty_{uuid.uuid4().hex[:10]}"
-    pg_admin(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database("ua_queue_empty") as url:
+        yield url
 
 
 def truncate(url: str) -> None:

@@ -64,6 +64,13 @@ def statuses(url: str) -> dict[str, int]:
     return out
 
 
+def _queue_letters(run_cli: Any, campaign: Path, tmp_path: Path, n: int) -> None:
+    """``queue add`` of ``n`` approved letters by email, which must succeed."""
+    letters = write_letters(tmp_path / "letters.csv", n)
+    added = run_cli("queue", "add", campaign, letters, "--channels", "email")
+    assert added.code == 0, added.stderr
+
+
 def test_database_urls_map_to_async_drivers(tmp_path: Path) -> None:
     assert database_url(Settings(data_dir=tmp_path)) == (  # always an absolute path
         f"sqlite+aiosqlite:///{tmp_path / 'outbox.sqlite3'}"
@@ -166,8 +173,7 @@ def test_bad_csv_names_row_and_field_and_queues_nothing(
 def test_hold_release_cancel_retry(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
 ) -> None:
-    letters = write_letters(tmp_path / "letters.csv", 3)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 3)
     assert (
         "3 delivery(ies) to ambassador-usa held"
         in run_cli("queue", "hold", "--target", "ambassador-usa").stdout
@@ -224,8 +230,7 @@ def test_a_rate_limited_official_is_not_claimed_in_bulk(
     per consumer, not a batch of dozens it would only put back to wait (and that other
     workers could not take meanwhile)."""
     monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "1/h")
-    letters = write_letters(tmp_path / "letters.csv", 40)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 40)
     res = run_cli("worker", "--once", "--concurrency", "4")
     assert res.code == 0, res.stderr
     assert "sent 1," in res.stdout
@@ -266,8 +271,7 @@ def test_a_row_the_worker_fails_on_goes_back_and_the_rest_are_delivered(
 ) -> None:
     """The outbox refuses one step of one row (locked for too long): that row goes back to
     the queue for later without spending an attempt, and the worker carries on."""
-    letters = write_letters(tmp_path / "letters.csv", 6)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 6)
     real = Store.take_slots
     calls: list[int] = []
 
@@ -298,8 +302,7 @@ def test_a_worker_whose_outbox_fails_stops_instead_of_hanging(
     in flight and is taken over when its lease ends), instead of waiting for ever."""
     from ua_dispatch.errors import OutboxUnavailable
 
-    letters = write_letters(tmp_path / "letters.csv", 6)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 6)
 
     async def broken(self: Store, owner: str, outcomes: Any) -> None:
         raise _outbox_error("UPDATE deliveries")
@@ -319,8 +322,7 @@ def test_a_stopped_channel_is_no_longer_claimed(
 ) -> None:
     """The relay refuses the organisation's mail by policy (stop-channel): the worker stops
     taking emails instead of claiming the whole backlog only to put every row back."""
-    letters = write_letters(tmp_path / "letters.csv", 200)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 200)
     refused = FaultProfile(smtp=SmtpFaults(random={"mail": 1.0, "reply": "550 5.7.1 Not allowed"}))
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=refused) as server:
         for key, value in _env(db_url, server).items():
@@ -392,8 +394,7 @@ def test_transient_failure_goes_back_to_the_queue_for_a_later_run(
             "UA_DISPATCH_QUEUE_RETRY_DELAY": "0",
         }.items():
             monkeypatch.setenv(k, v)
-        letters = write_letters(tmp_path / "letters.csv", 1)
-        assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+        _queue_letters(run_cli, open_campaign, tmp_path, 1)
         first = run_cli("worker", "--once")
         assert "queued again 1" in first.stdout
         (row,) = rows(db_url)
@@ -445,8 +446,7 @@ def test_two_workers_on_postgresql_deliver_500_letters_once(
     run_cli: Any, pg_outbox: str, open_campaign: Path, tmp_path: Path
 ) -> None:
     pg_database = pg_outbox
-    letters = write_letters(tmp_path / "letters.csv", 500)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 500)
     with ThreadedFakeSmtp(tmp_path / "smtp") as server:
         env = _env(pg_database, server)
         procs = [_worker(env, "--once", "--concurrency", "4") for _ in range(2)]
@@ -465,8 +465,7 @@ def test_killed_worker_is_replaced_and_everything_ends(
 ) -> None:
     # more letters than one claim takes: the replacement takes over the dead worker's rows
     # and delivers the ones nobody had claimed
-    letters = write_letters(tmp_path / "letters.csv", 200)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 200)
     slow = FaultProfile(smtp=SmtpFaults(latency_ms=15))
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=slow) as server:
         env = _env(db_url, server, UA_DISPATCH_WORKER_LEASE="1")
@@ -500,8 +499,7 @@ def test_killed_worker_is_replaced_and_everything_ends(
 def test_sigterm_releases_what_the_worker_holds(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
 ) -> None:
-    letters = write_letters(tmp_path / "letters.csv", 40)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 40)
     slow = FaultProfile(smtp=SmtpFaults(latency_ms=20))
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=slow) as server:
         proc = _worker(_env(db_url, server), "--concurrency", "2", "--poll", "0.1")
@@ -744,8 +742,7 @@ def test_a_supporters_send_does_not_replace_the_organizers_campaign(
 ) -> None:
     from tests.conftest import EXAMPLES, SUPPORTER_ARGS
 
-    letters = write_letters(tmp_path / "letters.csv", 1)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 1)
     older = tmp_path / "older.toml"
     text = open_campaign.read_text(encoding="utf-8")
     older.write_text(text.replace("act_until = 2099-12-31", "act_until = 2098-01-01"), "utf-8")
@@ -977,8 +974,7 @@ def test_bulk_changes_tidy_the_postgresql_outbox(
 
     db_url = pg_outbox
 
-    letters = write_letters(tmp_path / "letters.csv", 1200)
-    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    _queue_letters(run_cli, open_campaign, tmp_path, 1200)
     assert (
         "1200 delivery(ies) to ambassador-usa held"
         in run_cli("queue", "hold", "--target", "ambassador-usa").stdout
