@@ -7,9 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import SHIPPED_CAMPAIGN
-from ua_dispatch.campaign import load_campaign, parse_number
+from ua_dispatch.campaign import _email, load_campaign, parse_number
 from ua_dispatch.errors import InputError
 
 
@@ -130,3 +133,56 @@ def test_campaign_check_summarises(run_cli) -> None:
     assert result.code == 0
     assert "UA 2/19" in result.stdout
     assert "rusembusa@mid.ru" in result.stdout
+
+
+def _email_by_the_library(value: str) -> str:
+    """What ``campaign._email`` answered before its fast path: email-validator on every call."""
+    try:
+        info = validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return info.ascii_email or info.normalized
+
+
+_LOCAL_CHARS = st.sampled_from(list("aZ09._-+'!~\"@ (),\\é"))
+_DOMAINS = st.sampled_from(
+    [
+        "example.org",
+        "Example.ORG",
+        "mid.ru",
+        "bücher.example",
+        "xn--bcher-kva.example",
+        "localhost",
+        "example.test",
+        "ex_ample.org",
+        "exa-.org",
+        "a..org",
+        "1.2.3.4",
+        "[127.0.0.1]",
+        "",
+        "x" * 63 + ".org",
+        ".".join(["y" * 60] * 4) + ".org",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(local=st.text(_LOCAL_CHARS, max_size=70), domain=_DOMAINS, pad=st.sampled_from(["", " "]))
+@example(local="a" * 65, domain="x" * 63 + ".org", pad="")
+@example(local="a" * 6, domain=".".join(["y" * 60] * 4) + ".org", pad="")  # 254 characters
+@example(local="a" * 7, domain=".".join(["y" * 60] * 4) + ".org", pad="")  # one too many
+def test_email_fast_path_answers_as_the_library_does(local: str, domain: str, pad: str) -> None:
+    """Plain addresses at a domain already checked skip most of email-validator; the answer,
+    or the error message, is the same as the library's for any input."""
+    value = f"{pad}{local}@{domain}{pad}"
+    try:
+        expected: str | Exception = _email_by_the_library(value)
+    except ValueError as exc:
+        expected = exc
+    for _ in range(2):  # the second call finds the domain in the cache
+        try:
+            got: str | Exception = _email(value)
+        except ValueError as exc:
+            got = exc
+        assert str(got) == str(expected)
+        assert type(got) is type(expected)

@@ -74,18 +74,42 @@ def _slug(value: str) -> str:
     return value
 
 
+# A local part email-validator takes as it is: ASCII dot-atom (RFC 5322 atext).
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
 def _email(value: str) -> str:
     if "=?" in value:
         # valid RFC 5322, but mail software decodes "=?charset?q?...?=" as an encoded word and
         # would reply to another mailbox than the one written
         raise ValueError("not a usable email address: it contains '=?' (an encoded word)")
+    value = value.strip()
+    # Fast path, same result: a plain local part at a domain already seen. Checking the domain
+    # (IDNA, special-use names) is most of email-validator's cost, and a campaign's thousands
+    # of supporters share a few dozen domains. Anything else, and every error, takes the full
+    # check below, so messages are the library's own.
+    local, at, domain = value.rpartition("@")
+    if at and _PLAIN_LOCAL.fullmatch(local):
+        ascii_domain = _checked_domain(domain)
+        if ascii_domain is not None and len(local) + 1 + len(ascii_domain) <= 254:
+            return f"{local}@{ascii_domain}"
     try:
         # SMTPUTF8 local parts are refused (few servers take them); a non-ASCII domain is
         # kept in its ASCII (IDNA) form, which every server accepts.
-        info = validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False)
+        info = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValueError(f"not a valid email address: {exc}") from None
     return info.ascii_email or info.normalized
+
+
+@lru_cache(maxsize=1024)
+def _checked_domain(domain: str) -> str | None:
+    """The domain's ASCII form as email-validator gives it, or None if it refuses it."""
+    try:
+        info = validate_email(f"a@{domain}", check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        return None
+    return info.ascii_domain
 
 
 def _x_handle(value: str) -> str:
