@@ -16,14 +16,17 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# One encoder for every key: json.dumps with options other than the defaults builds a new one
+# on each call.
+_KEY_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
 def delivery_key(
     *, campaign_id: str, supporter_email: str, target_slug: str, channel: str, letter_hash: str
 ) -> str:
     """Hex SHA-256 over the five things that make a delivery the same delivery."""
-    material = json.dumps(
-        [campaign_id, supporter_email.strip().lower(), target_slug, channel, letter_hash],
-        ensure_ascii=True,
-        separators=(",", ":"),
+    material = _KEY_ENCODER.encode(
+        [campaign_id, supporter_email.strip().lower(), target_slug, channel, letter_hash]
     )
     return hashlib.sha256(material.encode("ascii")).hexdigest()
 

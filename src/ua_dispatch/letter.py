@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -74,8 +75,9 @@ class Letter:
     language: str
     source: str = "letter"
 
-    @property
+    @cached_property
     def hash(self) -> str:
+        # (computed once: every delivery's key and row carries it)
         return content_hash(self.text)
 
 
