@@ -86,12 +86,19 @@ def _email(value: str) -> str:
     value = value.strip()
     # Fast path, same result: a plain local part at a domain already seen. Checking the domain
     # (IDNA, special-use names) is most of email-validator's cost, and a campaign's thousands
-    # of supporters share a few dozen domains. Anything else, and every error, takes the full
-    # check below, so messages are the library's own.
+    # of supporters share a few dozen domains. Only where the library changes nothing but the
+    # domain's case: an ASCII address, a local part without capitals (the library lower-cases
+    # some mailbox names, such as "Info"), a domain whose checked form is itself in lower case
+    # (so the one length limit below stands for all the forms the library measures). Anything
+    # else, and every error, takes the full check below, so messages are the library's own.
     local, at, domain = value.rpartition("@")
-    if at and _PLAIN_LOCAL.fullmatch(local):
+    if at and value.isascii() and local == local.lower() and _PLAIN_LOCAL.fullmatch(local):
         ascii_domain = _checked_domain(domain)
-        if ascii_domain is not None and len(local) + 1 + len(ascii_domain) <= 254:
+        if (
+            ascii_domain is not None
+            and ascii_domain == domain.lower()
+            and len(local) + 1 + len(ascii_domain) <= 254
+        ):
             return f"{local}@{ascii_domain}"
     try:
         # SMTPUTF8 local parts are refused (few servers take them); a non-ASCII domain is
