@@ -24,6 +24,7 @@ from tests.queue_support import empty_pg_database, pg_database, truncate, write_
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
 from ua_dispatch.queue.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
+from ua_dispatch.queue.owners import is_gone, new_owner, process_space
 from ua_dispatch.queue.store import Store, utcnow
 from ua_dispatch.settings import Settings
 
@@ -460,15 +461,19 @@ def test_two_workers_on_postgresql_deliver_500_letters_once(
     assert statuses(pg_database) == {"sent": 500}
 
 
+@pytest.mark.parametrize("lease", ["1", "300"])
 def test_killed_worker_is_replaced_and_everything_ends(
-    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, lease: str
 ) -> None:
+    """A short lease runs out before the replacement starts; under a long one (the default
+    five minutes) the replacement, on the same machine, sees the dead worker is gone and
+    takes its rows back at once."""
     # more letters than one claim takes: the replacement takes over the dead worker's rows
     # and delivers the ones nobody had claimed
     _queue_letters(run_cli, open_campaign, tmp_path, 200)
     slow = FaultProfile(smtp=SmtpFaults(latency_ms=15))
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=slow) as server:
-        env = _env(db_url, server, UA_DISPATCH_WORKER_LEASE="1")
+        env = _env(db_url, server, UA_DISPATCH_WORKER_LEASE=lease)
         first = _worker(env, "--concurrency", "4", "--poll", "0.1")
         deadline = time.monotonic() + 20
         while len(server.store.index()) < 10 and time.monotonic() < deadline:
@@ -479,10 +484,12 @@ def test_killed_worker_is_replaced_and_everything_ends(
         held = {r.id for r in held_rows}
         assert held, "the worker died holding deliveries"
         assert rows(db_url, statuses=["queued"]), "the worker had claimed every letter"
-        # The dead worker's leases run out (one second) before the replacement's one pass:
-        # `--once` takes what is due now, and a row under a live lease is not.
         last_lease = max(r.lease_until for r in held_rows)
-        time.sleep(max(0.0, (last_lease - utcnow()).total_seconds()) + 0.2)
+        if lease == "1":
+            # `--once` takes what is due now, and a row under a live lease is not
+            time.sleep(max(0.0, (last_lease - utcnow()).total_seconds()) + 0.2)
+        else:
+            assert (last_lease - utcnow()).total_seconds() > 200
         second = _worker(env, "--once", "--concurrency", "4")
         _out, errs = second.communicate(timeout=60)
         assert second.returncode == 0, errs
@@ -494,6 +501,85 @@ def test_killed_worker_is_replaced_and_everything_ends(
         held_refs = {r.provider_ref for r in rows(db_url) if r.id in held}
         assert set(server.store.duplicates()) <= held_refs
         assert all(n == 2 for n in server.store.duplicates().values())
+
+
+def _ended_pid() -> int:
+    """The process ID of a child that has ended and been collected."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_lease_ends_early_only_when_its_owner_is_a_process_here_that_ended(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    _queue_letters(run_cli, open_campaign, tmp_path, 5)
+    space = process_space()
+    assert space is not None, "this test runs on Linux"
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = _ended_pid()
+        owners = {
+            "gone": f"worker:here:{dead}:0badf00d:{space}",
+            "alive": f"worker:here:{alive.pid}:0badf00d:{space}",
+            "elsewhere": f"worker:there:{dead}:0badf00d:0123456789ab",  # another machine
+            "older": f"here:{dead}:0badf00d",  # written before owners carried a token
+            "unknown": f"worker:here:{dead}:0badf00d:-",  # its machine could not tell
+        }
+        later = utcnow() + dt.timedelta(minutes=5)
+
+        async def run() -> tuple[int, list[str | None]]:
+            store = await Store.open(Settings())
+            try:
+                ids = [r.id for r in await store.rows()]
+                async with store.engine.begin() as conn:
+                    for row_id, owner in zip(ids, owners.values(), strict=True):
+                        await conn.execute(
+                            sa.text(
+                                "UPDATE deliveries SET status = 'in_flight', lease_owner = :o, "
+                                "lease_until = :u WHERE id = :i"
+                            ),
+                            {"o": owner, "u": later, "i": row_id},
+                        )
+                freed = await store.end_leases_of_gone_owners()
+                assert await store.end_leases_of_gone_owners() == 0  # nothing left to end
+                by_id = dict(zip(ids, owners.values(), strict=True))
+                taken = await store.claim("worker:test", {"email": 10}, 60)
+                return freed, [by_id[r.id] for r in taken]
+            finally:
+                await store.close()
+
+        freed, taken_from = asyncio.run(run())
+        assert freed == 1
+        # only the ended process's row is free; the others wait for their leases
+        assert taken_from == [owners["gone"]]
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_an_owner_is_gone_only_when_its_process_here_has_ended() -> None:
+    space = process_space()
+    assert space is not None, "this test runs on Linux"
+    me = new_owner("worker")
+    assert me.startswith("worker:") and me.endswith(f":{os.getpid()}:{me.split(':')[3]}:{space}")
+    assert not is_gone(me)  # this very process
+    assert is_gone(f"send:host:{_ended_pid()}:12345678:{space}")
+    assert not is_gone(f"send:host:{_ended_pid()}:12345678:0123456789ab")
+    assert not is_gone("send:host:not-a-pid:12345678:" + space)
+    assert not is_gone("garbage")
+    # a child that ended but was not yet collected by its parent (a zombie) is gone too
+    pid = os.posix_spawn(sys.executable, [sys.executable, "-c", "pass"], dict(os.environ))
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if stat.rpartition(")")[2].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        assert is_gone(f"worker:host:{pid}:12345678:{space}")
+    finally:
+        os.waitpid(pid, 0)
 
 
 def test_sigterm_releases_what_the_worker_holds(

@@ -24,9 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
-import socket
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +37,7 @@ from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status
 from ua_dispatch.queue.loader import delivery_row
 from ua_dispatch.queue.models import QStatus, deliveries
+from ua_dispatch.queue.owners import new_owner
 from ua_dispatch.queue.store import Store, utcnow
 from ua_dispatch.settings import Settings
 
@@ -82,21 +80,18 @@ class Reservation:
         return key in self.earlier or key in self.busy
 
 
-def _owner() -> str:
-    return f"send:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 async def reserve(settings: Settings, appeal: Appeal, prepared: Sequence[Prepared]) -> Reservation:
     """Look up, take over or add this send's deliveries in the outbox (see the module text)."""
-    found = Reservation(owner=_owner())
+    found = Reservation(owner=new_owner("send"))
     mine = {p.delivery.key: p for p in prepared if p.payload is not None}
     if not mine:
         return found
-    now = utcnow()
-    until = now + dt.timedelta(seconds=send_lease(settings))
-    live_lease = sa.and_(D.status == str(QStatus.IN_FLIGHT), D.lease_until >= now)
     store = await Store.open(settings)
     try:
+        await store.end_leases_of_gone_owners()  # a send or worker here that was killed
+        now = utcnow()
+        until = now + dt.timedelta(seconds=send_lease(settings))
+        live_lease = sa.and_(D.status == str(QStatus.IN_FLIGHT), D.lease_until >= now)
         async with store.engine.begin() as conn:
             rows = await conn.execute(
                 sa.select(D.key, D.status, D.provider_ref, D.lease_until).where(

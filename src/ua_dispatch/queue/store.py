@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.queue.db import open_engine
 from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries, send_slots
+from ua_dispatch.queue.owners import is_gone
 from ua_dispatch.settings import Settings
 
 D = deliveries.c
@@ -378,6 +379,27 @@ class Store:
         )
         async with self.engine.begin() as conn:
             return int((await conn.execute(stmt)).rowcount)
+
+    async def end_leases_of_gone_owners(self) -> int:
+        """End the leases of owners that are processes of this machine and have ended (see
+        ``owners``), so their rows are claimed now rather than when the leases run out.
+        Returns how many rows were freed."""
+        now = utcnow()
+        live = sa.and_(D.status == str(QStatus.IN_FLIGHT), D.lease_until >= now)
+        async with self.engine.connect() as conn:
+            holders = (await conn.execute(sa.select(D.lease_owner).where(live).distinct())).all()
+        gone = [o for (o,) in holders if o is not None and is_gone(o)]
+        if not gone:
+            return 0
+        stmt = (
+            deliveries.update()
+            .where(live, D.lease_owner.in_(gone))
+            .values(lease_until=now - dt.timedelta(seconds=1), updated_at=now)
+        )
+        async with self.engine.begin() as conn:
+            freed = int((await conn.execute(stmt)).rowcount)
+        log.info("outbox.leases_of_gone_owners_ended", owners=len(gone), rows=freed)
+        return freed
 
     async def renew(self, owner: str, lease: float) -> None:
         """Extend the lease on every row this worker still holds."""

@@ -15,10 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import os
+import math
 import signal
-import socket
-import uuid
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from ua_dispatch.letter import Letter, Supporter
 from ua_dispatch.limits import RateLimits, parse_rate
 from ua_dispatch.plan import Appeal, Delivery, Status
 from ua_dispatch.queue.models import QStatus
+from ua_dispatch.queue.owners import new_owner
 from ua_dispatch.queue.store import Outcome, Store, utcnow
 from ua_dispatch.settings import Settings
 
@@ -75,8 +75,8 @@ def sending_channels(settings: Settings) -> tuple[list[str], dict[str, str]]:
     return ok, skipped
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+#: seconds between looks for leases held by processes of this machine that have ended
+GONE_OWNERS_EVERY = 30.0
 
 
 class Worker:
@@ -96,7 +96,7 @@ class Worker:
         self.channels = channels if channels is not None else sending_channels(settings)[0]
         self.poll_interval = poll_interval
         self.on_progress = on_progress
-        self.owner = _owner()
+        self.owner = new_owner("worker")
         self.stats = WorkerStats()
         self.stop = asyncio.Event()
         # One buffer and one set of consumers per channel: a fax followed for minutes while
@@ -219,9 +219,15 @@ class Worker:
 
     async def _produce(self, once: bool) -> None:
         capacity = {c: self._capacity(c) for c in self.channels}
+        looked_for_gone = -math.inf
         while not self.stop.is_set():
             if all(c in self.stats.stopped_channels for c in self.channels):
                 break  # nothing left this worker may deliver
+            if time.monotonic() - looked_for_gone >= GONE_OWNERS_EVERY:
+                # rows of a worker or send on this machine that was killed are taken back now,
+                # not when their leases run out
+                looked_for_gone = time.monotonic()
+                await self.store.end_leases_of_gone_owners()
             # once a channel's buffer runs low, claim what it is missing: what it holds is
             # what waits in the buffer and what is being delivered. A channel stopped in this
             # run (the account refused) is not claimed again: its backlog stays as it is.
