@@ -1003,6 +1003,55 @@ def test_faxes_being_dialled_do_not_stall_the_emails(
     assert max(when(e["received_at"]) for e in emails) < first_fax_done
 
 
+def test_once_claims_again_when_a_delivery_ends_during_a_claim(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    smtp_env: FakeSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--once` ends when a claim finds nothing while the worker is idle. A fax that ends while
+    a claim for the emails alone runs frees its channel's turn, which that claim did not ask
+    for: the worker claims again instead of ending with the other number's fax left queued."""
+    from ua_dispatch.fakes.fax_gateway import ThreadedFakeFaxGateway, Timing
+    from ua_dispatch.queue.worker import Worker
+
+    letters = write_letters(tmp_path / "letters.csv", 1)
+    real_claim = Store.claim
+    running: list[Worker] = []
+
+    async def claim_as_a_fax_ends(self: Store, owner: str, wants: Any, *args: Any) -> Any:
+        worker = running[0]
+        if "fax" not in wants and worker._busy["fax"]:
+            while worker._busy["fax"]:  # noqa: ASYNC110 (the fax ends while this claim waits)
+                await asyncio.sleep(0.01)
+        return await real_claim(self, owner, wants, *args)
+
+    monkeypatch.setattr(Store, "claim", claim_as_a_fax_ends)
+    with ThreadedFakeFaxGateway(tmp_path / "fax", timing=Timing(0.01, 0.3, 0.0)) as gateway:
+        for key, value in gateway.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "false")
+        monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.05")
+        assert run_cli("queue", "add", open_campaign, letters).code == 0
+
+        async def run() -> Any:
+            settings = Settings()
+            store = await Store.open(settings)
+            try:
+                running.append(Worker(store, settings, concurrency=1))
+                return await asyncio.wait_for(running[0].run(once=True), 30)
+            finally:
+                await store.close()
+
+        stats = asyncio.run(run())
+        faxes = gateway.received()
+    assert stats.sent == 3  # the email and one fax to each number
+    assert len(faxes) == 2
+    assert statuses(db_url) == {"sent": 3}
+
+
 def _concurrent_slot_takers(settings: Settings, n: int) -> list[dt.datetime | None]:
     """``n`` workers (each its own connection pool) reach for the same fax number at once."""
 

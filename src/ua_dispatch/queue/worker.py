@@ -242,6 +242,9 @@ class Worker:
                 self._want.clear()
                 await _first(self._want.wait(), self.stop.wait())
                 continue
+            # Idle before the claim too: then it asked for every channel. A delivery that ends
+            # while the claim runs frees room the claim did not ask for (a fax number's turn).
+            idle_before = self._idle()
             rows = await self.store.claim(
                 self.owner, wants, self.settings.worker_lease, self._shared
             )
@@ -249,8 +252,7 @@ class Worker:
                 self._buffers[row.channel].put_nowait(row)
             if rows:
                 continue
-            idle = all(b.empty() for b in self._buffers.values()) and not any(self._busy.values())
-            if once and idle:
+            if once and idle_before and self._idle():
                 break
             wait = self.poll_interval if not once else 0.05
             with contextlib.suppress(TimeoutError):
@@ -260,6 +262,10 @@ class Worker:
         for buffer in self._buffers.values():
             for _ in range(self.concurrency):
                 buffer.put_nowait(None)
+
+    def _idle(self) -> bool:
+        """Nothing waits in a buffer and nothing is being delivered."""
+        return all(b.empty() for b in self._buffers.values()) and not any(self._busy.values())
 
     async def _release_buffered(self) -> None:
         leftover: list[int] = []
