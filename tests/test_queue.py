@@ -291,6 +291,40 @@ def test_a_row_the_worker_fails_on_goes_back_and_the_rest_are_delivered(
     assert len(smtp_env.store.index()) == 5
 
 
+def test_one_pass_takes_a_row_once_even_when_it_is_due_again_at_once(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    smtp_env: FakeSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a retry delay of zero, a row the worker fails on is due again as soon as it is put
+    back. `--once` delivers what was due when it started: it leaves that row for the next
+    pass instead of taking it again while the other letters keep it running."""
+    from ua_dispatch.channels.email import EmailChannel
+
+    monkeypatch.setenv("UA_DISPATCH_QUEUE_RETRY_DELAY", "0")
+    _queue_letters(run_cli, open_campaign, tmp_path, 10)
+    real_build = EmailChannel.build
+    tries: list[str] = []
+
+    def build(self: EmailChannel, appeal: Any, delivery: Any, env: Any) -> Any:
+        if appeal.supporter.email == "supporter0@example.org":
+            tries.append(delivery.key)
+            raise RuntimeError("cannot build this one")
+        time.sleep(0.05)  # the others take a while: the put-back row is recorded meanwhile
+        return real_build(self, appeal, delivery, env)
+
+    monkeypatch.setattr(EmailChannel, "build", build)
+    stats = _worker_once(concurrency=2, timeout=20)
+    assert (stats.sent, stats.deferred) == (9, 1)
+    assert len(tries) == 1
+    (row,) = rows(db_url, statuses=["queued"])
+    assert row.attempts == 0 and "cannot build this one" in row.last_error
+    assert row.next_attempt_at <= utcnow()  # due, for the next pass
+
+
 def test_a_worker_whose_outbox_fails_stops_instead_of_hanging(
     run_cli: Any,
     db_url: str,
@@ -686,6 +720,47 @@ def test_send_run_again_by_hand_takes_its_delivery_off_the_worker(
         assert row.provider_ref == msg["message_id"]
         assert (row.last_error, row.lease_owner) == (None, None)
         assert "sent 0" in run_cli("worker", "--once").stdout
+        assert len(server.store.index()) == 1
+
+
+def test_send_takes_over_at_once_what_a_killed_send_here_held(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The terminal of a first send was closed while it held the delivery under its lease:
+    run again on the same machine, the send sees that process has ended and sends the letter
+    instead of telling the supporter to wait for the lease."""
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    space = process_space()
+    assert space is not None, "this test runs on Linux"
+    with _greylisting_twice(db_url, tmp_path, monkeypatch) as server:
+        args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
+        args += ("--channels", "email", "--yes", "--json")
+        assert run_cli(*args).code == 1  # left queued
+        killed = f"send:here:{_ended_pid()}:0badf00d:{space}"
+        held_until = utcnow() + dt.timedelta(seconds=90)
+
+        async def hold() -> None:
+            store = await Store.open(Settings())
+            try:
+                async with store.engine.begin() as conn:
+                    await conn.execute(
+                        sa.text(
+                            "UPDATE deliveries SET status = 'in_flight', lease_owner = :o, "
+                            "lease_until = :u"
+                        ),
+                        {"o": killed, "u": held_until},
+                    )
+            finally:
+                await store.close()
+
+        asyncio.run(hold())
+        again = run_cli(*args)
+        assert again.code == 0, again.stderr
+        (email,) = [d for d in again.json()["deliveries"] if d["target"] == "ambassador-usa"]
+        assert email["status"] == "sent"
+        (row,) = rows(db_url)
+        assert (row.status, row.lease_owner) == ("sent", None)
         assert len(server.store.index()) == 1
 
 

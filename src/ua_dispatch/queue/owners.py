@@ -5,13 +5,17 @@ When the process is killed outright its leases stay until they run out (a worker
 minutes by default). A process on the same machine can tell sooner that the owner is gone, and
 take its rows back at once, when the owner was a process it can see: same boot and same
 process-ID namespace (a container has its own, where the same number names another process).
-The owner name carries a token of both; a lease whose token differs from ours, or that was
-written before tokens existed, is only ever taken over when it runs out.
+The owner name carries a token of both, read from Linux's ``/proc``:
 
     send:host.example:4242:9f1c2e7a:5d41402abc4b
 
-A process ID taken again by a new process after the owner died makes the owner look alive:
-its rows then wait for the lease, as before. Never the other way round.
+A lease whose token differs from ours, or that was written before tokens existed, or any lease
+where ``/proc`` is missing or shows another namespace, is only ever taken over when it runs
+out. A process ID taken again by a new process after the owner died makes the owner look
+alive: its rows then wait for the lease, as before. One case this cannot tell: two machines
+started from one memory snapshot of a running system share boot and namespace, so a worker on
+one could take the rows of a live worker on the other (each row then goes out at most twice,
+with the same Message-ID, as after a crash).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ _NO_SPACE = "-"
 def process_space() -> str | None:
     """A token for this boot and process-ID namespace, or None where it cannot be known."""
     try:
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return None  # a /proc of another process-ID namespace: its numbers are not ours
         boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
         namespace = os.stat("/proc/self/ns/pid").st_ino
     except OSError:
@@ -73,6 +79,6 @@ def is_gone(owner: str) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except PermissionError:  # alive, under another user
+    except OSError:  # alive under another user (EPERM), or the check itself is not allowed
         return False
     return _zombie(pid)  # ended, waiting for its parent to collect it

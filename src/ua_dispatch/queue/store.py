@@ -225,12 +225,15 @@ class Store:
         wants: Mapping[str, int],
         lease: float,
         spacing: Mapping[str, float] | None = None,
+        due_by: dt.datetime | None = None,
     ) -> list[sa.Row[Any]]:
         """Take due rows under a lease: up to ``wants[channel]`` of each channel. ``spacing``
         (scope -> seconds, e.g. ``{"fax.number": 120}``) are the per-recipient limits this
         worker enforces: rows to a recipient whose last letter is more recent are left for
-        later."""
+        later. ``due_by``: queued rows count as due only if they were due then (a one-pass
+        worker takes what was due when it started, not what it put back itself)."""
         now = utcnow()
+        due = now if due_by is None else min(now, due_by)
         # Two picks, each able to walk an index in order and stop at ``limit``: leases that
         # ran out (a worker died; few rows), then queued rows that are due, oldest first. One
         # pick with an OR of both would make PostgreSQL gather and sort every due row.
@@ -239,7 +242,7 @@ class Store:
             .where(D.status == str(QStatus.IN_FLIGHT), D.lease_until < now)
             .order_by(D.lease_until),
             sa.select(D.id)
-            .where(D.status == str(QStatus.QUEUED), D.next_attempt_at <= now)
+            .where(D.status == str(QStatus.QUEUED), D.next_attempt_at <= due)
             .order_by(D.next_attempt_at, D.id),
         ]
         slot_busy: Any = None

@@ -219,6 +219,10 @@ class Worker:
 
     async def _produce(self, once: bool) -> None:
         capacity = {c: self._capacity(c) for c in self.channels}
+        # One pass delivers what is due as it starts. A row it puts back (a transient failure,
+        # a failure of its own) waits for the next pass, even with a retry delay of zero, so
+        # the pass always ends.
+        due_by = utcnow() if once else None
         looked_for_gone = -math.inf
         while not self.stop.is_set():
             if all(c in self.stats.stopped_channels for c in self.channels):
@@ -246,7 +250,7 @@ class Worker:
             # while the claim runs frees room the claim did not ask for (a fax number's turn).
             idle_before = self._idle()
             rows = await self.store.claim(
-                self.owner, wants, self.settings.worker_lease, self._shared
+                self.owner, wants, self.settings.worker_lease, self._shared, due_by
             )
             for row in rows:
                 self._buffers[row.channel].put_nowait(row)
