@@ -537,6 +537,31 @@ def test_killed_worker_is_replaced_and_everything_ends(
         assert all(n == 2 for n in server.store.duplicates().values())
 
 
+def _lease_rows(url: str, owners: list[str], until: dt.datetime) -> dict[int, str]:
+    """Put the outbox's rows in flight, one owner each in row order, leased until ``until``:
+    what processes that then died leave behind. Returns row id -> owner."""
+
+    async def run() -> dict[int, str]:
+        store = await Store.open(Settings(database_url=url))
+        try:
+            ids = [r.id for r in await store.rows()]
+            by_id = dict(zip(ids, owners, strict=True))
+            async with store.engine.begin() as conn:
+                for row_id, owner in by_id.items():
+                    await conn.execute(
+                        sa.text(
+                            "UPDATE deliveries SET status = 'in_flight', lease_owner = :o, "
+                            "lease_until = :u WHERE id = :i"
+                        ),
+                        {"o": owner, "u": until, "i": row_id},
+                    )
+            return by_id
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
 def _ended_pid() -> int:
     """The process ID of a child that has ended and been collected."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -562,22 +587,13 @@ def test_a_lease_ends_early_only_when_its_owner_is_a_process_here_that_ended(
         }
         later = utcnow() + dt.timedelta(minutes=5)
 
+        by_id = _lease_rows(db_url, list(owners.values()), later)
+
         async def run() -> tuple[int, list[str | None]]:
             store = await Store.open(Settings())
             try:
-                ids = [r.id for r in await store.rows()]
-                async with store.engine.begin() as conn:
-                    for row_id, owner in zip(ids, owners.values(), strict=True):
-                        await conn.execute(
-                            sa.text(
-                                "UPDATE deliveries SET status = 'in_flight', lease_owner = :o, "
-                                "lease_until = :u WHERE id = :i"
-                            ),
-                            {"o": owner, "u": later, "i": row_id},
-                        )
                 freed = await store.end_leases_of_gone_owners()
                 assert await store.end_leases_of_gone_owners() == 0  # nothing left to end
-                by_id = dict(zip(ids, owners.values(), strict=True))
                 taken = await store.claim("worker:test", {"email": 10}, 60)
                 return freed, [by_id[r.id] for r in taken]
             finally:
@@ -738,23 +754,7 @@ def test_send_takes_over_at_once_what_a_killed_send_here_held(
         args += ("--channels", "email", "--yes", "--json")
         assert run_cli(*args).code == 1  # left queued
         killed = f"send:here:{_ended_pid()}:0badf00d:{space}"
-        held_until = utcnow() + dt.timedelta(seconds=90)
-
-        async def hold() -> None:
-            store = await Store.open(Settings())
-            try:
-                async with store.engine.begin() as conn:
-                    await conn.execute(
-                        sa.text(
-                            "UPDATE deliveries SET status = 'in_flight', lease_owner = :o, "
-                            "lease_until = :u"
-                        ),
-                        {"o": killed, "u": held_until},
-                    )
-            finally:
-                await store.close()
-
-        asyncio.run(hold())
+        _lease_rows(db_url, [killed], utcnow() + dt.timedelta(seconds=90))
         again = run_cli(*args)
         assert again.code == 0, again.stderr
         (email,) = [d for d in again.json()["deliveries"] if d["target"] == "ambassador-usa"]

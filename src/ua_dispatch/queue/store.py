@@ -389,20 +389,20 @@ class Store:
         Returns how many rows were freed."""
         now = utcnow()
         live = sa.and_(D.status == str(QStatus.IN_FLIGHT), D.lease_until >= now)
-        async with self.engine.connect() as conn:
-            holders = (await conn.execute(sa.select(D.lease_owner).where(live).distinct())).all()
-        gone = [o for (o,) in holders if o is not None and is_gone(o)]
-        if not gone:
-            return 0
-        stmt = (
-            deliveries.update()
-            .where(live, D.lease_owner.in_(gone))
-            .values(lease_until=now - dt.timedelta(seconds=1), updated_at=now)
-        )
         async with self.engine.begin() as conn:
-            freed = int((await conn.execute(stmt)).rowcount)
+            holders = (await conn.execute(sa.select(D.lease_owner).where(live).distinct())).all()
+            gone = [o for (o,) in holders if o is not None and is_gone(o)]
+            if not gone:
+                return 0
+            freed = (
+                await conn.execute(
+                    deliveries.update()
+                    .where(live, D.lease_owner.in_(gone))
+                    .values(lease_until=now - dt.timedelta(seconds=1), updated_at=now)
+                )
+            ).rowcount
         log.info("outbox.leases_of_gone_owners_ended", owners=len(gone), rows=freed)
-        return freed
+        return int(freed)
 
     async def renew(self, owner: str, lease: float) -> None:
         """Extend the lease on every row this worker still holds."""
