@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN
 from tests.queue_support import empty_pg_database, pg_database, truncate, write_letters
+from ua_dispatch.campaign import load_campaign
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
 from ua_dispatch.queue.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
@@ -123,7 +124,7 @@ def test_letter_from_a_file_next_to_the_csv(
     (tmp_path / "letters" / "ann.txt").write_text("Please release him now.\n", encoding="utf-8")
     csv_path = tmp_path / "letters" / "list.csv"
     csv_path.write_text(
-        "name,email,city,country,language,letter,approved\n"
+        "name,email,city,country,language,letter_file,approved\n"
         "Ann,ann@example.org,York,UK,en,ann.txt,yes\n",
         encoding="utf-8",
     )
@@ -392,9 +393,20 @@ def test_worker_refuses_letters_past_act_until(
     path.write_text(soon, encoding="utf-8")
     letters = write_letters(tmp_path / "letters.csv", 2)
     assert run_cli("queue", "add", path, letters, "--channels", "email").code == 0
-    # The campaign closes after the letters were queued: the stored copy is replaced.
+    # The campaign closes after the letters were queued (queue add refuses a closed one, so
+    # the stored copy is replaced in the outbox directly).
     path.write_text(text, encoding="utf-8")
-    assert run_cli("queue", "add", path, letters, "--channels", "email").code == 0
+    closed = load_campaign(path)
+
+    async def replace() -> None:
+        store = await Store.open(Settings(database_url=db_url))
+        try:
+            async with store.engine.begin() as conn:
+                await store.put_campaign(conn, closed)
+        finally:
+            await store.close()
+
+    asyncio.run(replace())
     res = run_cli("worker", "--once")
     assert "expired 2" in res.stdout
     assert statuses(db_url) == {"expired": 2}

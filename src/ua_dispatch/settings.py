@@ -23,7 +23,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ua_dispatch.errors import ConfigError
+from ua_dispatch.errors import ConfigError, InputError
+from ua_dispatch.files import SETTINGS_MAX_BYTES, read_capped
 from ua_dispatch.limits import parse_rate
 
 SETTINGS_FILE_ENV = "UA_DISPATCH_SETTINGS_FILE"
@@ -241,11 +242,19 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def _read_settings_file(path: Path, what: str) -> bytes:
+    """A settings or ``.env`` file, refused when it is not a regular file of a sane size."""
+    try:
+        return read_capped(path, SETTINGS_MAX_BYTES, what=what)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _check_known_keys(path: Path) -> None:
     """A typo in a settings file (``limit_email_per_recipent``) must not pass unnoticed."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(_read_settings_file(path, "settings file").decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read settings: {exc}") from None
     unknown = sorted(set(data) - set(Settings.model_fields))
     if unknown:
@@ -262,9 +271,12 @@ def load_settings(settings_file: Path | None = None, **overrides: Any) -> Settin
         settings_file = Path(os.environ[SETTINGS_FILE_ENV])
     cls: type[Settings] = Settings
     where = "settings"
+    # pydantic-settings reads the .env file itself (a FIFO too): look at it first. A folder
+    # called .env (often a virtualenv) is not a settings file and stays ignored.
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    if env_file.exists() and not env_file.is_dir():
+        _read_settings_file(env_file, ".env file")
     if settings_file is not None:
-        if not settings_file.is_file():
-            raise ConfigError(f"{settings_file}: settings file not found")
         where = str(settings_file)
         _check_known_keys(settings_file)
         config = SettingsConfigDict(**{**Settings.model_config, "toml_file": settings_file})

@@ -13,10 +13,11 @@ Rendering is pure: the same inputs give the same bytes (the creation date is the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -244,6 +245,54 @@ def _collect(
     return text
 
 
+def _check_cover(cover: FaxCover | None) -> None:
+    if cover is None:
+        return
+    covered = "\n".join(
+        s
+        for s in (
+            cover.to_name,
+            cover.to_title,
+            cover.from_name,
+            cover.from_place,
+            cover.reference,
+            cover.subject,
+        )
+        if s
+    )
+    missing = _missing(_clean(covered))
+    if missing:
+        raise UnprintableTextError(missing, source="fax cover")
+
+
+def check_appeal_printable(
+    appeal: Appeal, target: Target, *, date: dt.date, cover: FaxCover | None = None
+) -> None:
+    """Raise what :func:`render_appeal_pdf` raises about the text (characters the font cannot
+    print, a letter with nothing but a salutation) without laying out or drawing anything."""
+    rendered = render_letter(appeal.letter, appeal.supporter, target)
+    with _letter_named(appeal):
+        _collect(
+            rendered,
+            target,
+            appeal.supporter,
+            appeal.campaign,
+            format_date(date, rendered.language),
+        )
+        _check_cover(cover)
+
+
+@contextlib.contextmanager
+def _letter_named(appeal: Appeal) -> Iterator[None]:
+    """Text problems found in the letter name the letter's own source (its file, its row)."""
+    try:
+        yield
+    except UnprintableTextError as exc:
+        if exc.source != "letter":
+            raise
+        raise UnprintableTextError(exc.chars, source=appeal.letter.source) from None
+
+
 # --- drawing --------------------------------------------------------------------------------
 
 
@@ -439,22 +488,7 @@ def render_letter_pdf(
     cannot print, naming where they came from (the letter, the campaign or the supporter).
     """
     text = _collect(rendered, target, supporter, campaign, format_date(date, rendered.language))
-    if cover is not None:
-        covered = "\n".join(
-            s
-            for s in (
-                cover.to_name,
-                cover.to_title,
-                cover.from_name,
-                cover.from_place,
-                cover.reference,
-                cover.subject,
-            )
-            if s
-        )
-        missing = _missing(_clean(covered))
-        if missing:
-            raise UnprintableTextError(missing, source="fax cover")
+    _check_cover(cover)
     # Lay out once to count the pages, then again with the total in the footer and on the
     # cover. Neither changes where lines break, so the count holds.
     args = (text, rendered, target, supporter, campaign, date, cover)
@@ -473,11 +507,7 @@ def render_appeal_pdf(
 ) -> PdfDocument:
     """The appeal's letter for ``target`` as PDF; text problems name the letter file."""
     rendered = render_letter(appeal.letter, appeal.supporter, target)
-    try:
+    with _letter_named(appeal):
         return render_letter_pdf(
             rendered, target, appeal.supporter, appeal.campaign, date=date, cover=cover
         )
-    except UnprintableTextError as exc:
-        if exc.source != "letter":
-            raise
-        raise UnprintableTextError(exc.chars, source=appeal.letter.source) from None

@@ -19,7 +19,7 @@ from rich.table import Table
 from ua_dispatch.campaign import load_campaign
 from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
 from ua_dispatch.errors import EXIT_DELIVERY_FAILED, EXIT_OK, InputError
-from ua_dispatch.queue.loader import add_letters, parse_at, parse_duration
+from ua_dispatch.queue.loader import add_letters, check_still_open, parse_at, parse_duration
 from ua_dispatch.queue.models import QStatus
 from ua_dispatch.queue.store import Store
 from ua_dispatch.queue.worker import Worker, WorkerStats, sending_channels
@@ -89,6 +89,7 @@ def queue_add(
             )
     at = parse_at(at_opt) if at_opt else None
     span = parse_duration(spread) if spread else None
+    check_still_open(campaign, campaign_file, at, span)
     settings = ctx.settings
 
     result = _with_store(

@@ -356,7 +356,9 @@ class Worker:
                 city=row.supporter_city,
                 country=row.supporter_country,
             )
-            letter = Letter(text=row.letter_text, language=row.language, source=f"row {row.id}")
+            letter = Letter(
+                text=row.letter_text, language=row.language, source=f"delivery {row.id}"
+            )
             appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
             env = BuildEnv(settings=self.settings, now=dt.datetime.now(dt.UTC))
             payload = channel.build(appeal, delivery, env)
