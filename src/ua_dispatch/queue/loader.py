@@ -147,11 +147,11 @@ class _Lines:
         if not line:
             raise StopIteration
         self.number += 1
-        if len(line) >= self._cap and not line.endswith("\n"):
-            raise _TooLong(self.number)
         if self._kept < 2 * self._cap:  # enough to find where a quote opened
             self.record.append(line)
             self._kept += len(line)
+        if len(line) >= self._cap and not line.endswith("\n"):
+            raise _TooLong
         return line
 
     def start_record(self) -> int:
@@ -162,8 +162,7 @@ class _Lines:
 
 
 class _TooLong(Exception):
-    def __init__(self, line: int):
-        self.line = line
+    """A line longer than the cap: it is not read on."""
 
 
 @dataclass(frozen=True)
@@ -250,12 +249,7 @@ def read_rows(path: Path, *, max_chars: int) -> Iterator[tuple[int, dict[str, st
                 cells = next(reader)
             except StopIteration:
                 break
-            except _TooLong as exc:
-                raise InputError(
-                    f"line {exc.line} is longer than {cell_cap + _ROW_EXTRA} characters",
-                    source=f"{path}: row {n + 1}" if names else path,
-                ) from None
-            except csv.Error as exc:
+            except (csv.Error, _TooLong) as exc:
                 raise _csv_error(exc, path, n, names, first_line, lines, max_chars) from None
             if not names:
                 names = _header(cells, path)
@@ -283,7 +277,7 @@ def _header(cells: list[str], path: Path) -> list[str]:
 
 
 def _csv_error(
-    exc: csv.Error,
+    exc: csv.Error | _TooLong,
     path: Path,
     n: int,
     names: list[str],
@@ -295,15 +289,17 @@ def _csv_error(
     row = n + 1 if names else None
     where = f"{path}: row {row}" if row else f"{path}: header"
     message = str(exc)
-    too_long = "field larger than field limit" in message
+    # a line longer than its cap holds a cell longer than a letter (the cap leaves room for
+    # the other cells)
+    too_long = isinstance(exc, _TooLong) or "field larger than field limit" in message
     cap = letter_max_bytes(max_chars)
     cell = _failed_cell("".join(lines.record), longer_than=cap if too_long else None)
     field = names[cell.column] if cell.column < len(names) else None
     opened = first_line + cell.line
     if too_long:
         return InputError(
-            f"the cell starting on line {opened} is longer than {cap} "
-            f"characters (a letter is at most {max_chars})",
+            f"the cell starting on line {opened} is over {cap} characters, more than any "
+            f"letter may take (UA_DISPATCH_LETTER_MAX_CHARS is {max_chars})",
             source=where,
             field=field,
         )
