@@ -319,13 +319,6 @@ def _csv_error(
 
 
 def _row(cells: list[str], names: list[str], where: str, first_line: int) -> dict[str, str]:
-    extra = [c for c in cells[len(names) :] if c.strip()]
-    if extra:
-        raise InputError(
-            f"{len(cells)} cells on a row, but the header has {len(names)} columns "
-            "(a stray quote or comma?)",
-            source=where,
-        )
     row = {}
     line = first_line
     for i, value in enumerate(cells):
@@ -343,6 +336,13 @@ def _row(cells: list[str], names: list[str], where: str, first_line: int) -> dic
                 _check_spanning(value, col, names, where, line)
             row[col] = value
         line += value.count("\n")
+    extra = [c for c in cells[len(names) :] if c.strip()]
+    if extra:
+        raise InputError(
+            f"{len(cells)} cells on a row, but the header has {len(names)} columns "
+            "(a stray quote or comma?)",
+            source=where,
+        )
     for col in COLUMNS:
         row.setdefault(col, "")
     return row
