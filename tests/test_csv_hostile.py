@@ -308,14 +308,18 @@ def test_letters_with_paragraphs_quotes_and_commas_still_load(
     assert len(queued(outbox)) == 10
 
 
-def test_a_name_over_two_lines_is_refused(
-    run_cli: Any, open_campaign: Path, tmp_path: Path, outbox: Path
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", "Ann\nSmith"), ("approved", "yes\n"), ("email", "a@example.org\n")],
+)
+def test_a_cell_other_than_the_letter_over_two_lines_is_refused(
+    run_cli: Any, open_campaign: Path, tmp_path: Path, outbox: Path, field: str, value: str
 ) -> None:
     path = write_csv(
-        tmp_path / "letters.csv", [row(1, "Please act."), row(2, "Please act.", name="Ann\nSmith")]
+        tmp_path / "letters.csv", [row(1, "Please act."), row(2, "Please act.", **{field: value})]
     )
     line = one_line_error(add(run_cli, open_campaign, path))
-    assert f"{path}: row 2: name:" in line
+    assert f"{path}: row 2: {field}:" in line
     assert queued(outbox) == []
 
 

@@ -337,7 +337,7 @@ def _row(cells: list[str], names: list[str], where: str, first_line: int) -> dic
             row[col] = value
         line += value.count("\n")
     extra = [c for c in cells[len(names) :] if c.strip()]
-    if extra:
+    if extra or len(cells) < len(names):
         raise InputError(
             f"{len(cells)} cells on a row, but the header has {len(names)} columns "
             "(a stray quote or comma?)",
