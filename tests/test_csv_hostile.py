@@ -472,6 +472,26 @@ def test_a_letter_the_fax_cannot_print_is_refused_at_add(
     assert add(run_cli, open_campaign, path, "email").code == 0
 
 
+def test_a_fax_over_the_page_limit_is_refused_at_add(
+    run_cli: Any,
+    open_campaign: Path,
+    tmp_path: Path,
+    outbox: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_FAX_MAX_PAGES", "2")
+    long = "\n\n".join(f"Paragraph {i}: please release Oyub Titiev at once." for i in range(60))
+    rows = [row(1, "Please release him."), row(2, long), row(3, "Please release him.")]
+    path = write_csv(tmp_path / "letters.csv", rows)
+    line = one_line_error(add(run_cli, open_campaign, path, "fax"))
+    assert f"{path}: row 2: letter: too long to fax" in line
+    assert queued(outbox) == []
+    # the short letters alone fit the limit
+    del rows[1]
+    assert add(run_cli, open_campaign, write_csv(path, rows), "fax").code == 0
+    assert len(queued(outbox)) == 4
+
+
 def test_a_letter_with_nothing_but_greetings_is_refused_at_add(
     run_cli: Any, open_campaign: Path, tmp_path: Path, outbox: Path
 ) -> None:

@@ -26,7 +26,7 @@ from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, XPos, YPos
 
 from ua_dispatch.campaign import Campaign, Target
-from ua_dispatch.documents.fonts import FAMILY, font_files, printable_code_points
+from ua_dispatch.documents.fonts import FAMILY, advances, font_files, printable_code_points
 from ua_dispatch.errors import InputError
 from ua_dispatch.letter import RenderedLetter, Supporter, render_letter
 
@@ -280,6 +280,49 @@ def check_appeal_printable(
             format_date(date, rendered.language),
         )
         _check_cover(cover)
+
+
+_PAGE_MM = {"A4": (210.0, 297.0), "Letter": (215.9, 279.4)}
+
+
+def pages_at_most(appeal: Appeal, target: Target, *, cover: bool) -> int:
+    """At least as many pages as :func:`render_appeal_pdf` makes, found without laying out.
+
+    Every character is taken as wide as the widest in its paragraph; of two lines it wraps
+    into, together they hold at least a line's width (a word goes to the next line only when it
+    does not fit); each page loses up to two lines to the rules that keep a paragraph's lines
+    together, and the closing block may start a page of its own. For a letter of a page or two
+    this is a few pages, far under any fax limit; only a long letter needs the real layout.
+    """
+    rendered = render_letter(appeal.letter, appeal.supporter, target)
+    text = _collect(rendered, target, appeal.supporter, appeal.campaign, "00 September 0000")
+    width_mm, height_mm = _PAGE_MM[page_format(target.country)]
+    width_mm -= MARGIN_LEFT + MARGIN_RIGHT
+    strings = [
+        *text.sender,
+        *text.recipient,
+        text.date,
+        text.subject,
+        text.salutation,
+        *text.paragraphs,
+        text.closing,
+        *text.signature,
+    ]
+    widths = advances()
+    em_mm = BODY_PT * 25.4 / 72
+
+    def lines(value: str) -> int:
+        widest = max((widths.get(ord(c), 1.0) for c in value), default=1.0) * em_mm
+        per_line = max(1, int((width_mm - widest) / widest))
+        return sum(
+            1 if len(part) <= per_line else 2 * -(-len(part) // per_line) + 1
+            for part in value.split("\n")
+        )
+
+    total = sum(lines(s) for s in strings)
+    total += 6 + len(text.paragraphs)  # the gaps between blocks and paragraphs, in lines
+    per_page = int((height_mm - MARGIN_TOP - BODY_BOTTOM) // LINE) - 2
+    return -(-total // per_page) + 1 + (1 if cover else 0)
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ua_dispatch.campaign import Campaign
+from ua_dispatch.channels.base import BuildEnv
 from ua_dispatch.errors import InputError
 from ua_dispatch.files import CSV_MAX_BYTES, letter_max_bytes, open_capped, read_capped
 from ua_dispatch.hours import ambiguous, fax_not_before
@@ -457,10 +458,20 @@ def _read_letter_file(name: str, csv_dir: Path, where: str, max_chars: int) -> b
 
 
 def _check_letter(
-    appeal: Appeal, deliveries: list[Delivery], settings: Settings, where: str, now: dt.datetime
+    appeal: Appeal,
+    deliveries: list[Delivery],
+    settings: Settings,
+    where: str,
+    now: dt.datetime,
+    faxed: set[str],
 ) -> None:
     """Refuse now what a channel's builder would refuse when the worker gets to the letter:
-    a letter with nothing but a salutation and a closing, text the fax PDF cannot print."""
+    a letter with nothing but a salutation and a closing, text the fax PDF cannot print, a fax
+    over the page limit.
+
+    What the fax prints of a row (letter, name, place) is the same for every official, and what
+    it prints of an official the same for every row: so each row is checked for one official,
+    and each official (``faxed`` holds those done) once in the file."""
     letter_field = (
         "letter_file" if appeal.letter.source.startswith(f"{where}: letter_file") else "letter"
     )
@@ -469,8 +480,10 @@ def _check_letter(
     try:
         if usable:
             render_letter(appeal.letter, appeal.supporter, usable[0].the_target)
-        for fax in (d for d in usable if d.channel == "fax"):
-            _check_fax(appeal, fax, settings, now)
+        faxes = [d for d in usable if d.channel == "fax"]
+        for i, fax in enumerate(faxes):
+            _check_fax(appeal, fax, settings, now, text=i == 0 or fax.slug not in faxed)
+            faxed.add(fax.slug)
     except InputError as exc:
         if exc.source == appeal.letter.source:
             field = letter_field
@@ -482,11 +495,13 @@ def _check_letter(
         raise InputError(exc.detail + why, source=where, field=field) from None
 
 
-def _check_fax(appeal: Appeal, d: Delivery, settings: Settings, now: dt.datetime) -> None:
+def _check_fax(
+    appeal: Appeal, d: Delivery, settings: Settings, now: dt.datetime, *, text: bool
+) -> None:
     # PDF checks (fpdf2, the font's tables) are loaded only when faxes are queued, as the
     # fax channel loads them only when it builds one
-    from ua_dispatch.documents.fax import fax_cover
-    from ua_dispatch.documents.pdf import check_appeal_printable, document_date
+    from ua_dispatch.documents.fax import build_fax_document, fax_cover
+    from ua_dispatch.documents.pdf import check_appeal_printable, document_date, pages_at_most
 
     date = document_date(now)
     cover = None
@@ -500,7 +515,13 @@ def _check_fax(appeal: Appeal, d: Delivery, settings: Settings, now: dt.datetime
             language=appeal.letter.language,
             from_fax=settings.fax_from,
         )
-    check_appeal_printable(appeal, d.the_target, date=date, cover=cover)
+    if text:
+        check_appeal_printable(appeal, d.the_target, date=date, cover=cover)
+    # the page limit: laid out for real only when a cheap bound cannot promise it is kept
+    if pages_at_most(appeal, d.the_target, cover=cover is not None) > settings.fax_max_pages:
+        build_fax_document(
+            appeal, d, BuildEnv(settings=settings, now=now), from_fax=settings.fax_from
+        )
 
 
 def _count_rows(path: Path, max_chars: int) -> int:
@@ -531,6 +552,7 @@ async def add_letters(
         batch: list[dict[str, Any]] = []
         position = 0
         planned = 0
+        faxed: set[str] = set()
         for n, row in read_rows(csv_path, max_chars=settings.letter_max_chars):
             where = f"{csv_path}: row {n}"
             result.rows += 1
@@ -563,7 +585,7 @@ async def add_letters(
             position += 1
             appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
             deliveries = plan_deliveries(appeal, channels)
-            _check_letter(appeal, deliveries, settings, where, now)
+            _check_letter(appeal, deliveries, settings, where, now, faxed)
             for d in deliveries:
                 if d.to is None:
                     why = d.skip_reason or f"{d.slug}: no {d.channel} address"
