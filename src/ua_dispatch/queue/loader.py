@@ -244,6 +244,7 @@ def read_rows(path: Path, *, max_chars: int) -> Iterator[tuple[int, dict[str, st
         reader = csv.reader(lines, strict=True)
         n = 0
         names: list[str] = []
+        known: list[tuple[int, str]] = []
         while True:
             first_line = lines.start_record()
             try:
@@ -254,11 +255,13 @@ def read_rows(path: Path, *, max_chars: int) -> Iterator[tuple[int, dict[str, st
                 raise _csv_error(exc, path, n, names, first_line, lines, max_chars) from None
             if not names:
                 names = _header(cells, path)
+                known = [(i, c) for i, c in enumerate(names) if c in COLUMNS]
                 continue
             n += 1
             if not any(c.strip() for c in cells):
                 continue
-            yield n, _row(cells, names, f"{path}: row {n}", first_line)
+            spans = lines.number > first_line
+            yield n, _row(cells, names, known, f"{path}: row {n}", first_line, spans)
         if not names:
             raise InputError("empty file; expected a header row", source=path)
 
@@ -319,39 +322,58 @@ def _csv_error(
     )
 
 
-def _row(cells: list[str], names: list[str], where: str, first_line: int) -> dict[str, str]:
-    row = {}
-    line = first_line
-    for i, value in enumerate(cells):
-        col = names[i] if i < len(names) else ""
-        if col in COLUMNS:
-            # (isascii() is far cheaper than the search, and most cells are ASCII)
-            bad = None if value.isascii() else _UNDECODED.search(value)
-            if bad is not None:
-                raise InputError(
-                    f"not UTF-8 text (invalid byte at character {bad.start() + 1})",
-                    source=where,
-                    field=col,
-                )
-            if "\n" in value or "\r" in value:
-                _check_spanning(value, col, names, where, line)
-            row[col] = value
-        line += value.count("\n")
-    extra = [c for c in cells[len(names) :] if c.strip()]
-    if extra or len(cells) < len(names):
+def _row(
+    cells: list[str],
+    names: list[str],
+    known: list[tuple[int, str]],
+    where: str,
+    first_line: int,
+    spans: bool,
+) -> dict[str, str]:
+    """One record's known cells, checked: UTF-8, line breaks only in a letter, as many cells as
+    the header has columns. ``known`` is (index, column) of the columns read; ``spans`` says
+    the record ran over more than one line."""
+    if len(cells) < len(names) or (
+        len(cells) > len(names) and any(c.strip() for c in cells[len(names) :])
+    ):
+        if spans:  # a quote left open is the likelier story: say so by the cell it opened in
+            _check_lines(cells, names, where, first_line)
         raise InputError(
             f"{len(cells)} cells on a row, but the header has {len(names)} columns "
             "(a stray quote or comma?)",
             source=where,
         )
+    row = {}
+    for i, col in known:
+        value = cells[i]
+        # (isascii() is far cheaper than the search, and most cells are ASCII)
+        bad = None if value.isascii() else _UNDECODED.search(value)
+        if bad is not None:
+            raise InputError(
+                f"not UTF-8 text (invalid byte at character {bad.start() + 1})",
+                source=where,
+                field=col,
+            )
+        row[col] = value
+    if spans:
+        _check_lines(cells, names, where, first_line)
     for col in COLUMNS:
         row.setdefault(col, "")
     return row
 
 
+def _check_lines(cells: list[str], names: list[str], where: str, first_line: int) -> None:
+    line = first_line
+    for i, value in enumerate(cells):
+        if i < len(names) and ("\n" in value or "\r" in value):
+            _check_spanning(value, names[i], names, where, line)
+        line += value.count("\n")
+
+
 def _check_spanning(value: str, col: str, names: list[str], where: str, line: int) -> None:
-    """A cell over several lines: only a letter's text may, and not over what reads like rows."""
-    if col != "letter":
+    """A cell over several lines: only a letter's text (or a column the loader does not read)
+    may, and not over what reads like rows."""
+    if col in COLUMNS and col != "letter":
         raise InputError(
             f"the cell starting on line {line} runs over several lines; a quote opened there "
             "may never have been closed",
@@ -359,7 +381,7 @@ def _check_spanning(value: str, col: str, names: list[str], where: str, line: in
             field=col,
         )
     email = names.index("email")
-    needed = max(email + 1, min(len(names), names.index("letter") + 1))
+    needed = max(email + 1, min(len(names), names.index(col) + 1))
     for k, text in enumerate(_LINE_BREAK.split(value)[1:], start=1):
         if text.count(",") + 1 < needed:
             continue
