@@ -9,15 +9,16 @@ The file is read row by row inside one transaction: the first bad row (missing c
 address, a byte that is not UTF-8, a quote that is never closed, a letter the fax cannot print,
 ...) is named with its field, the transaction is rolled back and nothing from the file is queued.
 
-Reading is bounded: the file must be a regular file of at most ``CSV_MAX_BYTES``, no line may
-be longer than two letters and no cell longer than a letter can be
-(``letter_max_chars`` UTF-8 characters of 4 bytes).
+Reading is bounded: the file must be a regular file of at most ``CSV_MAX_BYTES``, no cell may
+be longer than a letter can be (``letter_max_chars`` UTF-8 characters of 4 bytes) and no line
+longer than that and 64 KiB; an overlong cell is named by its row and column.
 
 A stray quote must not swallow rows unnoticed. The CSV is parsed in strict mode (a quote inside
 a quoted cell must be doubled or end the cell), and a row is refused when the file ends inside a
-quoted cell, when a cell other than ``letter`` spans lines, or when a ``letter`` cell spans a
-line that reads like a row of its own (as many cells as reach the email column, with an address
-there). A letter with paragraphs, quoted as any spreadsheet writes it, passes all three.
+quoted cell, when it has more or fewer cells than the header has columns, when a column the
+loader reads other than ``letter`` spans lines, or when a cell spans a line that reads like a
+row of its own (as many cells as reach the email column, with an address there). A letter with
+paragraphs, quoted as any spreadsheet writes it, passes all of these.
 """
 
 from __future__ import annotations
@@ -132,9 +133,8 @@ class _Lines:
     """The CSV's lines for :mod:`csv`, each read with a cap, keeping the current record's lines
     so that a refusal can say where a quote opened."""
 
-    def __init__(self, text: io.TextIOWrapper, path: Path, line_cap: int):
+    def __init__(self, text: io.TextIOWrapper, line_cap: int):
         self._text = text
-        self._path = path
         self._cap = line_cap
         self.number = 0  # lines read so far
         self.record: list[str] = []
@@ -233,14 +233,11 @@ def read_rows(path: Path, *, max_chars: int) -> Iterator[tuple[int, dict[str, st
     columns the header has, blank rows left out. Raises :class:`InputError` naming the row and,
     where it can, the field."""
     cell_cap = letter_max_bytes(max_chars)
-    try:
-        fh, _ = open_capped(path, CSV_MAX_BYTES, what="letters file")
-    except InputError as exc:
-        raise InputError(exc.detail, source=path) from None
+    fh, _ = open_capped(path, CSV_MAX_BYTES, what="letters file")
     with fh, _cell_cap(cell_cap):
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
         # a line may hold a whole letter and the other cells of its row
-        lines = _Lines(text, path, line_cap=cell_cap + _ROW_EXTRA)
+        lines = _Lines(text, line_cap=cell_cap + _ROW_EXTRA)
         reader = csv.reader(lines, strict=True)
         n = 0
         names: list[str] = []
