@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ua_dispatch.campaign import Email, Line, Target, one_line_validation_error
+from ua_dispatch.campaign import Email, HeaderLine, Target, one_line_validation_error
 from ua_dispatch.errors import InputError
 from ua_dispatch.ids import content_hash
 
@@ -37,14 +37,18 @@ _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
 
 class Supporter(BaseModel):
-    """The person who wrote and approved the letter."""
+    """The person who wrote and approved the letter.
+
+    The name goes into the From and Reply-To headers, the place into the signature: all three
+    are one line of text that a header can carry as it is (see ``ua_dispatch.headertext``).
+    """
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
-    name: Line
+    name: HeaderLine
     email: Email
-    city: Line | None = None
-    country: Line | None = None
+    city: HeaderLine | None = None
+    country: HeaderLine | None = None
 
     @property
     def place(self) -> str | None:

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from ua_dispatch.errors import ConfigError
+from ua_dispatch.headertext import header_text
 from ua_dispatch.limits import parse_rate
 
 SETTINGS_FILE_ENV = "UA_DISPATCH_SETTINGS_FILE"
@@ -160,6 +161,14 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("sender_name")
+    @classmethod
+    def _sender_name(cls, value: str) -> str:
+        value = header_text(value)
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
     @field_validator("*", mode="after")
     @classmethod
     def _rates(cls, value: Any, info: ValidationInfo) -> Any:
@@ -274,8 +283,9 @@ def load_settings(settings_file: Path | None = None, **overrides: Any) -> Settin
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{where}: UA_DISPATCH_{field.upper()}: {err['msg']}{more}") from None
+        raise ConfigError(f"{where}: UA_DISPATCH_{field.upper()}: {message}{more}") from None
     except Exception as exc:  # a malformed TOML or .env file
         first = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{where}: cannot read settings: {first}") from None
