@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLES, ROOT
 from ua_dispatch.errors import ConfigError
+from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.settings import Settings, load_settings
 
 EXAMPLE = ROOT / "config" / "settings.example.toml"
+EN = EXAMPLES / "letter-en.txt"
 
 
 def test_every_setting_is_documented_in_the_example() -> None:
@@ -55,3 +61,59 @@ def test_rate_limits_by_scope() -> None:
     assert rates["fax.number"] == "1/2m"
     assert rates["email.recipient"] == "30/h"
     assert "concurrency" not in rates
+
+
+# --- the sender address (UA_DISPATCH_SENDER_EMAIL) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("not-an-address", "@-sign"),
+        ("appeals@", "after the @-sign"),
+        ("аppeals@appeals.example.org", "Internationalized characters before the @-sign"),
+        ("=?utf-8?q?a=40b?=@example.org", "'=?'"),
+        ("appeals@example.org\r\nBcc: x@example.org", "not a valid email address"),
+    ],
+)
+def test_a_sender_address_that_cannot_be_sent_is_refused_at_load(
+    value: str,
+    problem: str,
+    run_cli: Any,
+    open_campaign: Path,
+    smtp_env: FakeSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relay sends without SMTPUTF8: a Cyrillic look-alike before the "@" is refused with
+    the others, when the settings are read, not when the first message goes out."""
+    monkeypatch.setenv("UA_DISPATCH_SENDER_EMAIL", value)
+    with pytest.raises(ConfigError, match="UA_DISPATCH_SENDER_EMAIL"):
+        load_settings()
+    for dry in ([], ["--dry-run"]):
+        result = run_cli(
+            "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+            "--channels", "email", "--yes", *dry,
+        )  # fmt: skip
+        assert result.code == 2, result.stdout
+        (line,) = result.stderr.strip().splitlines()
+        assert "UA_DISPATCH_SENDER_EMAIL" in line and problem in line, line
+        assert "Traceback" not in result.stderr
+    assert smtp_env.store.index() == []
+
+
+def test_an_international_sender_domain_is_sent_in_its_ascii_form(
+    run_cli: Any, open_campaign: Path, smtp_env: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_SENDER_EMAIL", "appeals@пример.рф")
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    (rec,) = smtp_env.store.index()
+    assert rec["mail_from"] == "appeals@xn--e1afmkfd.xn--p1ai"
+    msg = email.message_from_bytes(
+        (smtp_env.store.root / rec["file"]).read_bytes(), policy=email.policy.default
+    )
+    (sender,) = msg["From"].addresses  # type: ignore[attr-defined]
+    assert sender.addr_spec == "appeals@xn--e1afmkfd.xn--p1ai"

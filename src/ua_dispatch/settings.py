@@ -23,6 +23,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ua_dispatch.campaign import Email
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.headertext import header_text
 from ua_dispatch.limits import parse_rate
@@ -62,7 +63,8 @@ class Settings(BaseSettings):
     # "relay": From is the organisation's address with the supporter's name, Reply-To the
     # supporter. "own": From is the supporter, sent through the supporter's own SMTP account.
     email_identity: EmailIdentity = "relay"
-    sender_email: str | None = None
+    # sent without SMTPUTF8: ASCII before the "@"; a non-ASCII domain is used in its xn-- form
+    sender_email: Email | None = None
     sender_name: str = "Urgent Action Network"
 
     # --- retries (one delivery) ---
@@ -160,6 +162,11 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("sender_email", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("sender_name")
     @classmethod
