@@ -117,3 +117,56 @@ def test_an_international_sender_domain_is_sent_in_its_ascii_form(
     )
     (sender,) = msg["From"].addresses  # type: ignore[attr-defined]
     assert sender.addr_spec == "appeals@xn--e1afmkfd.xn--p1ai"
+
+
+# --- misspelt variables ---------------------------------------------------------------------
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_is_near(
+    run_cli: Any, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_SMTP_HOTS", "secret-host-value")
+    monkeypatch.setenv("UA_DISPATCH_NOTHING_LIKE_IT", "secret-other-value")
+    monkeypatch.setenv("UA_DISPATCH_SETTINGS_FILE", "")  # read elsewhere: not warned about
+    (tmp_path / ".env").write_text(
+        "UA_DISPATCH_SENDER_NAEM=secret-env-value\nOTHER_TOOL_SETTING=1\n"
+        "UA_DISPATCH_SENDER_NAME=Example Network\n",
+        encoding="utf-8",
+    )
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes", "--dry-run", "--store", tmp_path / "dry",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    warnings = [ln for ln in result.stderr.splitlines() if "warning:" in ln]
+    assert warnings == [
+        "ua-dispatch: warning: UA_DISPATCH_NOTHING_LIKE_IT (environment) is not a setting "
+        "and is ignored",
+        "ua-dispatch: warning: UA_DISPATCH_SMTP_HOTS (environment) is not a setting and is "
+        "ignored; did you mean UA_DISPATCH_SMTP_HOST?",
+        "ua-dispatch: warning: UA_DISPATCH_SENDER_NAEM (.env) is not a setting and is "
+        "ignored; did you mean UA_DISPATCH_SENDER_NAME?",
+    ]
+    assert "secret" not in result.stderr + result.stdout
+
+
+def test_known_variables_bring_no_warning(
+    run_cli: Any, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ua_dispatch_sender_name", "Lower Case Network")
+    (tmp_path / ".env").write_text("UA_DISPATCH_LIMIT_EMAIL=none\n", encoding="utf-8")
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes", "--dry-run", "--store", tmp_path / "dry",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert "warning:" not in result.stderr
+
+
+def test_a_misspelt_key_in_the_settings_file_is_refused_with_the_nearest(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('smtp_hots = "mail.example.org"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"smtp_hots: not a setting \(did you mean smtp_host\?"):
+        load_settings(f)
+
