@@ -170,3 +170,52 @@ def test_a_misspelt_key_in_the_settings_file_is_refused_with_the_nearest(tmp_pat
     with pytest.raises(ConfigError, match=r"smtp_hots: not a setting \(did you mean smtp_host\?"):
         load_settings(f)
 
+
+# --- the letter's language ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["xx", "eng", "e", "en-GB", "zz", "12"])
+def test_send_accepts_iso_639_1_language_codes_only(
+    code: str, run_cli: Any, open_campaign: Path, smtp_env: FakeSmtpServer
+) -> None:
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes", "--language", code,
+    )  # fmt: skip
+    assert result.code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"--language: {code!r} is not an ISO 639-1 language code" in line, line
+    assert smtp_env.store.index() == []
+
+
+def test_a_real_language_code_is_accepted_in_any_case(
+    run_cli: Any, open_campaign: Path, smtp_env: FakeSmtpServer
+) -> None:
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes", "--language", "DE",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    (rec,) = smtp_env.store.index()
+    msg = email.message_from_bytes(
+        (smtp_env.store.root / rec["file"]).read_bytes(), policy=email.policy.default
+    )
+    assert msg["Content-Language"] == "de"
+
+
+def test_queue_add_refuses_a_language_outside_iso_639_1_by_row(
+    run_cli: Any, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / "data"))
+    letters = tmp_path / "letters.csv"
+    letters.write_text(
+        "name,email,city,country,language,letter,approved\n"
+        "Ann,ann@example.org,,,en,Please act.,yes\n"
+        "Bob,bob@example.org,,,xx,Please act.,yes\n",
+        encoding="utf-8",
+    )
+    result = run_cli("queue", "add", open_campaign, letters, "--channels", "email")
+    assert result.code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "letters.csv: row 2: language: 'xx' is not an ISO 639-1 language code" in line, line
+    assert "0 delivery(ies)" in run_cli("queue", "list").stdout

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
+import pycountry
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ua_dispatch.campaign import Email, HeaderLine, Target, one_line_validation_error
@@ -85,6 +86,14 @@ class Letter:
         return content_hash(self.text)
 
 
+@cache
+def iso_639_1_codes() -> frozenset[str]:
+    """The two-letter codes of ISO 639-1 (pycountry's copy of the standard)."""
+    return frozenset(
+        code for lang in pycountry.languages if (code := getattr(lang, "alpha_2", None))
+    )
+
+
 def detect_language(text: str, accepted: list[str]) -> str:
     """Cyrillic-majority text is Russian; otherwise the first accepted non-Russian language."""
     cyr = len(_CYRILLIC.findall(text))
@@ -125,9 +134,10 @@ def parse_letter(
         )
     if language is not None:
         lang = language.strip().lower()
-        if not re.fullmatch(r"[a-z]{2,3}", lang):
+        if lang not in iso_639_1_codes():
             raise InputError(
-                f"{language!r} is not a language code such as 'en' or 'ru'", source="--language"
+                f"{language!r} is not an ISO 639-1 language code such as 'en' or 'ru'",
+                source="--language",
             )
     else:
         lang = detect_language(text, accepted)
