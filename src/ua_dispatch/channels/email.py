@@ -51,8 +51,8 @@ class SharedHeadersPolicy(email.policy.EmailPolicy):
     Content-Transfer-Encoding, Content-Language), so those are kept per process, keyed by name
     and value: header objects are immutable, and a header's folded form depends only on its
     value and the policy; Date is shared by the letters built within one second. Headers that
-    differ per letter (From, Reply-To, Message-ID) are parsed as usual. The output is byte
-    for byte what ``email.policy.SMTP`` gives.
+    differ per letter (From, Reply-To, Message-ID) are made for each letter. The output is
+    byte for byte what the same header classes give without the cache.
     """
 
     SHARED = frozenset(
@@ -280,6 +280,8 @@ class _HeaderClasses(HeaderRegistry):
         return made
 
 
+# For writing messages only: a message read with these header classes would keep the encoded
+# words of its Subject undecoded.
 _WIRE_POLICY = SharedHeadersPolicy(linesep="\r\n", header_factory=_HeaderClasses())
 _BUILD_POLICY = _WIRE_POLICY.clone(cte_type="7bit")
 
