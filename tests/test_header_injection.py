@@ -31,7 +31,7 @@ from ua_dispatch.channels.email import _BUILD_POLICY, _WIRE_POLICY, EmailChannel
 from ua_dispatch.errors import InputError
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.headertext import header_text
-from ua_dispatch.letter import Supporter, parse_letter, render_letter
+from ua_dispatch.letter import Supporter, make_supporter, parse_letter, render_letter
 from ua_dispatch.plan import Appeal, plan_deliveries
 from ua_dispatch.queue.store import Store
 from ua_dispatch.settings import Settings
@@ -460,3 +460,29 @@ def test_the_subject_carries_encoded_word_lookalikes_as_literal_text(subject: st
     parsed, _ = read_back(msg.as_bytes(policy=_WIRE_POLICY))
     assert parsed.keys() == ["Subject", "Content-Type", "Content-Transfer-Encoding", "MIME-Version"]
     assert str(parsed["Subject"]) == subject
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=header_values, city=header_values)
+def test_make_supporter_takes_what_a_header_carries_and_refuses_the_rest(
+    name: str, city: str
+) -> None:
+    """Where a name comes in: refused with the field named, or kept as one line of single
+    spaces that the builder then writes unchanged (whitespace at either end, line breaks
+    included, is dropped first)."""
+    try:
+        supporter = make_supporter(name=name, email="ann@example.org", city=city, source="row 7")
+    except InputError as exc:
+        assert exc.source == "row 7" and exc.field in {"name", "city"}
+        assert len(str(exc).splitlines()) == 1
+        bad = []
+        for field, value in (("name", name), ("city", city)):
+            try:
+                if not header_text(value.strip()):
+                    bad.append(field)
+            except ValueError:
+                bad.append(field)
+        assert exc.field == bad[0]
+        return
+    assert supporter.name == header_text(name.strip())
+    assert supporter.city == header_text(city.strip())
