@@ -49,6 +49,10 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _warn(message: str) -> None:
+    err.print(f"ua-dispatch: warning: {message}", markup=False)
+
+
 class Ctx:
     def __init__(self, settings_file: Path | None, log_format: str | None, verbose: bool):
         self.settings_file = settings_file
@@ -59,7 +63,7 @@ class Ctx:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.settings_file)
+            self._settings = load_settings(self.settings_file, warn=_warn)
             fmt = self.log_format or self._settings.log_format
             level = logging.INFO if (self.verbose or fmt == "json") else logging.WARNING
             logs.configure(fmt, level)
