@@ -251,7 +251,7 @@ def queue_purge(ctx: Ctx, days: float | None) -> None:
     days = days if days is not None else ctx.settings.retention_days
     if days is None:
         raise InputError("give --older-than DAYS or set UA_DISPATCH_RETENTION_DAYS", source="purge")
-    n = _with_store(ctx, lambda s: s.purge(days))
+    n = _with_store(ctx, lambda s: s.purge(days, scrub=True))
     out.print(f"personal data erased from {n} finished delivery(ies)")
 
 

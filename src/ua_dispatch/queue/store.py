@@ -31,6 +31,8 @@ S = send_slots.c
 _NEVER = dt.datetime(1970, 1, 1)
 #: rows changed at once from which the outbox is tidied (see Store.tidy)
 BULK = 1000
+#: TRUNCATE checkpoints tried after a purge before giving up (each waits busy_timeout)
+_SCRUB_TRIES = 3
 
 
 class _SlotBusy(Exception):
@@ -424,11 +426,16 @@ class Store:
             n, first = (await conn.execute(stmt)).one()
         return int(n), first
 
-    async def purge(self, days: float) -> int:
+    async def purge(self, days: float, *, scrub: bool = False) -> int:
         """Erase personal data from deliveries that finished more than ``days`` ago.
 
-        The rows stay, with the supporter's address hash, so totals and the number of distinct
-        supporters who acted survive."""
+        The rows stay, with the supporter's keyed address hash, so totals and the number of
+        distinct supporters who acted survive. The letter's hash goes too: with the delivery
+        key it would let anyone holding a list of addresses and the letter text test them.
+
+        What the database keeps of the old row versions is wiped as well (``_scrub``: on
+        PostgreSQL when anything was erased or ``scrub`` is asked for), so no copy stays
+        readable in its files."""
         cutoff = utcnow() - dt.timedelta(days=days)
         stmt = (
             deliveries.update()
@@ -443,11 +450,52 @@ class Store:
                 supporter_city=None,
                 supporter_country=None,
                 letter_text=None,
+                letter_hash="",
                 purged_at=utcnow(),
             )
         )
         async with self.engine.begin() as conn:
-            return int((await conn.execute(stmt)).rowcount)
+            erased = int((await conn.execute(stmt)).rowcount)
+        if erased or scrub or self.dialect == "sqlite":  # (a checkpoint costs next to nothing)
+            await self._scrub()
+        return erased
+
+    async def _scrub(self) -> None:
+        """Wipe the old versions of erased rows from the database's files.
+
+        SQLite: every outbox connection runs with ``secure_delete`` (``queue.db``), so freed
+        cells and pages are zeroed as they are freed; the older page images still in the
+        write-ahead log go with a ``TRUNCATE`` checkpoint, which copies the newest pages into
+        the database file and empties the log. It waits for readers (``busy_timeout``);
+        should one still hold an old snapshot, the log is cleared by the next purge.
+
+        PostgreSQL: an UPDATE leaves the old row versions in the table's pages, and a plain
+        VACUUM only marks their space free, leaving the bytes. ``VACUUM FULL`` writes the table,
+        its TOAST table and its indexes anew and drops the old files. It locks the table while
+        it runs (about a second per 100,000 deliveries), so workers wait meanwhile. Copies in
+        the server's write-ahead log, replicas and backups are outside its reach.
+        """
+        try:
+            async with self.engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                if self.dialect == "sqlite":
+                    for _ in range(_SCRUB_TRIES):
+                        busy, *_ = (
+                            await auto.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)"))
+                        ).one()
+                        if not busy:
+                            return
+                    log.warning(
+                        "outbox.scrub_incomplete",
+                        reason="a reader holds an old snapshot; the write-ahead log keeps "
+                        "erased rows until the next purge",
+                    )
+                elif self.dialect == "postgresql":
+                    await auto.execute(sa.text("SET lock_timeout = '60s'"))
+                    await auto.execute(sa.text("VACUUM FULL deliveries"))
+        except sa.exc.SQLAlchemyError as exc:
+            # the erasing itself is committed; `queue purge` tries the wiping again
+            log.warning("outbox.scrub_incomplete", error=" ".join(str(exc).split())[:200])
 
     # --- reports ---
 

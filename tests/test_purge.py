@@ -1,0 +1,173 @@
+"""The retention purge leaves nothing of a supporter readable in the outbox's files.
+
+The letters go through the real ``queue add``, the real ``worker --once`` and the real fake SMTP
+server; a second ``worker --once`` with ``UA_DISPATCH_RETENTION_DAYS=0`` purges them as it
+starts. Then every file of the database (SQLite: the main file, ``-wal`` and ``-shm``;
+PostgreSQL: every file of the database's folder under the server's data directory, heap, TOAST
+and indexes) is read byte by byte for the purged supporters' names, addresses and letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import random
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.queue_support import scratch_database
+from ua_dispatch.fakes.smtp import FakeSmtpServer
+
+CAMPAIGN_ID = "ua-2-19-chechnya"
+LETTERS = 200
+ROUNDS = 3
+
+# Every purged supporter's name, address and letter carries one of these; none may be left.
+NAME_MARK = "Purgetest"
+EMAIL_MARK = "purgemark"
+LETTER_MARK = "LETTERMARK"
+
+
+def _write_letters(path: Path, start: int, n: int) -> Path:
+    """``n`` supporters with marked names, addresses and letters; one letter in ten is long
+    (several kilobytes of incompressible words), so it spills into SQLite overflow pages and
+    PostgreSQL's TOAST table."""
+    rng = random.Random(start)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "email", "city", "country", "language", "letter", "approved"])
+        for i in range(start, start + n):
+            body = f"Dear Ambassador,\n{LETTER_MARK}{i:05d} please see that Oyub Titiev is freed."
+            if i % 10 == 0:
+                words = " ".join(f"{rng.getrandbits(40):x}" for _ in range(500))
+                body += f"\n{words}\n{LETTER_MARK}{i:05d}-end"
+            w.writerow(
+                [
+                    f"Ann {NAME_MARK}{i:05d}",
+                    f"{EMAIL_MARK}{i:05d}@example.org",
+                    "Leeds",
+                    "United Kingdom",
+                    "en",
+                    body + "\nYours sincerely,",
+                    "yes",
+                ]
+            )
+    return path
+
+
+def _leaks(files: list[Path]) -> dict[str, list[str]]:
+    """Marked personal data found in ``files``: file name -> the first few findings."""
+    found: dict[str, list[str]] = {}
+    marks = [m.encode() for m in (NAME_MARK, EMAIL_MARK, LETTER_MARK)]
+    for f in files:
+        if not f.is_file():
+            continue
+        data = f.read_bytes()
+        hits = []
+        for mark in marks:
+            at = data.find(mark)
+            while at != -1 and len(hits) < 5:
+                hits.append(data[at : at + len(mark) + 5].decode("ascii", "replace"))
+                at = data.find(mark, at + 1)
+        if hits:
+            found[f.name] = hits
+    return found
+
+
+def _sqlite_files(path: Path) -> list[Path]:
+    return [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+
+
+def _pg_admin_query(url: str, *sql: str) -> list[Any]:
+    import asyncpg
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [await conn.fetchval(s) for s in sql]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _pg_files(url: str) -> list[Path]:
+    """Every file of the database's own folder (heap, TOAST, indexes, free space and
+    visibility maps), after a checkpoint has written every changed page to them."""
+    _, data_dir, oid = _pg_admin_query(
+        url,
+        "CHECKPOINT",
+        "SHOW data_directory",
+        "SELECT oid FROM pg_database WHERE datname = current_database()",
+    )
+    folder = Path(data_dir) / "base" / str(oid)
+    try:
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        files[0].read_bytes()
+    except OSError as exc:
+        pytest.skip(f"the PostgreSQL server's files cannot be read by the tests: {exc}")
+    return files
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outbox(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, str]]:
+    """(backend, URL) of an outbox of the test's own."""
+    monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "none")
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / "data"))
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+        monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+        yield "sqlite", url
+        return
+    with scratch_database("ua_purge_test") as url:
+        monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+        monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", "a-test-key-shared-by-every-worker")
+        yield "postgresql", url
+
+
+def test_retention_purge_leaves_no_personal_data_in_the_database_files(
+    run_cli: Any,
+    outbox: tuple[str, str],
+    open_campaign: Path,
+    tmp_path: Path,
+    smtp_env: FakeSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend, url = outbox
+    monkeypatch.setenv("UA_DISPATCH_RETENTION_DAYS", "0")
+    other: sqlite3.Connection | None = None
+    try:
+        for r in range(ROUNDS):
+            letters = _write_letters(tmp_path / f"letters{r}.csv", r * LETTERS, LETTERS)
+            added = run_cli("queue", "add", open_campaign, letters, "--channels", "email")
+            assert added.code == 0, added.stderr
+            if backend == "sqlite" and other is None:
+                # Another worker (or a `queue list`) has the outbox open meanwhile, idle:
+                # SQLite then keeps the write-ahead log when the purging process ends.
+                other = sqlite3.connect(url.removeprefix("sqlite:///"))
+                assert other.execute("SELECT count(*) FROM deliveries").fetchone() == (LETTERS,)
+            sent = run_cli("worker", "--once")
+            assert sent.code == 0, sent.stderr
+            assert f"sent {LETTERS}" in sent.stdout
+            # the letters reached the official's server with everything in them
+            assert len(smtp_env.store.index()) == (r + 1) * LETTERS
+            # this run purges, as it starts, what the one before sent
+            purged = run_cli("worker", "--once")
+            assert purged.code == 0, purged.stderr
+            if backend == "sqlite":
+                files = _sqlite_files(Path(url.removeprefix("sqlite:///")))
+            else:
+                files = _pg_files(url)
+            assert _leaks(files) == {}, f"round {r + 1}: personal data left after the purge"
+    finally:
+        if other is not None:
+            other.close()
+    report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
+    assert report["supporters_acted"] == ROUNDS * LETTERS
+    assert report["by_status"] == {"sent": ROUNDS * LETTERS}
