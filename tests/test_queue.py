@@ -479,6 +479,7 @@ def pg_outbox(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The session's PostgreSQL database, emptied, as this test's outbox."""
     truncate(pg_database)
     monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", pg_database)
+    monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", PG_SUPPORTER_KEY)
     return pg_database
 
 
