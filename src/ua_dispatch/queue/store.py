@@ -177,6 +177,35 @@ class Store:
         async with self.engine.connect() as conn:
             return list((await conn.execute(stmt)).all())
 
+    async def count_rows(
+        self,
+        *,
+        campaign: str | None = None,
+        statuses: Iterable[str] = (),
+        target: str | None = None,
+    ) -> int:
+        """How many rows :meth:`rows` would list without a limit."""
+        stmt = sa.select(sa.func.count()).select_from(deliveries)
+        stmt = _filter(stmt, campaign=campaign, statuses=list(statuses), target=target)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def known_targets(self, campaign: str | None = None) -> tuple[list[str], list[str]]:
+        """The campaign ids in the outbox, and the target slugs of those campaigns (only
+        ``campaign``'s when given) together with the slugs their deliveries name."""
+        async with self.engine.connect() as conn:
+            ids = list(
+                (await conn.execute(sa.select(campaigns.c.id).order_by(campaigns.c.id))).scalars()
+            )
+            named = sa.select(D.target_slug).distinct()
+            if campaign is not None:
+                named = named.where(D.campaign_id == campaign)
+            slugs = set((await conn.execute(named)).scalars())
+        for cid in ids:
+            if campaign is None or cid == campaign:
+                slugs.update(t.slug for t in (await self.campaign(cid)).targets)
+        return ids, sorted(slugs)
+
     async def move(
         self,
         from_statuses: Sequence[QStatus],
