@@ -193,3 +193,35 @@ def test_retention_purge_leaves_no_personal_data_in_the_database_files(
     report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
     assert report["supporters_acted"] == ROUNDS * LETTERS
     assert report["by_status"] == {"sent": ROUNDS * LETTERS}
+
+
+def test_a_purge_held_back_by_a_reader_says_so_and_queue_purge_finishes_it(
+    run_cli: Any, tmp_path: Path, open_campaign: Path, smtp_env: FakeSmtpServer, monkeypatch: Any
+) -> None:
+    """A process reading an older snapshot all along keeps SQLite from emptying its log: the
+    purging worker warns, and `queue purge` once the reader is done leaves nothing behind."""
+    path = tmp_path / "outbox.sqlite3"
+    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "none")
+    letters = _write_letters(tmp_path / "letters.csv", 0, 20)
+    assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM deliveries").fetchone() == (20,)
+        assert "sent 20" in run_cli("worker", "--once").stdout
+        monkeypatch.setenv("UA_DISPATCH_RETENTION_DAYS", "0")
+        purged = run_cli("worker", "--once")
+        assert purged.code == 0, purged.stderr
+        assert "outbox.scrub_incomplete" in purged.stderr
+        assert "queue purge" in purged.stderr
+        reader.execute("COMMIT")
+        # the log still holds the erased rows: what `queue purge` is for (the reader stays
+        # open, idle, as another worker would)
+        assert _leaks(_sqlite_files(path), set()) != {}
+        res = run_cli("queue", "purge", "--older-than", "0")
+        assert res.code == 0, res.stderr
+        assert "erased from 0" in res.stdout  # erased already; this run wipes what was left
+        assert _leaks(_sqlite_files(path), set()) == {}
+    finally:
+        reader.close()

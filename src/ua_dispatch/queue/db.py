@@ -39,6 +39,8 @@ _upgraded: set[str] = set()
 #: already there is opened without loading Alembic, which every command would otherwise pay
 #: for at start.
 HEAD_REVISION = "0003"
+#: how long a SQLite connection waits for another process's write
+BUSY_TIMEOUT_MS = 30_000
 #: the secret supporters' addresses are hashed under, beside a SQLite outbox's file
 KEY_FILE = "supporter.key"
 
@@ -72,7 +74,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # Zero what a change frees (an old row version's cell, a page of a long letter) at once,
     # whatever the build's default: a purge must leave no supporter's data in free space.
     cur.execute("PRAGMA secure_delete=ON")

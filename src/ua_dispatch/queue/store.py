@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.queue.db import open_engine
+from ua_dispatch.queue.db import BUSY_TIMEOUT_MS, open_engine
 from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries, send_slots
 from ua_dispatch.queue.owners import is_gone
 from ua_dispatch.settings import Settings
@@ -31,8 +31,12 @@ S = send_slots.c
 _NEVER = dt.datetime(1970, 1, 1)
 #: rows changed at once from which the outbox is tidied (see Store.tidy)
 BULK = 1000
-#: TRUNCATE checkpoints tried after a purge before giving up (each waits busy_timeout)
+#: after a purge, how often and how long (ms) a TRUNCATE checkpoint waits for other processes'
+#: reads to end (it holds back their writes meanwhile), and how long VACUUM FULL waits for
+#: its lock (PostgreSQL)
 _SCRUB_TRIES = 3
+_CHECKPOINT_WAIT_MS = 2_000
+_VACUUM_LOCK_WAIT = "10s"
 
 
 class _SlotBusy(Exception):
@@ -462,9 +466,8 @@ class Store:
         distinct supporters who acted survive. The letter's hash goes too: with the delivery
         key it would let anyone holding a list of addresses and the letter text test them.
 
-        What the database keeps of the old row versions is wiped as well (``_scrub``: on
-        PostgreSQL when anything was erased or ``scrub`` is asked for), so no copy stays
-        readable in its files."""
+        When anything was erased (or ``scrub``), what the database keeps of the old row
+        versions is wiped as well (``_scrub``), so no copy stays readable in its files."""
         cutoff = utcnow() - dt.timedelta(days=days)
         stmt = (
             deliveries.update()
@@ -485,7 +488,7 @@ class Store:
         )
         async with self.engine.begin() as conn:
             erased = int((await conn.execute(stmt)).rowcount)
-        if erased or scrub or self.dialect == "sqlite":  # (a checkpoint costs next to nothing)
+        if erased or scrub:
             await self._scrub()
         return erased
 
@@ -495,8 +498,9 @@ class Store:
         SQLite: every outbox connection runs with ``secure_delete`` (``queue.db``), so freed
         cells and pages are zeroed as they are freed; the older page images still in the
         write-ahead log go with a ``TRUNCATE`` checkpoint, which copies the newest pages into
-        the database file and empties the log. It waits for readers (``busy_timeout``);
-        should one still hold an old snapshot, the log is cleared by the next purge.
+        the database file and empties the log. It waits a little for other processes' reads
+        to end; should one keep reading an older snapshot, a warning says so and ``queue
+        purge`` (which always wipes) clears the log later.
 
         PostgreSQL: an UPDATE leaves the old row versions in the table's pages, and a plain
         VACUUM only marks their space free, leaving the bytes. ``VACUUM FULL`` writes the table,
@@ -508,20 +512,26 @@ class Store:
             async with self.engine.connect() as conn:
                 auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
                 if self.dialect == "sqlite":
-                    for _ in range(_SCRUB_TRIES):
-                        busy, *_ = (
-                            await auto.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)"))
-                        ).one()
-                        if not busy:
-                            return
+                    await auto.execute(sa.text(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}"))
+                    try:
+                        for _ in range(_SCRUB_TRIES):
+                            checkpoint = sa.text("PRAGMA wal_checkpoint(TRUNCATE)")
+                            busy, *_ = (await auto.execute(checkpoint)).one()
+                            if not busy:
+                                return
+                    finally:
+                        await auto.execute(sa.text(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}"))
                     log.warning(
                         "outbox.scrub_incomplete",
-                        reason="a reader holds an old snapshot; the write-ahead log keeps "
-                        "erased rows until the next purge",
+                        reason="another process kept reading; the write-ahead log keeps old "
+                        "copies of the erased rows until `queue purge` runs again",
                     )
                 elif self.dialect == "postgresql":
-                    await auto.execute(sa.text("SET lock_timeout = '60s'"))
-                    await auto.execute(sa.text("VACUUM FULL deliveries"))
+                    await auto.execute(sa.text(f"SET lock_timeout = '{_VACUUM_LOCK_WAIT}'"))
+                    try:
+                        await auto.execute(sa.text("VACUUM FULL deliveries"))
+                    finally:
+                        await auto.execute(sa.text("RESET lock_timeout"))
         except sa.exc.SQLAlchemyError as exc:
             # the erasing itself is committed; `queue purge` tries the wiping again
             log.warning("outbox.scrub_incomplete", error=" ".join(str(exc).split())[:200])
