@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from tests.queue_support import scratch_database
-from ua_dispatch.fakes.smtp import FakeSmtpServer
+from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
+from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
 from ua_dispatch.ids import address_digest
 from ua_dispatch.queue.store import Store
 from ua_dispatch.settings import Settings
@@ -225,3 +226,39 @@ def test_a_purge_held_back_by_a_reader_says_so_and_queue_purge_finishes_it(
         assert _leaks(_sqlite_files(path), set()) == {}
     finally:
         reader.close()
+
+
+def test_a_servers_reply_quoting_the_supporter_is_erased_too(
+    run_cli: Any, tmp_path: Path, open_campaign: Path, monkeypatch: Any
+) -> None:
+    path = tmp_path / "outbox.sqlite3"
+    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "none")
+    refuse = FaultProfile(
+        smtp=SmtpFaults(
+            script=[
+                SmtpScript(
+                    rcpt="rusembusa@mid.ru",
+                    step="rcpt",
+                    action=f"550 5.1.1 <{EMAIL_MARK}00001@example.org> is not accepted here",
+                    times=100,
+                )
+            ]
+        )
+    )
+    with ThreadedFakeSmtp(tmp_path / "smtp", faults=refuse) as server:
+        monkeypatch.setenv("UA_DISPATCH_SMTP_HOST", server.host)
+        monkeypatch.setenv("UA_DISPATCH_SMTP_PORT", str(server.port))
+        monkeypatch.setenv("UA_DISPATCH_SMTP_SECURITY", "none")
+        monkeypatch.setenv("UA_DISPATCH_SENDER_EMAIL", "appeals@appeals.example.org")
+        letters = _write_letters(tmp_path / "letters.csv", 0, 5)
+        assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+        failed = run_cli("worker", "--once")
+        assert "failed 5" in failed.stdout
+        assert {r.error_code for r in _rows(f"sqlite:///{path}")} == {"550"}
+        assert run_cli("queue", "purge", "--older-than", "0").code == 0
+    got = _rows(f"sqlite:///{path}")
+    assert {(r.status, r.last_error, r.error_kind) for r in got} == {("failed", None, "permanent")}
+    assert _leaks(_sqlite_files(path), set()) == {}
+    report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
+    assert report["by_status"] == {"failed": 5}

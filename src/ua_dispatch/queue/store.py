@@ -483,6 +483,9 @@ class Store:
                 supporter_country=None,
                 letter_text=None,
                 letter_hash="",
+                # a server's reply may quote the supporter ("<alex@example.org> rejected");
+                # the kind and code of the error stay
+                last_error=None,
                 purged_at=utcnow(),
             )
         )
