@@ -110,14 +110,15 @@ def _key_file(path: Path) -> str:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                with os.fdopen(fd, "w", encoding="ascii") as fh:
-                    fh.write(secrets.token_hex(32) + "\n")
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                with contextlib.suppress(FileExistsError):  # another process made it first
+                _write_new(tmp, secrets.token_hex(32) + "\n")
+                try:
                     os.link(tmp, path)
+                except FileExistsError:  # another process made it first: use theirs
+                    pass
+                except OSError:  # a file system without hard links
+                    with contextlib.suppress(FileExistsError):
+                        _write_new(path, tmp.read_text(encoding="ascii"))
             finally:
                 tmp.unlink(missing_ok=True)
         except OSError as exc:
@@ -129,6 +130,15 @@ def _key_file(path: Path) -> str:
     if len(key) < 16:
         raise ConfigError(f"{path}: not a supporter key (at least 16 characters)")
     return key
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create ``path`` (never an existing one), private to its owner, and write ``text``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _at_head(conn: Connection) -> bool:
