@@ -13,6 +13,7 @@ import asyncio
 import csv
 import random
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,49 @@ def test_a_servers_reply_quoting_the_supporter_is_erased_too(
     assert _leaks(_sqlite_files(path), set()) == {}
     report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
     assert report["by_status"] == {"failed": 5}
+
+
+def test_a_vacuum_held_back_by_a_lock_says_so_and_queue_purge_finishes_it(
+    run_cli: Any, tmp_path: Path, open_campaign: Path, smtp_env: FakeSmtpServer, monkeypatch: Any
+) -> None:
+    """On PostgreSQL a transaction that keeps the deliveries table open keeps VACUUM FULL from
+    its lock: the purging worker erases, waits a while, warns and goes on with its work, and
+    `queue purge` afterwards leaves nothing behind."""
+    import asyncpg
+
+    monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "none")
+    with scratch_database("ua_purge_lock") as url:
+        monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+        monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", "a-test-key-shared-by-every-worker")
+        letters = _write_letters(tmp_path / "letters.csv", 0, 20)
+        assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
+        assert "sent 20" in run_cli("worker", "--once").stdout
+
+        held, done = threading.Event(), threading.Event()
+
+        async def hold_the_table() -> None:
+            other = await asyncpg.connect(url)
+            try:
+                async with other.transaction():
+                    await other.fetchval("SELECT count(*) FROM deliveries")
+                    held.set()
+                    await asyncio.to_thread(done.wait, 60)
+            finally:
+                await other.close()
+
+        holder = threading.Thread(target=asyncio.run, args=(hold_the_table(),))
+        holder.start()
+        try:
+            assert held.wait(10)
+            monkeypatch.setenv("UA_DISPATCH_RETENTION_DAYS", "0")
+            purged = run_cli("worker", "--once")
+        finally:
+            done.set()
+            holder.join()
+        assert purged.code == 0, purged.stderr
+        assert "outbox.scrub_incomplete" in purged.stderr
+        assert all(r.supporter_email is None for r in _rows(url))  # the erasing stands
+        assert _leaks(_pg_files(url), set()) != {}  # old row versions still in the table
+        res = run_cli("queue", "purge", "--older-than", "0")
+        assert res.code == 0, res.stderr
+        assert _leaks(_pg_files(url), set()) == {}

@@ -177,7 +177,7 @@ def queue_list(
         return got, total
 
     rows, total = _with_store(ctx, fetch)
-    left_out = total - len(rows)
+    left_out = max(0, total - len(rows))  # (rows may change between the two reads)
     note = (
         f"{left_out} more matching delivery(ies) not shown; --limit {total} or --all to see "
         "them, or narrow with --status, --target or --campaign"
