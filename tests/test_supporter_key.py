@@ -265,3 +265,17 @@ def test_an_older_outbox_is_rehashed_and_counts_each_supporter_once(
     assert run_cli("queue", "add", open_campaign, csv_path, "--channels", "email").code == 0
     mine = {h for email, h in _pairs(old_outbox) if email == "old@example.org"}
     assert mine == {_keyed("old@example.org", key)}
+
+
+def test_a_send_to_a_postgresql_outbox_without_the_key_sends_nothing(
+    run_cli: Any, data_dir: Path, open_campaign: Path, smtp_env: FakeSmtpServer, monkeypatch: Any
+) -> None:
+    with scratch_database("ua_key_send") as url:
+        monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+        args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
+        res = run_cli(*args, "--channels", "email", "--yes")
+        assert res.code == 2
+        assert "UA_DISPATCH_SUPPORTER_KEY: required with a PostgreSQL outbox" in res.stderr
+        assert "Traceback" not in res.stderr
+        assert smtp_env.store.index() == []
+        assert _hashes(url) == {}
