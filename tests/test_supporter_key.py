@@ -279,3 +279,35 @@ def test_a_send_to_a_postgresql_outbox_without_the_key_sends_nothing(
         assert "Traceback" not in res.stderr
         assert smtp_env.store.index() == []
         assert _hashes(url) == {}
+
+
+def test_statistics_an_older_version_gathered_go_with_the_purge(
+    run_cli: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """PostgreSQL's ANALYZE samples column values into pg_statistic. An outbox an older
+    version made has such samples of names and addresses; after the upgrade and a purge none
+    is left, neither in pg_stats nor in the database's files."""
+    from tests.test_purge import _pg_admin_query, _pg_files
+
+    with scratch_database("ua_key_stats") as url:
+        _at_0002_with_plain_hashes(url)
+        _pg_admin_query(
+            url,
+            "UPDATE deliveries SET supporter_name = 'Statmark Old', "
+            "finished_at = now() - interval '1 day' WHERE status = 'sent'",
+            "ANALYZE deliveries",
+        )
+        sampled = "SELECT count(*) FROM pg_stats WHERE tablename = 'deliveries' AND "
+        sampled += "(histogram_bounds::text || coalesce(most_common_vals::text, '')) "
+        sampled += "LIKE '%old@example.org%'"
+        assert _pg_admin_query(url, sampled) == [1]  # the older version's sample
+        monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+        monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", "shared-by-every-machine")
+        res = run_cli("queue", "purge", "--older-than", "0")
+        assert res.code == 0, res.stderr
+        assert "erased from 2" in res.stdout
+        _pg_admin_query(url, "ANALYZE deliveries")  # as autovacuum will
+        assert _pg_admin_query(url, sampled) == [0]
+        for f in _pg_files(url):
+            data = f.read_bytes()
+            assert b"Statmark" not in data and b"old@example.org" not in data, f.name
