@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     # supporters' names, addresses and letters are erased from finished deliveries this many
     # days after they finished (the counts stay); unset keeps them
     retention_days: float | None = Field(default=None, ge=0)
+    # secret under which supporters' addresses are hashed to count who acted; unset, a SQLite
+    # outbox makes one beside its file (supporter.key); a PostgreSQL outbox needs it set, the
+    # same on every machine that queues or sends
+    supporter_key: SecretStr | None = Field(default=None, min_length=16)
 
     # --- output ---
     log_format: LogFormat = "auto"
