@@ -125,20 +125,33 @@ def test_smtp_reply_classification(
         assert err.retry_after == 300
 
 
-def test_shared_header_cache_gives_the_bytes_the_stock_smtp_policy_gives(
+def _uncached() -> tuple[email.policy.Policy, email.policy.Policy]:
+    """The builder's header classes on a plain SMTP policy: no shared-header cache."""
+    from ua_dispatch.channels.email import _HeaderClasses
+
+    wire = email.policy.SMTP.clone(header_factory=_HeaderClasses())
+    return wire.clone(cte_type="7bit"), wire
+
+
+def test_shared_header_cache_gives_the_bytes_an_uncached_build_gives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Parsed and folded headers are reused between messages; the output must not change,
-    for either letter, and for the second message built (the one served from the cache)."""
+    for either letter, and for the second message built (the one served from the cache).
+    For the English letter, whose values are all plain, it is the stock SMTP policy's."""
     import ua_dispatch.channels.email as email_channel
 
     cached = [build("letter-en.txt").data, build("letter-ru.txt").data]
     again = [build("letter-en.txt").data, build("letter-ru.txt").data]
+    built, wire = _uncached()
+    monkeypatch.setattr(email_channel, "_WIRE_POLICY", wire)
+    monkeypatch.setattr(email_channel, "_BUILD_POLICY", built)
+    uncached = [build("letter-en.txt").data, build("letter-ru.txt").data]
+    assert cached == again == uncached
+    assert email_channel._PARSED and email_channel._FOLDED  # the cache was used
     monkeypatch.setattr(email_channel, "_WIRE_POLICY", email.policy.SMTP)
     monkeypatch.setattr(email_channel, "_BUILD_POLICY", email.policy.SMTP.clone(cte_type="7bit"))
-    stock = [build("letter-en.txt").data, build("letter-ru.txt").data]
-    assert cached == again == stock
-    assert email_channel._PARSED and email_channel._FOLDED  # the cache was used
+    assert build("letter-en.txt").data == cached[0]
 
 
 def test_shared_header_cache_still_refuses_line_breaks() -> None:
@@ -162,22 +175,19 @@ def test_header_cache_never_hands_one_spelling_anothers_bytes(
     headers: list[tuple[str, str]],
 ) -> None:
     """Values that decode to the same text but are written differently, and names in other
-    cases, come out exactly as the stock SMTP policy writes each of them."""
+    cases, come out exactly as the same header classes without the cache write each of them."""
     from email.message import EmailMessage
 
     from ua_dispatch.channels.email import _BUILD_POLICY, _WIRE_POLICY
 
-    stock_build = email.policy.SMTP.clone(cte_type="7bit")
+    plain_build, plain_wire = _uncached()
     for name, value in headers * 2:  # the second round is served from the caches
-        ours, stock = EmailMessage(policy=_BUILD_POLICY), EmailMessage(policy=stock_build)
+        ours, uncached = EmailMessage(policy=_BUILD_POLICY), EmailMessage(policy=plain_build)
         ours[name] = value
-        stock[name] = value
-        assert ours.as_bytes(policy=_WIRE_POLICY) == stock.as_bytes(policy=email.policy.SMTP)
+        uncached[name] = value
+        assert ours.as_bytes(policy=_WIRE_POLICY) == uncached.as_bytes(policy=plain_wire)
 
 
-_NAME_CHARS = st.sampled_from(
-    list("abcXYZ019 !#$%&'*+/=?^_`{|}~-") + list('"(),.:;<>@[]\\') + ["é", "Ж", "\t", "ü"]
-)
 _LOCAL = st.text(st.sampled_from(list("abz09.!#+-_=?ü")), min_size=1, max_size=30)
 _DOMAIN = st.sampled_from(
     ["example.org", "mid.ru", "a.b.c.example", "xn--e1afmkfd.xn--p1ai", "пример.рф"]
@@ -185,43 +195,50 @@ _DOMAIN = st.sampled_from(
 
 
 @settings(max_examples=400, deadline=None)
-@example(name="=?utf-8?q?Evil?=", local="a", domain="example.org", header="From")
-@example(name="=?utf-8?b?w6k=?=", local="a", domain="example.org", header="Reply-To")
-@example(name="", local="=?us-ascii?q?boss?=", domain="example.org", header="To")
-@example(name="Ann", local="a", domain="=?us-ascii?q?x?=.example.org", header="Cc")
+@example(name="Ann Smith", local="a", domain="example.org", header="From")
+@example(name="Ann " * 30, local="a", domain="example.org", header="To")
+@example(name="x" * 50 + " " + "y" * 50, local="a", domain="example.org", header="Reply-To")
 @given(
-    name=st.text(_NAME_CHARS, max_size=90),
+    name=st.text(st.sampled_from(list("abcXYZ019!#$%&'*+/=^_`{|}~- ")), max_size=120),
     local=_LOCAL,
     domain=_DOMAIN,
     header=st.sampled_from(["From", "To", "Reply-To", "Cc"]),
 )
-def test_plain_address_shortcut_writes_what_the_stock_policy_writes(
+def test_a_plain_display_name_is_written_as_the_stock_policy_writes_it(
     name: str, local: str, domain: str, header: str
 ) -> None:
-    """Address headers skip the parser only for plain values; whatever the value (quoted,
-    encoded, too long to fit a line), the bytes and the parsed addresses are the stock ones."""
+    """A display name of plain words comes out byte for byte as the stock policy writes it
+    when the line fits, and folded at its spaces when long; anything else is written as
+    encoded words (see test_header_injection.py for what a reader then finds)."""
     from email.headerregistry import Address
     from email.message import EmailMessage
 
-    from ua_dispatch.channels.email import _BUILD_POLICY, _WIRE_POLICY
+    from ua_dispatch.channels.email import _BUILD_POLICY, _PLAIN_NAME, _WIRE_POLICY
 
+    name = " ".join(name.split())
     try:
         value = Address(display_name=name, username=local, domain=domain)
     except ValueError:
-        return  # the stock Address refuses it too
+        return
+    if "=?" in name or "=?" in local or any(len(w) > 60 for w in name.split()):
+        return  # not a plain value: not written the stock way
+    assert _PLAIN_NAME.fullmatch(name)
     stock_policy = email.policy.SMTP.clone(cte_type="7bit")
     ours, stock = EmailMessage(policy=_BUILD_POLICY), EmailMessage(policy=stock_policy)
     try:
         stock[header] = value
     except (ValueError, IndexError):
-        with pytest.raises((ValueError, IndexError)):
-            ours[header] = value
-        return
+        return  # a local part the stock parser cannot take: not a plain address either
     ours[header] = value
-    assert ours.as_bytes(policy=_WIRE_POLICY) == stock.as_bytes(policy=email.policy.SMTP)
     assert ours[header].addresses == stock[header].addresses
     assert str(ours[header]) == str(stock[header])
-    assert [repr(d) for d in ours[header].defects] == [repr(d) for d in stock[header].defects]
+    data = ours.as_bytes(policy=_WIRE_POLICY)
+    if len(f"{header}: {value}") <= 78:
+        assert data == stock.as_bytes(policy=email.policy.SMTP)
+    else:  # folded at a space of ours, perhaps not the one the stock folder picks
+        back = email.message_from_bytes(data, policy=email.policy.default)
+        assert back[header].addresses == (value,)  # type: ignore[attr-defined]
+        assert max(map(len, data.split(b"\r\n"))) <= 78
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,8 @@ from ua_dispatch.settings import Settings
 __all__ = ["empty_pg_database", "pg_database"]
 
 CAMPAIGN_ID = "ua-2-19-chechnya"
+#: what every process sharing a PostgreSQL outbox sets as UA_DISPATCH_SUPPORTER_KEY
+PG_SUPPORTER_KEY = "queue-tests-supporter-key"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -43,6 +45,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     else:
         url = request.getfixturevalue("pg_database")
         truncate(url)
+        monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", PG_SUPPORTER_KEY)
     monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
     monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "none")
     return url
@@ -468,6 +471,8 @@ def _env(url: str, server: FakeSmtpServer, **extra: str) -> dict[str, str]:
         UA_DISPATCH_RETRY_MAX_DELAY="0.05",
         **extra,
     )
+    if url.startswith("postgresql"):
+        env["UA_DISPATCH_SUPPORTER_KEY"] = PG_SUPPORTER_KEY
     return env
 
 
@@ -486,6 +491,7 @@ def pg_outbox(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The session's PostgreSQL database, emptied, as this test's outbox."""
     truncate(pg_database)
     monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", pg_database)
+    monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", PG_SUPPORTER_KEY)
     return pg_database
 
 

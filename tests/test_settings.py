@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLES, ROOT
 from ua_dispatch.errors import ConfigError
+from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.settings import Settings, load_settings
 
 EXAMPLE = ROOT / "config" / "settings.example.toml"
+EN = EXAMPLES / "letter-en.txt"
 
 
 def test_every_setting_is_documented_in_the_example() -> None:
@@ -55,3 +61,161 @@ def test_rate_limits_by_scope() -> None:
     assert rates["fax.number"] == "1/2m"
     assert rates["email.recipient"] == "30/h"
     assert "concurrency" not in rates
+
+
+# --- the sender address (UA_DISPATCH_SENDER_EMAIL) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("not-an-address", "@-sign"),
+        ("appeals@", "after the @-sign"),
+        ("аppeals@appeals.example.org", "Internationalized characters before the @-sign"),
+        ("=?utf-8?q?a=40b?=@example.org", "'=?'"),
+        ("appeals@example.org\r\nBcc: x@example.org", "not a valid email address"),
+    ],
+)
+def test_a_sender_address_that_cannot_be_sent_is_refused_at_load(
+    value: str,
+    problem: str,
+    run_cli: Any,
+    open_campaign: Path,
+    smtp_env: FakeSmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relay sends without SMTPUTF8: a Cyrillic look-alike before the "@" is refused with
+    the others, when the settings are read, not when the first message goes out."""
+    monkeypatch.setenv("UA_DISPATCH_SENDER_EMAIL", value)
+    with pytest.raises(ConfigError, match="UA_DISPATCH_SENDER_EMAIL"):
+        load_settings()
+    for dry in ([], ["--dry-run"]):
+        result = run_cli(
+            "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+            "--channels", "email", "--yes", *dry,
+        )  # fmt: skip
+        assert result.code == 2, result.stdout
+        (line,) = result.stderr.strip().splitlines()
+        assert "UA_DISPATCH_SENDER_EMAIL" in line and problem in line, line
+        assert "Traceback" not in result.stderr
+    assert smtp_env.store.index() == []
+
+
+def test_an_international_sender_domain_is_sent_in_its_ascii_form(
+    run_cli: Any, open_campaign: Path, smtp_env: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_SENDER_EMAIL", "appeals@пример.рф")
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    (rec,) = smtp_env.store.index()
+    assert rec["mail_from"] == "appeals@xn--e1afmkfd.xn--p1ai"
+    msg = email.message_from_bytes(
+        (smtp_env.store.root / rec["file"]).read_bytes(), policy=email.policy.default
+    )
+    (sender,) = msg["From"].addresses  # type: ignore[attr-defined]
+    assert sender.addr_spec == "appeals@xn--e1afmkfd.xn--p1ai"
+
+
+# --- misspelt variables ---------------------------------------------------------------------
+
+
+def test_a_misspelt_variable_is_named_with_the_setting_it_is_near(
+    run_cli: Any, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_SMTP_HOTS", "secret-host-value")
+    monkeypatch.setenv("UA_DISPATCH_NOTHING_LIKE_IT", "secret-other-value")
+    monkeypatch.setenv("UA_DISPATCH_SETTINGS_FILE", "")  # read elsewhere: not warned about
+    (tmp_path / ".env").write_text(
+        "UA_DISPATCH_SENDER_NAEM=secret-env-value\nOTHER_TOOL_SETTING=1\n"
+        "UA_DISPATCH_SENDER_NAME=Example Network\n",
+        encoding="utf-8",
+    )
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes", "--dry-run", "--store", tmp_path / "dry",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    warnings = [ln for ln in result.stderr.splitlines() if "warning:" in ln]
+    assert warnings == [
+        "ua-dispatch: warning: UA_DISPATCH_NOTHING_LIKE_IT (environment) is not a setting "
+        "and is ignored",
+        "ua-dispatch: warning: UA_DISPATCH_SMTP_HOTS (environment) is not a setting and is "
+        "ignored; did you mean UA_DISPATCH_SMTP_HOST?",
+        "ua-dispatch: warning: UA_DISPATCH_SENDER_NAEM (.env) is not a setting and is "
+        "ignored; did you mean UA_DISPATCH_SENDER_NAME?",
+    ]
+    assert "secret" not in result.stderr + result.stdout
+
+
+def test_known_variables_bring_no_warning(
+    run_cli: Any, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ua_dispatch_sender_name", "Lower Case Network")
+    (tmp_path / ".env").write_text("UA_DISPATCH_LIMIT_EMAIL=none\n", encoding="utf-8")
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes", "--dry-run", "--store", tmp_path / "dry",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert "warning:" not in result.stderr
+
+
+def test_a_misspelt_key_in_the_settings_file_is_refused_with_the_nearest(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('smtp_hots = "mail.example.org"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"smtp_hots: not a setting \(did you mean smtp_host\?"):
+        load_settings(f)
+
+
+# --- the letter's language ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", ["xx", "eng", "e", "en-GB", "zz", "12"])
+def test_send_accepts_iso_639_1_language_codes_only(
+    code: str, run_cli: Any, open_campaign: Path, smtp_env: FakeSmtpServer
+) -> None:
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes", "--language", code,
+    )  # fmt: skip
+    assert result.code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"--language: {code!r} is not an ISO 639-1 language code" in line, line
+    assert smtp_env.store.index() == []
+
+
+def test_a_real_language_code_is_accepted_in_any_case(
+    run_cli: Any, open_campaign: Path, smtp_env: FakeSmtpServer
+) -> None:
+    result = run_cli(
+        "send", open_campaign, EN, "--name", "Alex", "--email", "alex@example.org",
+        "--channels", "email", "--yes", "--language", "DE",
+    )  # fmt: skip
+    assert result.code == 0, result.stderr
+    (rec,) = smtp_env.store.index()
+    msg = email.message_from_bytes(
+        (smtp_env.store.root / rec["file"]).read_bytes(), policy=email.policy.default
+    )
+    assert msg["Content-Language"] == "de"
+
+
+def test_queue_add_refuses_a_language_outside_iso_639_1_by_row(
+    run_cli: Any, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / "data"))
+    letters = tmp_path / "letters.csv"
+    letters.write_text(
+        "name,email,city,country,language,letter,approved\n"
+        "Ann,ann@example.org,,,en,Please act.,yes\n"
+        "Bob,bob@example.org,,,xx,Please act.,yes\n",
+        encoding="utf-8",
+    )
+    result = run_cli("queue", "add", open_campaign, letters, "--channels", "email")
+    assert result.code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "letters.csv: row 2: language: 'xx' is not an ISO 639-1 language code" in line, line
+    assert "0 delivery(ies)" in run_cli("queue", "list").stdout

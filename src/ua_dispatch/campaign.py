@@ -31,6 +31,7 @@ from pydantic import (
 
 from ua_dispatch.errors import InputError
 from ua_dispatch.files import CAMPAIGN_MAX_BYTES, read_capped
+from ua_dispatch.headertext import header_text
 
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # X: 1-15 letters, digits or underscores. The "@" is optional in the file and dropped.
@@ -172,6 +173,8 @@ def _country(value: str) -> str:
 
 
 Line = Annotated[str, AfterValidator(_single_line)]
+# a line that also goes into a mail header (see ua_dispatch.headertext)
+HeaderLine = Annotated[str, AfterValidator(_single_line), AfterValidator(header_text)]
 Slug = Annotated[str, AfterValidator(_slug)]
 Email = Annotated[str, AfterValidator(_email)]
 XHandle = Annotated[str, AfterValidator(_x_handle)]
@@ -210,7 +213,7 @@ class Target(_Model):
     """An official to write to, with every way the campaign gives to reach them."""
 
     slug: Slug
-    name: Line
+    name: HeaderLine
     title: Line
     organisation: Line | None = None
     country: Country = Field(description="ISO 3166 alpha-2; region hint for numbers, page size")
@@ -275,8 +278,8 @@ class Campaign(_Model):
     issued: dt.date
     act_until: dt.date
     languages: list[Language] = Field(min_length=1, description="preferred, in order")
-    subject: Line
-    subjects: dict[Language, Line] = Field(default_factory=dict)
+    subject: HeaderLine
+    subjects: dict[Language, HeaderLine] = Field(default_factory=dict)
     social: Social = Field(default_factory=Social)
     targets: list[Target] = Field(min_length=1)
 

@@ -49,6 +49,10 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _warn(message: str) -> None:
+    err.print(f"ua-dispatch: warning: {message}", markup=False)
+
+
 class Ctx:
     def __init__(self, settings_file: Path | None, log_format: str | None, verbose: bool):
         self.settings_file = settings_file
@@ -59,7 +63,7 @@ class Ctx:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.settings_file)
+            self._settings = load_settings(self.settings_file, warn=_warn)
             fmt = self.log_format or self._settings.log_format
             level = logging.INFO if (self.verbose or fmt == "json") else logging.WARNING
             logs.configure(fmt, level)
@@ -701,6 +705,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err.print("ua-dispatch: interrupted; nothing more was sent", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        # one line, like every other refusal; click's own form spends three on usage and help
+        where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "ua-dispatch --help"
+        message = " ".join(exc.format_message().split())
+        err.print(f"ua-dispatch: error: {message} (see {where})", markup=False)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
+import pycountry
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ua_dispatch.campaign import Email, Line, Target, one_line_validation_error
+from ua_dispatch.campaign import Email, HeaderLine, Target, one_line_validation_error
 from ua_dispatch.errors import InputError
 from ua_dispatch.files import letter_max_bytes, read_capped
 from ua_dispatch.ids import content_hash
@@ -38,14 +39,18 @@ _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
 
 class Supporter(BaseModel):
-    """The person who wrote and approved the letter."""
+    """The person who wrote and approved the letter.
+
+    The name goes into the From and Reply-To headers, the place into the signature: all three
+    are one line of text that a header can carry as it is (see ``ua_dispatch.headertext``).
+    """
 
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
-    name: Line
+    name: HeaderLine
     email: Email
-    city: Line | None = None
-    country: Line | None = None
+    city: HeaderLine | None = None
+    country: HeaderLine | None = None
 
     @property
     def place(self) -> str | None:
@@ -80,6 +85,14 @@ class Letter:
     def hash(self) -> str:
         # (computed once: every delivery's key and row carries it)
         return content_hash(self.text)
+
+
+@cache
+def iso_639_1_codes() -> frozenset[str]:
+    """The two-letter codes of ISO 639-1 (pycountry's copy of the standard)."""
+    return frozenset(
+        code for lang in pycountry.languages if (code := getattr(lang, "alpha_2", None))
+    )
 
 
 def detect_language(text: str, accepted: list[str]) -> str:
@@ -122,9 +135,10 @@ def parse_letter(
         )
     if language is not None:
         lang = language.strip().lower()
-        if not re.fullmatch(r"[a-z]{2,3}", lang):
+        if lang not in iso_639_1_codes():
             raise InputError(
-                f"{language!r} is not a language code such as 'en' or 'ru'", source="--language"
+                f"{language!r} is not an ISO 639-1 language code such as 'en' or 'ru'",
+                source="--language",
             )
     else:
         lang = detect_language(text, accepted)

@@ -7,14 +7,18 @@ Precedence, highest first: values passed in code, environment, ``.env``, the TOM
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -23,11 +27,16 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ua_dispatch.campaign import Email
 from ua_dispatch.errors import ConfigError, InputError
 from ua_dispatch.files import SETTINGS_MAX_BYTES, read_capped
+from ua_dispatch.headertext import header_text
 from ua_dispatch.limits import parse_rate
 
+ENV_PREFIX = "UA_DISPATCH_"
 SETTINGS_FILE_ENV = "UA_DISPATCH_SETTINGS_FILE"
+# variables with the prefix that are read outside the settings model
+READ_ELSEWHERE = frozenset({SETTINGS_FILE_ENV})
 
 SmtpSecurity = Literal["tls", "starttls", "none"]
 EmailIdentity = Literal["relay", "own"]
@@ -40,7 +49,7 @@ _E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="UA_DISPATCH_",
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
@@ -62,7 +71,8 @@ class Settings(BaseSettings):
     # "relay": From is the organisation's address with the supporter's name, Reply-To the
     # supporter. "own": From is the supporter, sent through the supporter's own SMTP account.
     email_identity: EmailIdentity = "relay"
-    sender_email: str | None = None
+    # sent without SMTPUTF8: ASCII before the "@"; a non-ASCII domain is used in its xn-- form
+    sender_email: Email | None = None
     sender_name: str = "Urgent Action Network"
 
     # --- retries (one delivery) ---
@@ -146,6 +156,10 @@ class Settings(BaseSettings):
     # supporters' names, addresses and letters are erased from finished deliveries this many
     # days after they finished (the counts stay); unset keeps them
     retention_days: float | None = Field(default=None, ge=0)
+    # secret under which supporters' addresses are hashed to count who acted; unset, a SQLite
+    # outbox makes one beside its file (supporter.key); a PostgreSQL outbox needs it set, the
+    # same on every machine that queues or sends
+    supporter_key: SecretStr | None = Field(default=None, min_length=16)
 
     # --- output ---
     log_format: LogFormat = "auto"
@@ -157,6 +171,19 @@ class Settings(BaseSettings):
     @classmethod
     def _host_not_blank(cls, value: str) -> str:
         value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("sender_email", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("sender_name")
+    @classmethod
+    def _sender_name(cls, value: str) -> str:
+        value = header_text(value)
         if not value:
             raise ValueError("must not be empty")
         return value
@@ -250,32 +277,75 @@ def _read_settings_file(path: Path, what: str) -> bytes:
         raise ConfigError(str(exc)) from None
 
 
+def _not_settings(keys: Iterable[str]) -> list[tuple[str, str]]:
+    """The keys (setting names in lower case) that name no setting, each with a hint at the
+    nearest one ("" when none is near)."""
+    known = list(Settings.model_fields)
+    out = []
+    for key in keys:
+        if key not in Settings.model_fields:
+            near = difflib.get_close_matches(key, known, n=1)
+            out.append((key, near[0] if near else ""))
+    return out
+
+
 def _check_known_keys(path: Path) -> None:
     """A typo in a settings file (``limit_email_per_recipent``) must not pass unnoticed."""
     try:
         data = tomllib.loads(_read_settings_file(path, "settings file").decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read settings: {exc}") from None
-    unknown = sorted(set(data) - set(Settings.model_fields))
+    unknown = _not_settings(sorted(data))
     if unknown:
-        raise ConfigError(f"{path}: {unknown[0]}: not a setting (see config/settings.example.toml)")
+        key, near = unknown[0]
+        hint = f"did you mean {near}? " if near else ""
+        raise ConfigError(f"{path}: {key}: not a setting ({hint}see config/settings.example.toml)")
 
 
-def load_settings(settings_file: Path | None = None, **overrides: Any) -> Settings:
+def _warn_unknown_variables(warn: Callable[[str], None]) -> None:
+    """A misspelt variable in the environment or ``.env`` (``UA_DISPATCH_SMTP_HOTS``) would
+    leave its setting at the default without a word: say so, naming the nearest setting.
+    Only names are printed, never values."""
+    env_file = Settings.model_config.get("env_file")
+    sources: list[tuple[str, Iterable[str]]] = [("environment", os.environ)]
+    if isinstance(env_file, str) and Path(env_file).is_file():
+        # a file that cannot be read is reported when the settings themselves are read
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            sources.append((env_file, dotenv_values(env_file, encoding="utf-8")))
+    for where, names in sources:
+        ours = {
+            name.upper()[len(ENV_PREFIX) :].lower(): name
+            for name in names
+            if name.upper().startswith(ENV_PREFIX) and name.upper() not in READ_ELSEWHERE
+        }
+        for key, near in _not_settings(sorted(ours)):
+            hint = f"; did you mean {ENV_PREFIX}{near.upper()}?" if near else ""
+            warn(f"{ours[key]} ({where}) is not a setting and is ignored{hint}")
+
+
+def load_settings(
+    settings_file: Path | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+    **overrides: Any,
+) -> Settings:
     """Read settings, turning any problem into a one-line :class:`ConfigError`.
 
     The TOML file is ``settings_file`` or else ``UA_DISPATCH_SETTINGS_FILE``; nothing global
-    is changed to read it.
+    is changed to read it. ``warn`` is told, one line each, of variables in the environment
+    or ``.env`` that look like settings but name none.
     """
-    if settings_file is None and os.environ.get(SETTINGS_FILE_ENV):
-        settings_file = Path(os.environ[SETTINGS_FILE_ENV])
-    cls: type[Settings] = Settings
-    where = "settings"
     # pydantic-settings reads the .env file itself (a FIFO too): look at it first. A folder
     # called .env (often a virtualenv) is not a settings file and stays ignored.
     env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
     if env_file.exists() and not env_file.is_dir():
         _read_settings_file(env_file, ".env file")
+    if warn is not None:
+        _warn_unknown_variables(warn)
+    if settings_file is None and os.environ.get(SETTINGS_FILE_ENV):
+        settings_file = Path(os.environ[SETTINGS_FILE_ENV])
+    cls: type[Settings] = Settings
+    where = "settings"
     if settings_file is not None:
         where = str(settings_file)
         _check_known_keys(settings_file)
@@ -286,8 +356,9 @@ def load_settings(settings_file: Path | None = None, **overrides: Any) -> Settin
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{where}: UA_DISPATCH_{field.upper()}: {err['msg']}{more}") from None
+        raise ConfigError(f"{where}: {ENV_PREFIX}{field.upper()}: {message}{more}") from None
     except Exception as exc:  # a malformed TOML or .env file
         first = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{where}: cannot read settings: {first}") from None

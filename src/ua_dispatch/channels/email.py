@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+import itertools
 import re
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.charset import Charset
 from email.headerregistry import Address, BaseHeader, Group, HeaderRegistry
 from email.message import EmailMessage
 from pathlib import Path
@@ -31,6 +33,7 @@ from ua_dispatch.channels.base import (
     Transport,
 )
 from ua_dispatch.errors import ConfigError, InputError
+from ua_dispatch.headertext import header_text
 from ua_dispatch.ids import message_id
 from ua_dispatch.letter import render_letter
 from ua_dispatch.plan import Appeal, Delivery
@@ -48,8 +51,8 @@ class SharedHeadersPolicy(email.policy.EmailPolicy):
     Content-Transfer-Encoding, Content-Language), so those are kept per process, keyed by name
     and value: header objects are immutable, and a header's folded form depends only on its
     value and the policy; Date is shared by the letters built within one second. Headers that
-    differ per letter (From, Reply-To, Message-ID) are parsed as usual. The output is byte
-    for byte what ``email.policy.SMTP`` gives.
+    differ per letter (From, Reply-To, Message-ID) are made for each letter. The output is
+    byte for byte what the same header classes give without the cache.
     """
 
     SHARED = frozenset(
@@ -106,40 +109,132 @@ _PARSED: dict[tuple[Any, ...], tuple[str, Any]] = {}
 _FOLDED: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
 
 
-# A value that needs no quoting, no encoding and (when short enough) no folding: a display
-# name of plain words, and an address of dot-atoms. ASCII letters and digits only, plus the
-# few marks addresses commonly use.
+# A display name of plain words and an address of dot-atoms: nothing to quote or encode.
+# ASCII letters and digits only, plus the few marks addresses commonly use.
 _WORDS = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM = rf"{_WORDS}(?:\.{_WORDS})*"
 _PLAIN_NAME = re.compile(rf"(?:{_WORDS}(?: {_WORDS})*)?")
 _PLAIN_ADDR = re.compile(rf"{_DOT_ATOM}@{_DOT_ATOM}")
 _PLAIN_MSG_ID = re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>")
+# unstructured text (Subject) that can go out as it is: printable ASCII words, single spaces
+_PLAIN_TEXT = re.compile(r"(?:[!-~]+(?: [!-~]+)*)?")
+# RFC 2047: an encoded word is at most 75 characters; RFC 5322: a line at most 78, folded
+_EW_MAX = 75
+_LINE_MAX = 78
+_UTF8 = Charset("utf-8")
 
 
-class _PlainValues:
-    """Mixin for the address and Message-ID header classes: a value that is already plain
-    (see ``_plain_text``) is not run through the RFC 5322 parser, which costs most of a
-    message's build time; its parse tree is made only if folding ever needs it. For such a
-    value the stock parser finds no defects and the stock folder writes the line as it is
-    when it fits, so the output is the same, byte for byte (tests compare the two)."""
+def _encoded_words(text: str, name: str) -> list[str]:
+    """All of ``text`` as UTF-8 encoded words, each short enough for a line of its own (the
+    first for the line that starts with ``name``). Split between characters only: no line
+    break or other character of the text is lost or added."""
+    first = min(_EW_MAX, _LINE_MAX - len(name) - 2)
+    budgets = itertools.chain([first], itertools.repeat(_EW_MAX))
+    return [w for w in _UTF8.header_encode_lines(text, budgets) if w]
+
+
+def _write(
+    name: str, text: str, plain: re.Pattern[str], tail: str, policy: email.policy.Policy
+) -> str:
+    """One header line, folded: ``text`` as it is when ``plain`` matches it (words split at
+    single spaces), otherwise all of it as encoded words, then ``tail``.
+
+    No value of ours goes through the ``email`` package's parser and folder: the parser
+    decodes encoded words it finds in the value, and its folder has written the decoded text
+    back unencoded, or dropped a long display name's quotes (CPython gh-121650, gh-80222,
+    fixed in some releases only), which turns a name into new headers or more addresses. A
+    value written here is read back as exactly the text given (encoded-word lookalikes
+    included, as literal text), by any reader that follows RFC 2047.
+    """
+    maxlen = policy.max_line_length or 998
+    words = text.split(" ") if text else []
+    as_is = (
+        plain.fullmatch(text) is not None
+        and "=?" not in text
+        and all(len(word) < maxlen for word in words)  # each fits on a line of its own
+        and (not words or len(name) + 2 + len(words[0]) <= maxlen)
+    )
+    if not as_is:
+        words = _encoded_words(text, name)
+    if tail:
+        words.append(tail)
+    lines = [f"{name}:"]
+    for i, word in enumerate(words):
+        if i and len(lines[-1]) + 1 + len(word) > maxlen:
+            lines.append("")  # fold: the next line starts with the space
+        lines[-1] += " " + word
+    linesep: str = policy.linesep
+    return linesep.join(lines) + linesep
+
+
+class _OneMailbox:
+    """Mixin for address headers: a value that is one :class:`Address` with a plain address
+    (every address this module sets) is not parsed, and is written by :func:`_write`; any
+    other value takes the stock parser and folder."""
+
+    _name: str
+    _parse_tree: Any
+    addresses: tuple[Address, ...]
+
+    @classmethod
+    def parse(cls, value: Any, kwds: dict[str, Any]) -> None:
+        if isinstance(value, Address) and _PLAIN_ADDR.fullmatch(value.addr_spec):
+            kwds["parse_tree"] = None
+            kwds["decoded"] = str(value)
+            kwds["groups"] = [Group(None, [value])]
+            return
+        super().parse(value, kwds)  # type: ignore[misc]
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        if self._parse_tree is not None:
+            folded: str = super().fold(policy=policy)  # type: ignore[misc]
+            return folded
+        (address,) = self.addresses
+        if not address.display_name:
+            return _write(self._name, "", _PLAIN_NAME, address.addr_spec, policy)
+        tail = f"<{address.addr_spec}>"
+        return _write(self._name, address.display_name, _PLAIN_NAME, tail, policy)
+
+
+class _OwnText:
+    """Mixin for the Subject: a text value is not parsed (the parser would decode encoded
+    words in it) and is written by :func:`_write`."""
 
     _name: str
     _parse_tree: Any
 
     @classmethod
-    def _plain_text(cls, value: Any) -> str | None:
-        raise NotImplementedError
+    def parse(cls, value: Any, kwds: dict[str, Any]) -> None:
+        if isinstance(value, str):
+            kwds["parse_tree"] = None
+            kwds["decoded"] = value
+            return
+        super().parse(value, kwds)  # type: ignore[misc]
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        if self._parse_tree is not None:
+            folded: str = super().fold(policy=policy)  # type: ignore[misc]
+            return folded
+        return _write(self._name, str(self), _PLAIN_TEXT, "", policy)
+
+
+class _PlainMessageId:
+    """Mixin for Message-ID: a plain value (``<dot-atom@dot-atom>``) is not run through the
+    RFC 5322 parser, which costs much of a message's build time; its parse tree is made only
+    if folding ever needs it. For such a value the stock parser finds no defects and the stock
+    folder writes the line as it is when it fits, so the output is the same, byte for byte
+    (tests compare the two)."""
+
+    _name: str
+    _parse_tree: Any
 
     @classmethod
     def parse(cls, value: Any, kwds: dict[str, Any]) -> None:
-        text = cls._plain_text(value)
-        if text is None:
-            super().parse(value, kwds)  # type: ignore[misc]
+        if isinstance(value, str) and _PLAIN_MSG_ID.fullmatch(value) and "=?" not in value:
+            kwds["parse_tree"] = None
+            kwds["decoded"] = value
             return
-        kwds["parse_tree"] = None
-        kwds["decoded"] = text
-        if isinstance(value, Address):
-            kwds["groups"] = [Group(None, [value])]
+        super().parse(value, kwds)  # type: ignore[misc]
 
     def fold(self, *, policy: email.policy.Policy) -> str:
         if self._parse_tree is None:
@@ -151,34 +246,12 @@ class _PlainValues:
         return folded
 
 
-class _PlainAddress(_PlainValues):
-    @classmethod
-    def _plain_text(cls, value: Any) -> str | None:
-        if (
-            isinstance(value, Address)
-            and _PLAIN_NAME.fullmatch(value.display_name)
-            and _PLAIN_ADDR.fullmatch(value.addr_spec)
-        ):
-            text = str(value)
-            # "=?charset?q?...?=" looks like an RFC 2047 encoded word, which the parser
-            # decodes and the folder writes again differently
-            return None if "=?" in text else text
-        return None
-
-
-class _PlainMessageId(_PlainValues):
-    @classmethod
-    def _plain_text(cls, value: Any) -> str | None:
-        if isinstance(value, str) and _PLAIN_MSG_ID.fullmatch(value) and "=?" not in value:
-            return value
-        return None
-
-
-_PLAIN_KINDS: dict[str, type[_PlainValues]] = {
-    "from": _PlainAddress,
-    "to": _PlainAddress,
-    "cc": _PlainAddress,
-    "reply-to": _PlainAddress,
+_OWN_KINDS: dict[str, type] = {
+    "from": _OneMailbox,
+    "to": _OneMailbox,
+    "cc": _OneMailbox,
+    "reply-to": _OneMailbox,
+    "subject": _OwnText,
     "message-id": _PlainMessageId,
 }
 
@@ -187,8 +260,9 @@ _PLAIN_KINDS: dict[str, type[_PlainValues]] = {
 # serialise with the SMTP policy (CRLF line ends).
 class _HeaderClasses(HeaderRegistry):
     """The stock registry builds a new header class on every lookup (each header set, each
-    max-count check); one class per header name is enough. Address and Message-ID headers
-    get the ``_PlainValues`` shortcut."""
+    max-count check); one class per header name is enough. Address headers and the Subject
+    are written by this module (``_OneMailbox``, ``_OwnText``), a plain Message-ID skips
+    the parser (``_PlainMessageId``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -199,13 +273,15 @@ class _HeaderClasses(HeaderRegistry):
         made = self._made.get(key)
         if made is None:
             made = super().__getitem__(name)
-            plain = _PLAIN_KINDS.get(key)
-            if plain is not None:
-                made = type(made.__name__, (plain, made), {})
+            own = _OWN_KINDS.get(key)
+            if own is not None:
+                made = type(made.__name__, (own, made), {})
             self._made[key] = made
         return made
 
 
+# For writing messages only: a message read with these header classes would keep the encoded
+# words of its Subject undecoded.
 _WIRE_POLICY = SharedHeadersPolicy(linesep="\r\n", header_factory=_HeaderClasses())
 _BUILD_POLICY = _WIRE_POLICY.clone(cte_type="7bit")
 
@@ -226,6 +302,13 @@ def _address(display_name: str, addr: str, *, field: str) -> Address:
         return Address(display_name=display_name, username=local, domain=domain)
     except (ValueError, UnicodeError) as exc:
         raise InputError(f"cannot be used in a header: {exc}", field=field) from None
+
+
+def _text(value: str, *, field: str) -> str:
+    try:
+        return header_text(value)
+    except ValueError as exc:
+        raise InputError(str(exc), field=field) from None
 
 
 def relay_sender(settings: Settings) -> str:
@@ -267,18 +350,26 @@ class EmailChannel(Channel[EmailPayload]):
         supporter = appeal.supporter
         target = delivery.the_target
         rendered = render_letter(appeal.letter, supporter, target)
+        # Checked where they came in, and again here: a row of the outbox, or a value made
+        # in code, reaches this point too.
+        name = _text(supporter.name, field="name")
+        language = appeal.letter.language
+        subject = _text(
+            appeal.campaign.subject_for(language),
+            field=f"subjects.{language}" if language in appeal.campaign.subjects else "subject",
+        )
+        target_name = _text(target.name, field=f"targets.{target.slug}.name")
 
         if settings.email_identity == "relay":
             org_addr = relay_sender(settings)
+            sender_name = _text(settings.sender_name, field="UA_DISPATCH_SENDER_NAME")
             from_hdr = _address(
-                f"{supporter.name} via {settings.sender_name}",
-                org_addr,
-                field="UA_DISPATCH_SENDER_EMAIL",
+                f"{name} via {sender_name}", org_addr, field="UA_DISPATCH_SENDER_EMAIL"
             )
             envelope_from = org_addr
-            reply_to: Address | None = _address(supporter.name, supporter.email, field="email")
+            reply_to: Address | None = _address(name, supporter.email, field="email")
         else:
-            from_hdr = _address(supporter.name, supporter.email, field="email")
+            from_hdr = _address(name, supporter.email, field="email")
             envelope_from = supporter.email
             reply_to = None
         domain = from_hdr.domain
@@ -287,10 +378,10 @@ class EmailChannel(Channel[EmailPayload]):
         msg = EmailMessage(policy=_BUILD_POLICY)
         try:
             msg["From"] = from_hdr
-            msg["To"] = _address(target.name, delivery.to, field=f"targets.{target.slug}.email")
+            msg["To"] = _address(target_name, delivery.to, field=f"targets.{target.slug}.email")
             if reply_to is not None:
                 msg["Reply-To"] = reply_to
-            msg["Subject"] = appeal.campaign.subject_for(appeal.letter.language)
+            msg["Subject"] = subject
             msg["Date"] = email.utils.format_datetime(env.now)
             msg["Message-ID"] = mid
         except ValueError as exc:  # CR/LF or other unusable header content

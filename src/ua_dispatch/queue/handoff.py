@@ -35,6 +35,7 @@ from ua_dispatch.channels.base import FailureKind
 from ua_dispatch.engine import Prepared
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status
+from ua_dispatch.queue.db import supporter_key
 from ua_dispatch.queue.loader import delivery_row
 from ua_dispatch.queue.models import QStatus, deliveries
 from ua_dispatch.queue.owners import new_owner
@@ -146,6 +147,7 @@ async def reserve(settings: Settings, appeal: Appeal, prepared: Sequence[Prepare
                 # since the SELECT is not inserted again, and is left to it.
                 await store.put_campaign(conn, appeal.campaign, replace=False)
                 rows_new = []
+                hash_key = supporter_key(settings)
                 for k in new:
                     row = delivery_row(
                         appeal.campaign.id,
@@ -154,6 +156,7 @@ async def reserve(settings: Settings, appeal: Appeal, prepared: Sequence[Prepare
                         appeal.letter,
                         now,
                         now,
+                        hash_key,
                     )
                     row.update(
                         status=str(QStatus.IN_FLIGHT), lease_owner=found.owner, lease_until=until

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
-import hashlib
 import io
 import re
 from collections.abc import Iterator
@@ -39,8 +38,10 @@ from ua_dispatch.channels.base import BuildEnv
 from ua_dispatch.errors import InputError
 from ua_dispatch.files import CSV_MAX_BYTES, letter_max_bytes, open_capped, read_capped
 from ua_dispatch.hours import ambiguous, fax_not_before
+from ua_dispatch.ids import supporter_hash
 from ua_dispatch.letter import Letter, Supporter, make_supporter, parse_letter, render_letter
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
+from ua_dispatch.queue.db import supporter_key
 from ua_dispatch.queue.models import QStatus
 from ua_dispatch.queue.store import BULK, Store, utcnow
 from ua_dispatch.settings import Settings
@@ -565,6 +566,7 @@ async def add_letters(
     result = AddResult()
     csv_dir = csv_path.parent
     now = utcnow()
+    key = supporter_key(settings)
     async with store.engine.begin() as conn:
         await store.put_campaign(conn, campaign)
         before = await store.count(conn, campaign_id=campaign.id)
@@ -617,7 +619,7 @@ async def add_letters(
                 due = fax_not_before(settings, d.channel, d.to, send_after, zone)
                 if due != send_after:
                     result.waiting_for_office += 1
-                batch.append(delivery_row(campaign.id, supporter, d, letter, due, now))
+                batch.append(delivery_row(campaign.id, supporter, d, letter, due, now, key))
             if len(batch) >= _BATCH:
                 await store.insert_rows(conn, batch)
                 batch = []
@@ -630,10 +632,6 @@ async def add_letters(
     return result
 
 
-def supporter_hash(email: str) -> str:
-    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
-
-
 def delivery_row(
     campaign_id: str,
     s: Supporter,
@@ -641,6 +639,7 @@ def delivery_row(
     letter: Letter,
     send_after: dt.datetime,
     now: dt.datetime,
+    supporter_key: bytes,
 ) -> dict[str, Any]:
     return {
         "key": d.key,
@@ -649,7 +648,7 @@ def delivery_row(
         "supporter_email": s.email,
         "supporter_city": s.city,
         "supporter_country": s.country,
-        "supporter_hash": supporter_hash(s.email),
+        "supporter_hash": supporter_hash(s.email, supporter_key),
         "target_slug": d.slug,
         "channel": d.channel,
         "recipient": d.to,

@@ -43,7 +43,7 @@ deliveries = sa.Table(
     sa.Column("supporter_email", sa.Text),
     sa.Column("supporter_city", sa.Text),
     sa.Column("supporter_country", sa.Text),
-    # SHA-256 of the lower-cased address: counts distinct supporters after a purge
+    # keyed hash of the address (ids.supporter_hash): counts distinct supporters after a purge
     sa.Column("supporter_hash", sa.String(64), nullable=False),
     sa.Column("target_slug", sa.String(100), nullable=False),
     sa.Column("channel", sa.String(20), nullable=False),

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.queue.db import open_engine
+from ua_dispatch.queue.db import BUSY_TIMEOUT_MS, open_engine
 from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries, send_slots
 from ua_dispatch.queue.owners import is_gone
 from ua_dispatch.settings import Settings
@@ -31,6 +31,12 @@ S = send_slots.c
 _NEVER = dt.datetime(1970, 1, 1)
 #: rows changed at once from which the outbox is tidied (see Store.tidy)
 BULK = 1000
+#: after a purge, how often and how long (ms) a TRUNCATE checkpoint waits for other processes'
+#: reads to end (it holds back their writes meanwhile), and how long VACUUM FULL waits for
+#: its lock (PostgreSQL)
+_SCRUB_TRIES = 3
+_CHECKPOINT_WAIT_MS = 2_000
+_VACUUM_LOCK_WAIT = "10s"
 
 
 class _SlotBusy(Exception):
@@ -174,6 +180,35 @@ class Store:
             stmt = stmt.limit(limit)
         async with self.engine.connect() as conn:
             return list((await conn.execute(stmt)).all())
+
+    async def count_rows(
+        self,
+        *,
+        campaign: str | None = None,
+        statuses: Iterable[str] = (),
+        target: str | None = None,
+    ) -> int:
+        """How many rows :meth:`rows` would list without a limit."""
+        stmt = sa.select(sa.func.count()).select_from(deliveries)
+        stmt = _filter(stmt, campaign=campaign, statuses=list(statuses), target=target)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def known_targets(self, campaign: str | None = None) -> tuple[list[str], list[str]]:
+        """The campaign ids in the outbox, and the target slugs of those campaigns (only
+        ``campaign``'s when given) together with the slugs their deliveries name."""
+        async with self.engine.connect() as conn:
+            ids = list(
+                (await conn.execute(sa.select(campaigns.c.id).order_by(campaigns.c.id))).scalars()
+            )
+            named = sa.select(D.target_slug).distinct()
+            if campaign is not None:
+                named = named.where(D.campaign_id == campaign)
+            slugs = set((await conn.execute(named)).scalars())
+        for cid in ids:
+            if campaign is None or cid == campaign:
+                slugs.update(t.slug for t in (await self.campaign(cid)).targets)
+        return ids, sorted(slugs)
 
     async def move(
         self,
@@ -424,11 +459,15 @@ class Store:
             n, first = (await conn.execute(stmt)).one()
         return int(n), first
 
-    async def purge(self, days: float) -> int:
+    async def purge(self, days: float, *, scrub: bool = False) -> int:
         """Erase personal data from deliveries that finished more than ``days`` ago.
 
-        The rows stay, with the supporter's address hash, so totals and the number of distinct
-        supporters who acted survive."""
+        The rows stay, with the supporter's keyed address hash, so totals and the number of
+        distinct supporters who acted survive. The letter's hash goes too: with the delivery
+        key it would let anyone holding a list of addresses and the letter text test them.
+
+        When anything was erased (or ``scrub``), what the database keeps of the old row
+        versions is wiped as well (``_scrub``), so no copy stays readable in its files."""
         cutoff = utcnow() - dt.timedelta(days=days)
         stmt = (
             deliveries.update()
@@ -443,11 +482,67 @@ class Store:
                 supporter_city=None,
                 supporter_country=None,
                 letter_text=None,
+                letter_hash="",
+                # a server's reply may quote the supporter ("<alex@example.org> rejected");
+                # the kind and code of the error stay
+                last_error=None,
                 purged_at=utcnow(),
             )
         )
         async with self.engine.begin() as conn:
-            return int((await conn.execute(stmt)).rowcount)
+            erased = int((await conn.execute(stmt)).rowcount)
+        if erased or scrub:
+            await self._scrub()
+        return erased
+
+    async def _scrub(self) -> None:
+        """Wipe the old versions of erased rows from the database's files.
+
+        SQLite: every outbox connection runs with ``secure_delete`` (``queue.db``), so freed
+        cells and pages are zeroed as they are freed; the older page images still in the
+        write-ahead log go with a ``TRUNCATE`` checkpoint, which copies the newest pages into
+        the database file and empties the log. It waits a little for other processes' reads
+        to end; should one keep reading an older snapshot, a warning says so and ``queue
+        purge`` (which always wipes) clears the log later.
+
+        PostgreSQL: an UPDATE leaves the old row versions in the table's pages, and a plain
+        VACUUM only marks their space free, leaving the bytes. ``VACUUM FULL`` writes the table,
+        its TOAST table and its indexes anew and drops the old files (personal columns have no
+        planner statistics, see migration 0003, so ``pg_statistic`` holds no sample of them;
+        it is rewritten too, for those an older version gathered). It locks the table while
+        it runs (about a second per 100,000 deliveries), so workers wait meanwhile. Copies in
+        the server's write-ahead log, replicas and backups are outside its reach.
+        """
+        try:
+            async with self.engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                if self.dialect == "sqlite":
+                    await auto.execute(sa.text(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}"))
+                    try:
+                        for _ in range(_SCRUB_TRIES):
+                            checkpoint = sa.text("PRAGMA wal_checkpoint(TRUNCATE)")
+                            busy, *_ = (await auto.execute(checkpoint)).one()
+                            if not busy:
+                                return
+                    finally:
+                        await auto.execute(sa.text(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}"))
+                    log.warning(
+                        "outbox.scrub_incomplete",
+                        reason="another process kept reading; the write-ahead log keeps old "
+                        "copies of the erased rows until `queue purge` runs again",
+                    )
+                elif self.dialect == "postgresql":
+                    await auto.execute(sa.text(f"SET lock_timeout = '{_VACUUM_LOCK_WAIT}'"))
+                    try:
+                        await auto.execute(sa.text("VACUUM FULL deliveries"))
+                        # statistics of erased columns dropped by the migration to 0003 (a
+                        # user that does not own the database is told it may not, no error)
+                        await auto.execute(sa.text("VACUUM FULL pg_statistic"))
+                    finally:
+                        await auto.execute(sa.text("RESET lock_timeout"))
+        except sa.exc.SQLAlchemyError as exc:
+            # the erasing itself is committed; `queue purge` tries the wiping again
+            log.warning("outbox.scrub_incomplete", error=" ".join(str(exc).split())[:200])
 
     # --- reports ---
 
