@@ -417,6 +417,12 @@ def _letter_bytes(
     if name:
         return _read_letter_file(name, csv_dir, where, max_chars), f"{where}: letter_file {name}"
     v = text.strip()
+    if not v:
+        raise InputError(
+            "no letter: fill in letter (its text) or letter_file (a letter file's path)",
+            source=where,
+            field="letter",
+        )
     if v and "\n" not in v and (_FILE_NAME.fullmatch(v) or _inside(csv_dir, v) is not None):
         raise InputError(
             f"{v!r} reads like a file name, not a letter; give a letter file's path in the "
