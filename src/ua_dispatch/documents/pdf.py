@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -184,15 +185,26 @@ class UnprintableTextError(InputError):
         )
 
 
+@functools.cache
+def _printable_chars() -> frozenset[str]:
+    """The characters the font prints, and the line break and space: a text made only of these
+    needs no look at each character (the common case, checked at C speed)."""
+    return frozenset(map(chr, printable_code_points())) | {"\n", " "}
+
+
 def _clean(text: str) -> str:
     """Tabs to spaces; invisible format characters the font lacks (zero-width space, BOM,
     soft hyphen) are dropped rather than drawn as boxes."""
-    cps = printable_code_points()
     text = text.replace("\t", "    ")
+    if _printable_chars().issuperset(text):
+        return text
+    cps = printable_code_points()
     return "".join(c for c in text if ord(c) in cps or unicodedata.category(c) != "Cf" or c == "\n")
 
 
 def _missing(text: str) -> list[str]:
+    if _printable_chars().issuperset(text):
+        return []
     cps = printable_code_points()
     seen: dict[str, None] = {}
     for c in text:
@@ -295,32 +307,38 @@ def pages_at_most(appeal: Appeal, target: Target, *, cover: bool) -> int:
     this is a few pages, far under any fax limit; only a long letter needs the real layout.
     """
     rendered = render_letter(appeal.letter, appeal.supporter, target)
-    text = _collect(rendered, target, appeal.supporter, appeal.campaign, "00 September 0000")
+    supporter = appeal.supporter
     width_mm, height_mm = _PAGE_MM[page_format(target.country)]
     width_mm -= MARGIN_LEFT + MARGIN_RIGHT
+    paragraphs = _BLANK_LINES.split(rendered.body)
+    # what _collect gathers, before cleaning (which only drops characters, and widens a tab to
+    # four spaces: counted below)
     strings = [
-        *text.sender,
-        *text.recipient,
-        text.date,
-        text.subject,
-        text.salutation,
-        *text.paragraphs,
-        text.closing,
-        *text.signature,
+        *(s for s in (supporter.name, supporter.place) if s),
+        target.name,
+        target.title,
+        target.organisation or "",
+        *target.address,
+        "00 September 0000",  # the date
+        appeal.campaign.subject_for(rendered.language),
+        f"{rendered.salutation},",
+        *paragraphs,
+        rendered.closing,
+        *rendered.signature,
     ]
     widths = advances()
     em_mm = BODY_PT * 25.4 / 72
 
     def lines(value: str) -> int:
-        widest = max((widths.get(ord(c), 1.0) for c in value), default=1.0) * em_mm
+        widest = max((widths.get(ord(c), 1.0) for c in set(value)), default=1.0) * em_mm
         per_line = max(1, int((width_mm - widest) / widest))
         return sum(
-            1 if len(part) <= per_line else 2 * -(-len(part) // per_line) + 1
-            for part in value.split("\n")
+            1 if n <= per_line else 2 * -(-n // per_line) + 1
+            for n in (len(part) + 3 * part.count("\t") for part in value.split("\n"))
         )
 
     total = sum(lines(s) for s in strings)
-    total += 6 + len(text.paragraphs)  # the gaps between blocks and paragraphs, in lines
+    total += 6 + len(paragraphs)  # the gaps between blocks and paragraphs, in lines
     per_page = int((height_mm - MARGIN_TOP - BODY_BOTTOM) // LINE) - 2
     return -(-total // per_page) + 1 + (1 if cover else 0)
 
