@@ -23,7 +23,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ua_dispatch.errors import ConfigError, OutboxUnavailable
+from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
+from ua_dispatch.files import read_capped
 from ua_dispatch.settings import Settings
 
 fcntl: ModuleType | None
@@ -43,6 +44,8 @@ HEAD_REVISION = "0003"
 BUSY_TIMEOUT_MS = 30_000
 #: the secret supporters' addresses are hashed under, beside a SQLite outbox's file
 KEY_FILE = "supporter.key"
+#: far more than the 65 bytes a key file made here holds
+KEY_FILE_MAX_BYTES = 4096
 
 
 def database_url(settings: Settings) -> str:
@@ -124,7 +127,9 @@ def _key_file(path: Path) -> str:
         except OSError as exc:
             raise OutboxUnavailable(f"{path}: cannot create the supporter key: {exc}") from None
     try:
-        key = path.read_text(encoding="ascii").strip()
+        key = read_capped(path, KEY_FILE_MAX_BYTES, what="supporter key").decode("ascii").strip()
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the supporter key: {exc}") from None
     if len(key) < 16:
