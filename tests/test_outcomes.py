@@ -20,7 +20,7 @@ from tests.test_queue import _env, _worker, db_url, rows, statuses
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.fax_gateway import ThreadedFakeFaxGateway, Timing
 from ua_dispatch.fakes.smtp import ThreadedFakeSmtp
-from ua_dispatch.queue.store import Store
+from ua_dispatch.queue.store import OutcomeWriter, Store
 from ua_dispatch.queue.worker import Worker
 from ua_dispatch.settings import Settings
 
@@ -179,8 +179,8 @@ def test_a_fax_refused_unclearly_twice_is_looked_up_and_sent_once_later(
 CONCURRENCY = 8
 
 
-def _sent_ids(url: str) -> int:
-    return sum(r.status == "sent" for r in rows(url))
+def _recorded_sent(url: str) -> set[str]:
+    return {r.provider_ref for r in rows(url) if r.status == "sent"}
 
 
 def test_killing_a_worker_again_and_again_resends_at_most_what_it_had_in_flight(
@@ -199,32 +199,35 @@ def test_killing_a_worker_again_and_again_resends_at_most_what_it_had_in_flight(
         env = _env(db_url, server)
         deadline = time.monotonic() + 150
         while len(unrecorded) < 15 and time.monotonic() < deadline:
-            arrived = len({r["message_id"] for r in server.store.index()})
-            if arrived >= n - 40:
+            before = len(server.store.index())
+            if len({r["message_id"] for r in server.store.index()}) >= n - 40:
                 break  # leave work for the last worker
             worker = _worker(env, "--concurrency", str(CONCURRENCY), "--poll", "0.05")
-            # killed mid-drain: once it has sent some letters of its own
+            # killed mid-drain: once it has sent some letters
             while (
-                len({r["message_id"] for r in server.store.index()}) < arrived + 12
+                len(server.store.index()) < before + 12
                 and worker.poll() is None
                 and time.monotonic() < deadline
             ):
                 time.sleep(0.01)
             worker.send_signal(signal.SIGKILL)
             worker.communicate(timeout=30)
-            distinct = len({r["message_id"] for r in server.store.index()})
-            unrecorded.append(distinct - _sent_ids(db_url))
+            time.sleep(0.3)  # a message whose last bytes were on their way is stored by now
+            # what this worker delivered and did not record: the next one sends it again
+            delivered = {r["message_id"] for r in server.store.index()[before:]}
+            unrecorded.append(len(delivered - _recorded_sent(db_url)))
         assert len(unrecorded) >= 10, "too few kills within the time allowed"
         last = _worker(env, "--once", "--concurrency", str(CONCURRENCY))
         _out, errs = last.communicate(timeout=120)
         assert last.returncode == 0, errs
         index = server.store.index()
+    print(f"letters received but not recorded, after each kill: {unrecorded}")
     assert max(unrecorded) <= CONCURRENCY, unrecorded
     assert statuses(db_url) == {"sent": n}
     ids = [r["message_id"] for r in index]
     assert len(set(ids)) == n  # every letter arrived
     extra = len(ids) - n
-    assert extra <= sum(unrecorded) <= CONCURRENCY * len(unrecorded), (extra, unrecorded)
+    assert extra <= sum(unrecorded), (extra, unrecorded)
     assert {r.provider_ref for r in rows(db_url)} == set(ids)
 
 
@@ -244,18 +247,19 @@ def test_a_worker_sends_the_next_letter_only_once_the_last_outcome_is_written(
         assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
         seen: list[int] = []
         sizes: list[int] = []
-        real_record = Store.record
+        real_write = OutcomeWriter.write
 
-        async def slow_record(self: Store, owner: str, outcomes: Any) -> None:
+        async def slow_write(self: OutcomeWriter, outcomes: Any) -> None:
             sizes.append(len(outcomes))
             await asyncio.sleep(0.02)
-            await real_record(self, owner, outcomes)
-            recorded = await self.count(status="sent")
+            await real_write(self, outcomes)
+            recorded = await store.count(status="sent")
             seen.append(len(server.store.index()) - recorded)
 
-        monkeypatch.setattr(Store, "record", slow_record)
+        monkeypatch.setattr(OutcomeWriter, "write", slow_write)
 
         async def run() -> Any:
+            nonlocal store
             settings = Settings()
             store = await Store.open(settings)
             try:
@@ -264,6 +268,7 @@ def test_a_worker_sends_the_next_letter_only_once_the_last_outcome_is_written(
             finally:
                 await store.close()
 
+        store: Any = None
         stats = asyncio.run(run())
     assert stats.sent == 120
     assert seen and max(seen) <= 4, seen

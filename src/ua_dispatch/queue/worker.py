@@ -130,6 +130,7 @@ class Worker:
         self._next_commit: asyncio.Future[bool] | None = None
         self._wake_committer = asyncio.Event()
         self._commit_failed: BaseException | None = None
+        self._writer = store.writer(self.owner)
         # Per-recipient limits (one fax per number every two minutes) must hold across every
         # worker, so the outbox enforces them (Store.take_slots); the in-process limiter keeps
         # the channel-wide rates and the concurrency cap of this worker.
@@ -180,6 +181,7 @@ class Worker:
             t.cancel()
         try:
             await self._flush()
+            await self._writer.close()
             await self._release_buffered()
         except sa.exc.SQLAlchemyError as exc:
             # what is not recorded stays in flight and is taken over when the lease ends
@@ -522,7 +524,7 @@ class Worker:
             batch, self._outcomes = self._outcomes, []
             commit, self._next_commit = self._next_commit, None
             try:
-                await self.store.record(self.owner, batch)
+                await self._writer.write(batch)
             except BaseException as exc:
                 self._outcomes[:0] = batch  # kept for the last try as the worker stops
                 self._commit_failed = exc
@@ -540,7 +542,7 @@ class Worker:
         if self._outcomes:
             batch, self._outcomes = self._outcomes, []
             try:
-                await self.store.record(self.owner, batch)
+                await self._writer.write(batch)
             except BaseException:
                 self._outcomes[:0] = batch
                 raise
