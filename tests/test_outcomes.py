@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import point_fax_at
+from tests.conftest import EXAMPLES, SUPPORTER_ARGS, point_fax_at
 from tests.queue_support import pg_database, write_letters
 from tests.test_queue import _env, _worker, db_url, rows, statuses
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
@@ -113,6 +113,35 @@ def test_the_worker_reports_an_ambiguous_delivery_and_exits_1(
     assert res.code == 1
     assert "ambiguous 1" in res.stdout and "failed 0" in res.stdout
     assert "queue list --status ambiguous" in res.stderr
+
+
+def test_a_send_whose_email_may_have_arrived_records_it_ambiguous_and_does_not_resend_it(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-step ``send`` shares the outbox: a letter it could not settle is recorded
+    ``ambiguous`` with its Message-ID, and running the same command again leaves it alone
+    instead of sending a third copy."""
+    with _dropped_after_dot(tmp_path, times=9) as server:
+        _smtp_settings(monkeypatch, server)
+        args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
+        args += ("--channels", "email", "--yes", "--json")
+        first = run_cli(*args)
+        assert first.code == 1
+        (delivery,) = [d for d in first.json()["deliveries"] if d["to"] == AMB]
+        assert (delivery["status"], delivery["error_kind"]) == ("failed", "ambiguous")
+        (row,) = rows(db_url)
+        assert row.status == "ambiguous"
+        assert (
+            row.provider_ref
+            == delivery["ref"]
+            == f"Message-ID {server.store.index()[0]['message_id']}"
+        )
+        again = run_cli(*args)
+        copies = server.store.index()
+    assert len(copies) == 2
+    (skipped,) = [d for d in again.json()["deliveries"] if d["to"] == AMB]
+    assert skipped["status"] == "skipped" and "queue retry --ambiguous" in skipped["error"]
+    assert statuses(db_url) == {"ambiguous": 1}
 
 
 def test_a_fax_still_dialled_when_its_tries_run_out_is_looked_up_and_recorded_sent(
