@@ -330,14 +330,9 @@ class Store:
             return busy.free_at
         return None
 
-    async def record(self, owner: str, outcomes: Sequence[Outcome]) -> None:
-        """Write outcomes of rows this worker holds (a row taken over meanwhile is left)."""
-        if outcomes:
-            async with self.engine.begin() as conn:
-                await conn.execute(_RECORD, _record_params(owner, outcomes))
-
     def writer(self, owner: str) -> OutcomeWriter:
-        """A writer of this owner's outcomes over one connection it keeps (see OutcomeWriter)."""
+        """Writes the outcomes of rows ``owner`` holds (a row taken over meanwhile is left),
+        over one connection it keeps (see OutcomeWriter)."""
         return OutcomeWriter(self.engine, owner)
 
     async def release(self, owner: str, ids: Sequence[int]) -> int:

@@ -181,7 +181,6 @@ class Worker:
             t.cancel()
         try:
             await self._flush()
-            await self._writer.close()
             await self._release_buffered()
         except sa.exc.SQLAlchemyError as exc:
             # what is not recorded stays in flight and is taken over when the lease ends
@@ -189,6 +188,8 @@ class Worker:
                 "worker.outcomes_not_recorded", outcomes=len(self._outcomes), error=_one_line(exc)
             )
             failure = failure or exc
+        finally:
+            await self._writer.close()
         if isinstance(failure, sa.exc.SQLAlchemyError):
             raise OutboxUnavailable(f"the outbox failed: {_one_line(failure)}") from None
         if failure is not None:
