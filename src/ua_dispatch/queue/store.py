@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import NullPool
 
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.queue.db import _sqlite_pragmas, open_engine
@@ -441,12 +441,12 @@ class OutcomeWriter:
     A worker commits every few letters (each SMTP connection waits until its last outcome is
     written before it sends the next letter), so a commit must cost little. On PostgreSQL
     the connection is kept, rather than taken from the pool and given back each time. On
-    SQLite the commit, a fraction of a millisecond, is made by the standard ``sqlite3``
-    driver in the event loop's own thread: through the async driver every statement is a
-    hand-over to its thread and back, which on a busy machine costs milliseconds and held up
-    every connection waiting for the commit. The write lock is never waited for in the
-    event loop: while another transaction holds it, the writer sleeps a millisecond and
-    tries again, for up to ``SQLITE_WAIT`` seconds."""
+    SQLite the commit, a fraction of a millisecond, is made with the standard ``sqlite3``
+    module in the event loop's own thread, with the statement compiled once: through the
+    async driver every statement is a hand-over to its thread and back, which on a busy
+    machine costs milliseconds and held up every connection waiting for the commit. The
+    write lock is never waited for in the event loop: while another transaction holds it,
+    the writer sleeps a millisecond and tries again, for up to ``SQLITE_WAIT`` seconds."""
 
     SQLITE_WAIT = 30.0
 
@@ -454,21 +454,24 @@ class OutcomeWriter:
         self._engine = engine
         self._owner = owner
         self._conn: AsyncConnection | None = None
-        self._sync_engine: sa.Engine | None = None
-        self._sync_conn: sa.Connection | None = None
-        if engine.dialect.name == "sqlite":
-            self._sync_engine = sa.create_engine(
-                engine.url.set(drivername="sqlite+pysqlite"), poolclass=NullPool
-            )
-            sa.event.listen(self._sync_engine, "connect", _no_busy_wait)
+        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
+        if self._sqlite_path is not None:
+            compiled = _RECORD.compile(dialect=engine.dialect)
+            self._sql = compiled.string
+            self._fixed = dict(compiled.params)
+            self._order = list(compiled.positiontup or ())
+            # datetimes as the outbox's own driver stores them (text, in SQLAlchemy's format)
+            to_text = sa.DateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
+            self._datetime: Callable[[Any], Any] = to_text or (lambda value: value)
 
     async def write(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
         params = _record_params(self._owner, outcomes)
         try:
-            if self._sync_engine is not None:
-                await self._write_sqlite(self._sync_engine, params)
+            if self._sqlite_path is not None:
+                await self._write_sqlite(self._sqlite_path, params)
                 return
             if self._conn is None:
                 self._conn = await self._engine.connect()
@@ -478,39 +481,48 @@ class OutcomeWriter:
             await self.close()
             raise
 
-    async def _write_sqlite(self, engine: sa.Engine, params: list[dict[str, Any]]) -> None:
+    async def _write_sqlite(self, path: str, params: list[dict[str, Any]]) -> None:
+        rows = []
+        for p in params:
+            values = {**self._fixed, **p}
+            rows.append(
+                tuple(
+                    self._datetime(v) if isinstance(v, dt.datetime) else v
+                    for v in (values[name] for name in self._order)
+                )
+            )
         deadline = time.monotonic() + self.SQLITE_WAIT
         while True:
-            if self._sync_conn is None:
-                self._sync_conn = engine.connect()
+            if self._sqlite is None:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                _sqlite_pragmas(conn, None)
+                conn.execute("PRAGMA busy_timeout=0")  # never block the event loop
+                self._sqlite = conn
             try:
-                with self._sync_conn.begin():
-                    self._sync_conn.execute(_RECORD, params)
-                return
-            except sa.exc.OperationalError as exc:
-                busy = "locked" in str(exc.orig) or "busy" in str(exc.orig)
-                if not busy or time.monotonic() > deadline:
+                self._sqlite.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                     raise
-            await asyncio.sleep(0.001)  # another writer holds the lock: let it finish
+                await asyncio.sleep(0.001)  # another writer holds the lock: let it finish
+                continue
+            try:
+                self._sqlite.executemany(self._sql, rows)
+                self._sqlite.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._sqlite.execute("ROLLBACK")
+                raise
+            return
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):  # a connection that failed closes as it can
                 await conn.close()
-        sync, self._sync_conn = self._sync_conn, None
-        if sync is not None:
-            with contextlib.suppress(Exception):
-                sync.close()
-
-
-def _no_busy_wait(dbapi_conn: Any, record: Any) -> None:
-    """The outbox's pragmas, but a busy database answers at once instead of blocking the
-    thread (the event loop's) for up to the busy timeout."""
-    _sqlite_pragmas(dbapi_conn, record)
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=0")
-    cur.close()
+        raw, self._sqlite = self._sqlite, None
+        if raw is not None:
+            with contextlib.suppress(sqlite3.Error):
+                raw.close()
 
 
 #: the outcome of one row the owner holds; a row taken over meanwhile is left as it is
