@@ -26,7 +26,7 @@ from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
 from ua_dispatch.queue.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
 from ua_dispatch.queue.owners import is_gone, new_owner, process_space
-from ua_dispatch.queue.store import Store, utcnow
+from ua_dispatch.queue.store import OutcomeWriter, Store, utcnow
 from ua_dispatch.settings import Settings
 
 __all__ = ["empty_pg_database", "pg_database"]
@@ -343,13 +343,15 @@ def test_a_worker_whose_outbox_fails_stops_instead_of_hanging(
 
     _queue_letters(run_cli, open_campaign, tmp_path, 6)
 
-    async def broken(self: Store, owner: str, outcomes: Any) -> None:
+    async def broken(self: OutcomeWriter, outcomes: Any) -> None:
         raise _outbox_error("UPDATE deliveries")
 
-    monkeypatch.setattr(Store, "record", broken)
+    monkeypatch.setattr(OutcomeWriter, "write", broken)
     with pytest.raises(OutboxUnavailable, match="the outbox failed"):
         _worker_once()
     assert set(statuses(db_url)) <= {"in_flight", "queued"}
+    # each connection waits for its outcome to be written: one letter each, no more
+    assert len(smtp_env.store.index()) <= 2
 
 
 def test_a_stopped_channel_is_no_longer_claimed(

@@ -288,11 +288,21 @@ def queue_cancel(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
 @queue_group.command("retry")
 @_target_option(False)
 @click.option("--campaign", "campaign_id", help="Only this campaign.")
+@click.option(
+    "--ambiguous",
+    "with_ambiguous",
+    is_flag=True,
+    help="Also the ambiguous ones (they may have arrived: check with the recipient first).",
+)
 @click.pass_obj
-def queue_retry(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
+def queue_retry(
+    ctx: Ctx, target: str | None, campaign_id: str | None, with_ambiguous: bool
+) -> None:
     """Queue failed deliveries again, due now."""
-    n = _move(ctx, [QStatus.FAILED], QStatus.QUEUED, campaign_id, target, due_now=True)
-    out.print(f"{n} failed delivery(ies) queued again")
+    which = [QStatus.FAILED, QStatus.AMBIGUOUS] if with_ambiguous else [QStatus.FAILED]
+    n = _move(ctx, which, QStatus.QUEUED, campaign_id, target, due_now=True)
+    what = "failed or ambiguous" if with_ambiguous else "failed"
+    out.print(f"{n} {what} delivery(ies) queued again")
 
 
 @queue_group.command("purge")
@@ -379,12 +389,19 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
     out.print(
         f"sent {stats.sent}, failed {stats.failed}, queued again {stats.requeued}, "
         f"expired {stats.expired}, released {stats.released}, "
-        f"waiting (office hours, rate limits) {stats.deferred}",
+        f"waiting (office hours, rate limits) {stats.deferred}"
+        + (f", ambiguous {stats.ambiguous}" if stats.ambiguous else ""),
         markup=False,
     )
+    if stats.ambiguous:
+        err.print(
+            f"{stats.ambiguous} delivery(ies) may have arrived and could not be checked: "
+            "see `ua-dispatch queue list --status ambiguous`",
+            markup=False,
+        )
     for name, why in stats.stopped_channels.items():
         err.print(f"{name} stopped: {why}; its deliveries stay queued", markup=False)
-    failed = stats.failed or stats.stopped_channels
+    failed = stats.failed or stats.ambiguous or stats.stopped_channels
     sys.exit(EXIT_DELIVERY_FAILED if failed else EXIT_OK)
 
 
@@ -439,3 +456,10 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
     for (c, t), counts in grid.items():
         table.add_row(c, t, *(str(counts.get(s, 0)) for s in present), str(sum(counts.values())))
     out.print(table)
+    unclear = sum(n for _, _, s, n in rows if s == QStatus.AMBIGUOUS)
+    if unclear:
+        out.print(
+            f"{unclear} ambiguous: may have arrived, not counted as sent; "
+            "see `ua-dispatch queue list --status ambiguous`",
+            markup=False,
+        )

@@ -73,7 +73,7 @@ def database_url(settings: Settings) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -202,7 +202,7 @@ async def open_engine(settings: Settings) -> AsyncEngine:
         if path and path != ":memory:":
             fresh = _prepare_sqlite_file(Path(path))
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     else:
         # READ COMMITTED whatever the server's default: the claims (FOR UPDATE SKIP LOCKED),
         # the send slots' conditional UPDATEs and the migration lock are written for it. Under

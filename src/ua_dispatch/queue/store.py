@@ -8,8 +8,12 @@ writers, so the same statement is safe there too.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +22,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.queue.db import BUSY_TIMEOUT_MS, open_engine
+from ua_dispatch.queue.db import BUSY_TIMEOUT_MS, open_engine, sqlite_pragmas
 from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries, send_slots
 from ua_dispatch.queue.owners import is_gone
 from ua_dispatch.settings import Settings
@@ -361,48 +365,10 @@ class Store:
             return busy.free_at
         return None
 
-    async def record(self, owner: str, outcomes: Sequence[Outcome]) -> None:
-        """Write outcomes of rows this worker holds (a row taken over meanwhile is left)."""
-        if not outcomes:
-            return
-        now = utcnow()
-        stmt = (
-            deliveries.update()
-            .where(
-                D.id == sa.bindparam("_id"),
-                D.lease_owner == owner,
-                D.status == str(QStatus.IN_FLIGHT),
-            )
-            .values(
-                status=sa.bindparam("_status"),
-                attempts=sa.bindparam("_attempts"),
-                next_attempt_at=sa.func.coalesce(sa.bindparam("_next"), D.next_attempt_at),
-                last_error=sa.bindparam("_error"),
-                error_kind=sa.bindparam("_kind"),
-                error_code=sa.bindparam("_code"),
-                provider_ref=sa.bindparam("_ref"),
-                lease_owner=None,
-                lease_until=None,
-                updated_at=now,
-                finished_at=sa.bindparam("_finished"),
-            )
-        )
-        params = [
-            {
-                "_id": o.id,
-                "_status": str(o.status),
-                "_attempts": o.attempts,
-                "_next": o.next_attempt_at,
-                "_error": o.error,
-                "_kind": o.error_kind,
-                "_code": o.code,
-                "_ref": o.ref,
-                "_finished": now if o.status in FINAL else None,
-            }
-            for o in outcomes
-        ]
-        async with self.engine.begin() as conn:
-            await conn.execute(stmt, params)
+    def writer(self, owner: str) -> OutcomeWriter:
+        """Writes the outcomes of rows ``owner`` holds (a row taken over meanwhile is left),
+        over one connection it keeps (see OutcomeWriter)."""
+        return OutcomeWriter(self.engine, owner)
 
     async def release(self, owner: str, ids: Sequence[int]) -> int:
         """Give rows back to the queue untouched (a worker stopping before it sent them)."""
@@ -561,6 +527,141 @@ class Store:
             rows = [(r[0], r[1], r[2], int(r[3])) for r in (await conn.execute(stmt)).all()]
             n = int((await conn.execute(acted)).scalar_one())
         return rows, n
+
+
+class OutcomeWriter:
+    """Writes one owner's outcomes, one transaction per call, over a connection it holds
+    until closed; a connection that failed is dropped and the next call opens a new one.
+
+    A worker commits every few letters (each SMTP connection waits until its last outcome is
+    written before it sends the next letter), so a commit must cost little. On PostgreSQL
+    the connection is kept, rather than taken from the pool and given back each time. On
+    SQLite the commit, a fraction of a millisecond, is made with the standard ``sqlite3``
+    module in the event loop's own thread, with the statement compiled once: through the
+    async driver every statement is a hand-over to its thread and back, which on a busy
+    machine costs milliseconds and held up every connection waiting for the commit. The
+    write lock is never waited for in the event loop: while another transaction holds it,
+    the writer sleeps a millisecond and tries again, for up to ``SQLITE_WAIT`` seconds."""
+
+    SQLITE_WAIT = 30.0
+
+    def __init__(self, engine: AsyncEngine, owner: str):
+        self._engine = engine
+        self._owner = owner
+        self._conn: AsyncConnection | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
+        if self._sqlite_path is not None:
+            compiled = _RECORD.compile(dialect=engine.dialect)
+            self._sql = compiled.string
+            self._fixed = dict(compiled.params)
+            self._order = list(compiled.positiontup or ())
+            # datetimes as the outbox's own driver stores them (text, in SQLAlchemy's format)
+            to_text = sa.DateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
+            self._datetime: Callable[[Any], Any] = to_text or (lambda value: value)
+
+    async def write(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        params = _record_params(self._owner, outcomes)
+        try:
+            if self._sqlite_path is not None:
+                await self._write_sqlite(self._sqlite_path, params)
+                return
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            await self._conn.execute(_RECORD, params)
+            await self._conn.commit()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _write_sqlite(self, path: str, params: list[dict[str, Any]]) -> None:
+        rows = []
+        for p in params:
+            values = {**self._fixed, **p}
+            rows.append(
+                tuple(
+                    self._datetime(v) if isinstance(v, dt.datetime) else v
+                    for v in (values[name] for name in self._order)
+                )
+            )
+        deadline = time.monotonic() + self.SQLITE_WAIT
+        while True:
+            if self._sqlite is None:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                sqlite_pragmas(conn, None)
+                conn.execute("PRAGMA busy_timeout=0")  # never block the event loop
+                self._sqlite = conn
+            try:
+                self._sqlite.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.001)  # another writer holds the lock: let it finish
+                continue
+            try:
+                self._sqlite.executemany(self._sql, rows)
+                self._sqlite.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._sqlite.execute("ROLLBACK")
+                raise
+            return
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a connection that failed closes as it can
+                await conn.close()
+        raw, self._sqlite = self._sqlite, None
+        if raw is not None:
+            with contextlib.suppress(sqlite3.Error):
+                raw.close()
+
+
+#: the outcome of one row the owner holds; a row taken over meanwhile is left as it is
+_RECORD = (
+    deliveries.update()
+    .where(
+        D.id == sa.bindparam("_id"),
+        D.lease_owner == sa.bindparam("_owner"),
+        D.status == str(QStatus.IN_FLIGHT),
+    )
+    .values(
+        status=sa.bindparam("_status"),
+        attempts=sa.bindparam("_attempts"),
+        next_attempt_at=sa.func.coalesce(sa.bindparam("_next"), D.next_attempt_at),
+        last_error=sa.bindparam("_error"),
+        error_kind=sa.bindparam("_kind"),
+        error_code=sa.bindparam("_code"),
+        provider_ref=sa.bindparam("_ref"),
+        lease_owner=None,
+        lease_until=None,
+        updated_at=sa.bindparam("_now"),
+        finished_at=sa.bindparam("_finished"),
+    )
+)
+
+
+def _record_params(owner: str, outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "_id": o.id,
+            "_owner": owner,
+            "_status": str(o.status),
+            "_attempts": o.attempts,
+            "_next": o.next_attempt_at,
+            "_error": o.error,
+            "_kind": o.error_kind,
+            "_code": o.code,
+            "_ref": o.ref,
+            "_now": now,
+            "_finished": now if o.status in FINAL else None,
+        }
+        for o in outcomes
+    ]
 
 
 def _filter(stmt: Any, *, campaign: str | None, statuses: list[str], target: str | None) -> Any:
