@@ -80,16 +80,26 @@ def fake_smtp(tmp_path: Path) -> Iterator[FakeSmtpServer]:
         yield server
 
 
+def point_smtp_at(monkeypatch: pytest.MonkeyPatch, server: FakeSmtpServer, **extra: str) -> None:
+    """Settings that point a real (not dry-run) send at a fake SMTP server, with tiny retry
+    delays; ``extra`` adds or overrides ``UA_DISPATCH_*`` variables."""
+    for key, value in {
+        "UA_DISPATCH_SMTP_HOST": server.host,
+        "UA_DISPATCH_SMTP_PORT": str(server.port),
+        "UA_DISPATCH_SMTP_SECURITY": "none",
+        "UA_DISPATCH_SENDER_EMAIL": "appeals@appeals.example.org",
+        "UA_DISPATCH_SENDER_NAME": "Example Appeals Network",
+        "UA_DISPATCH_RETRY_BASE_DELAY": "0.01",
+        "UA_DISPATCH_RETRY_MAX_DELAY": "0.05",
+        **extra,
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
 @pytest.fixture
 def smtp_env(monkeypatch: pytest.MonkeyPatch, fake_smtp: FakeSmtpServer) -> FakeSmtpServer:
     """Settings that point a real (not dry-run) send at the fake server."""
-    monkeypatch.setenv("UA_DISPATCH_SMTP_HOST", fake_smtp.host)
-    monkeypatch.setenv("UA_DISPATCH_SMTP_PORT", str(fake_smtp.port))
-    monkeypatch.setenv("UA_DISPATCH_SMTP_SECURITY", "none")
-    monkeypatch.setenv("UA_DISPATCH_SENDER_EMAIL", "appeals@appeals.example.org")
-    monkeypatch.setenv("UA_DISPATCH_SENDER_NAME", "Example Appeals Network")
-    monkeypatch.setenv("UA_DISPATCH_RETRY_BASE_DELAY", "0.01")
-    monkeypatch.setenv("UA_DISPATCH_RETRY_MAX_DELAY", "0.05")
+    point_smtp_at(monkeypatch, fake_smtp)
     return fake_smtp
 
 

@@ -8,8 +8,12 @@ import csv
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from ua_dispatch.queue.store import Store
+from ua_dispatch.settings import Settings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -86,3 +90,16 @@ def write_letters(path: Path, n: int, *, approved: str = "yes", start: int = 0) 
                 ]
             )
     return path
+
+
+def rows(url: str, **where: Any) -> list[Any]:
+    """The outbox's deliveries at ``url``, read through the store (``where`` as Store.rows)."""
+
+    async def run() -> list[Any]:
+        store = await Store.open(Settings(database_url=url))
+        try:
+            return await store.rows(**where)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())

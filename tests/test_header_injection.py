@@ -5,7 +5,6 @@ count, addresses with the RFC 5322 parser, text as RFC 2047 decodes it."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import csv
 import datetime as dt
@@ -25,6 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
+from tests.queue_support import rows
 from ua_dispatch.campaign import load_campaign
 from ua_dispatch.channels.base import BuildEnv
 from ua_dispatch.channels.email import _BUILD_POLICY, _WIRE_POLICY, EmailChannel
@@ -33,7 +33,6 @@ from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.headertext import header_text
 from ua_dispatch.letter import Supporter, make_supporter, parse_letter, render_letter
 from ua_dispatch.plan import Appeal, plan_deliveries
-from ua_dispatch.queue.store import Store
 from ua_dispatch.settings import Settings
 
 EN = EXAMPLES / "letter-en.txt"
@@ -247,17 +246,6 @@ def outbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-def outbox_rows(url: str) -> list[Any]:
-    async def run() -> list[Any]:
-        store = await Store.open(Settings(database_url=url))
-        try:
-            return await store.rows()
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
 @pytest.mark.parametrize("name", [CRLF_WORD, SECOND_FROM, "Ann\u2028Bcc: x@example.org"])
 def test_queue_add_refuses_such_a_name_by_row_and_field(
     name: str, run_cli: Any, outbox: str, open_campaign: Path, tmp_path: Path
@@ -267,7 +255,7 @@ def test_queue_add_refuses_such_a_name_by_row_and_field(
     assert result.code == 2
     (line,) = result.stderr.strip().splitlines()
     assert "letters.csv: row 3: name: " in line, line
-    assert outbox_rows(outbox) == []
+    assert rows(outbox) == []
 
 
 def test_the_worker_writes_csv_names_as_given(
@@ -319,7 +307,7 @@ def test_the_worker_refuses_a_row_whose_name_was_never_checked(
     result = run_cli("worker", "--once")
     assert "sent 0" in result.stdout
     assert smtp_env.store.index() == []
-    (row,) = outbox_rows(outbox)
+    (row,) = rows(outbox)
     assert row.status == "failed"
     assert "name: contains '=?'" in row.last_error
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLES, SUPPORTER_ARGS, point_fax_at
+from tests.conftest import EXAMPLES, SUPPORTER_ARGS, point_fax_at, point_smtp_at
 from tests.queue_support import pg_database, write_letters
 from tests.test_queue import _env, _worker, db_url, rows, statuses
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
@@ -31,17 +31,7 @@ CAMPAIGN_ID = "ua-2-19-chechnya"
 
 
 def _smtp_settings(monkeypatch: pytest.MonkeyPatch, server: Any, **extra: str) -> None:
-    for key, value in {
-        "UA_DISPATCH_SMTP_HOST": server.host,
-        "UA_DISPATCH_SMTP_PORT": str(server.port),
-        "UA_DISPATCH_SMTP_SECURITY": "none",
-        "UA_DISPATCH_SENDER_EMAIL": "appeals@appeals.example.org",
-        "UA_DISPATCH_RETRY_BASE_DELAY": "0.01",
-        "UA_DISPATCH_RETRY_MAX_DELAY": "0.02",
-        "UA_DISPATCH_QUEUE_RETRY_DELAY": "0",
-        **extra,
-    }.items():
-        monkeypatch.setenv(key, value)
+    point_smtp_at(monkeypatch, server, UA_DISPATCH_QUEUE_RETRY_DELAY="0", **extra)
 
 
 def _dropped_after_dot(tmp_path: Path, times: int) -> ThreadedFakeSmtp:

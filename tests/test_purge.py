@@ -20,12 +20,11 @@ from typing import Any
 
 import pytest
 
-from tests.queue_support import scratch_database
+from tests.conftest import point_smtp_at
+from tests.queue_support import rows, scratch_database
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
 from ua_dispatch.ids import address_digest
-from ua_dispatch.queue.store import Store
-from ua_dispatch.settings import Settings
 
 CAMPAIGN_ID = "ua-2-19-chechnya"
 LETTERS = 200
@@ -85,17 +84,6 @@ def _leaks(files: list[Path], hashes: set[str]) -> dict[str, list[str]]:
     return found
 
 
-def _rows(url: str) -> list[Any]:
-    async def run() -> list[Any]:
-        store = await Store.open(Settings(database_url=url))
-        try:
-            return await store.rows()
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
 def _sqlite_files(path: Path) -> list[Path]:
     return [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
 
@@ -121,14 +109,16 @@ def _pg_statistics(url: str) -> list[str]:
     async def run() -> list[str]:
         conn = await asyncpg.connect(url)
         try:
-            rows = await conn.fetch(
+            found = await conn.fetch(
                 "SELECT attname, most_common_vals::text AS mcv, histogram_bounds::text AS hb "
                 "FROM pg_stats WHERE tablename = 'deliveries'"
             )
         finally:
             await conn.close()
         marks = (NAME_MARK, EMAIL_MARK, LETTER_MARK)
-        return sorted(r["attname"] for r in rows if any(m in f"{r['mcv']}{r['hb']}" for m in marks))
+        return sorted(
+            r["attname"] for r in found if any(m in f"{r['mcv']}{r['hb']}" for m in marks)
+        )
 
     return asyncio.run(run())
 
@@ -198,7 +188,7 @@ def test_retention_purge_leaves_no_personal_data_in_the_database_files(
             # digest of each address, and each letter's hash (with it and an address the
             # delivery key, which stays, can be recomputed).
             hashes = {address_digest(f"{EMAIL_MARK}{i:05d}@example.org") for i in batch}
-            hashes |= {row.letter_hash for row in _rows(url) if row.purged_at is None}
+            hashes |= {row.letter_hash for row in rows(url) if row.purged_at is None}
             # the letters reached the official's server with everything in them
             assert len(smtp_env.store.index()) == (r + 1) * LETTERS
             if backend == "postgresql":
@@ -213,7 +203,11 @@ def test_retention_purge_leaves_no_personal_data_in_the_database_files(
                 files = _sqlite_files(Path(url.removeprefix("sqlite:///")))
             else:
                 files = _pg_files(url)
-            assert _leaks(files, hashes) == {}, f"round {r + 1}: personal data left after the purge"
+            left = _leaks(files, hashes)
+            assert left == {}, (
+                f"round {r + 1}: personal data left in {sorted(left)} after the purge; "
+                f"the purging worker said: {purged.stderr!r}"
+            )
     finally:
         if other is not None:
             other.close()
@@ -273,17 +267,14 @@ def test_a_servers_reply_quoting_the_supporter_is_erased_too(
         )
     )
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=refuse) as server:
-        monkeypatch.setenv("UA_DISPATCH_SMTP_HOST", server.host)
-        monkeypatch.setenv("UA_DISPATCH_SMTP_PORT", str(server.port))
-        monkeypatch.setenv("UA_DISPATCH_SMTP_SECURITY", "none")
-        monkeypatch.setenv("UA_DISPATCH_SENDER_EMAIL", "appeals@appeals.example.org")
+        point_smtp_at(monkeypatch, server)
         letters = _write_letters(tmp_path / "letters.csv", 0, 5)
         assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
         failed = run_cli("worker", "--once")
         assert "failed 5" in failed.stdout
-        assert {r.error_code for r in _rows(f"sqlite:///{path}")} == {"550"}
+        assert {r.error_code for r in rows(f"sqlite:///{path}")} == {"550"}
         assert run_cli("queue", "purge", "--older-than", "0").code == 0
-    got = _rows(f"sqlite:///{path}")
+    got = rows(f"sqlite:///{path}")
     assert {(r.status, r.last_error, r.error_kind) for r in got} == {("failed", None, "permanent")}
     assert _leaks(_sqlite_files(path), set()) == {}
     report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
@@ -329,7 +320,7 @@ def test_a_vacuum_held_back_by_a_lock_says_so_and_queue_purge_finishes_it(
             holder.join()
         assert purged.code == 0, purged.stderr
         assert "outbox.scrub_incomplete" in purged.stderr
-        assert all(r.supporter_email is None for r in _rows(url))  # the erasing stands
+        assert all(r.supporter_email is None for r in rows(url))  # the erasing stands
         assert _leaks(_pg_files(url), set()) != {}  # old row versions still in the table
         res = run_cli("queue", "purge", "--older-than", "0")
         assert res.code == 0, res.stderr

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import ROOT, SHIPPED_CAMPAIGN
-from tests.queue_support import empty_pg_database, pg_database, truncate, write_letters
+from tests.conftest import ROOT, SHIPPED_CAMPAIGN, point_smtp_at
+from tests.queue_support import empty_pg_database, pg_database, rows, truncate, write_letters
 from ua_dispatch.campaign import load_campaign
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
@@ -49,17 +49,6 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
     monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "none")
     return url
-
-
-def rows(url: str, **where: Any) -> list[Any]:
-    async def run() -> list[Any]:
-        store = await Store.open(Settings(database_url=url))
-        try:
-            return await store.rows(**where)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 def statuses(url: str) -> dict[str, int]:
@@ -435,17 +424,12 @@ def test_transient_failure_goes_back_to_the_queue_for_a_later_run(
         )
     )
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=profile) as server:
-        for k, v in {
-            "UA_DISPATCH_SMTP_HOST": server.host,
-            "UA_DISPATCH_SMTP_PORT": str(server.port),
-            "UA_DISPATCH_SMTP_SECURITY": "none",
-            "UA_DISPATCH_SENDER_EMAIL": "appeals@appeals.example.org",
-            "UA_DISPATCH_RETRY_BASE_DELAY": "0.01",
-            "UA_DISPATCH_RETRY_MAX_DELAY": "0.02",
-            "UA_DISPATCH_RETRY_MAX_ATTEMPTS": "2",
-            "UA_DISPATCH_QUEUE_RETRY_DELAY": "0",
-        }.items():
-            monkeypatch.setenv(k, v)
+        point_smtp_at(
+            monkeypatch,
+            server,
+            UA_DISPATCH_RETRY_MAX_ATTEMPTS="2",
+            UA_DISPATCH_QUEUE_RETRY_DELAY="0",
+        )
         _queue_letters(run_cli, open_campaign, tmp_path, 1)
         first = run_cli("worker", "--once")
         assert "queued again 1" in first.stdout

@@ -430,26 +430,21 @@ class Worker:
             return self._requeue(
                 row, attempts, result.error or "", kind=result.error_kind, code=result.code
             )
-        if result.error_kind == FailureKind.AMBIGUOUS:
-            # looked up and still unclear: it may have arrived, so it is not "failed"
+        # looked up and still unclear: it may have arrived, so it is not "failed", and its
+        # reference (the Message-ID or fax label) says what a person should look for
+        unclear = result.error_kind == FailureKind.AMBIGUOUS
+        if unclear:
             self.stats.ambiguous += 1
-            return Outcome(
-                row.id,
-                QStatus.AMBIGUOUS,
-                attempts,
-                error=result.error,
-                error_kind=result.error_kind,
-                code=result.code,
-                ref=result.ref,
-            )
-        self.stats.failed += 1
+        else:
+            self.stats.failed += 1
         return Outcome(
             row.id,
-            QStatus.FAILED,
+            QStatus.AMBIGUOUS if unclear else QStatus.FAILED,
             attempts,
             error=result.error,
             error_kind=result.error_kind,
             code=result.code,
+            ref=result.ref if unclear else None,
         )
 
     def _unbuildable(self, row: sa.Row[Any], exc: Exception) -> Outcome:
