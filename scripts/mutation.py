@@ -1,0 +1,212 @@
+"""Mutation testing of the core modules, each against its own tests only.
+
+    python scripts/mutation.py                 # every module in MODULES, one after another
+    python scripts/mutation.py hours limits    # just these
+
+For each module the tree is copied to ``build/mutation/<module>/`` with a ``[tool.mutmut]``
+section that mutates only that module's file and selects only its tests; ``mutmut run`` works
+there (in its own ``mutants/`` copy), one mutant at a time. A score per module is printed at the
+end: killed (or timed out) over all mutants tried, and every survivor by name with the reason
+it is equivalent to the original code (EQUIVALENT below). A survivor without one fails the
+run. ``mutmut show NAME`` in the module's build directory prints the change.
+
+To add a module (the CSV loader, say), add an entry to MODULES: the file, the tests that are
+its own, and optionally the functions to mutate when only part of the file is of interest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "mutation"
+# What the tests read besides src/ and tests/ (shipped campaigns, example letters).
+ALSO_COPY = ("config", "examples")
+
+
+@dataclass(frozen=True)
+class Module:
+    path: str
+    tests: tuple[str, ...]
+    #: mutant name patterns to run (mutmut names them ``package.module.x_function__mutmut_N``,
+    #: methods ``package.module.xǁClassǁmethod__mutmut_N``); every mutant of the file if empty
+    only: tuple[str, ...] = ()
+
+
+MODULES: dict[str, Module] = {
+    "textlimits": Module("src/ua_dispatch/textlimits.py", ("tests/test_textlimits.py",)),
+    "limits": Module(
+        "src/ua_dispatch/limits.py",
+        (
+            "tests/test_limits.py",
+            "tests/test_faults.py::test_rate_syntax",
+            "tests/test_faults.py::test_bad_rate_syntax",
+        ),
+    ),
+    "ids": Module("src/ua_dispatch/ids.py", ("tests/test_ids.py",)),
+    "hours": Module("src/ua_dispatch/hours.py", ("tests/test_hours.py",)),
+    "smtp-replies": Module(
+        "src/ua_dispatch/channels/email.py",
+        ("tests/test_email_builder.py", "-k", "smtp_reply or enhanced_status"),
+        only=(
+            "ua_dispatch.channels.email.x_classify_smtp_reply__*",
+            "ua_dispatch.channels.email.x_enhanced_status__*",
+        ),
+    ),
+    "fax-replies": Module(
+        "src/ua_dispatch/fax/*.py",
+        ("tests/test_fax_replies.py",),
+        only=(
+            "ua_dispatch.fax.base.x_http_error__*",
+            "ua_dispatch.fax.base.x_parse_retry_after__*",
+            "ua_dispatch.fax.base.xǁFaxProviderǁfailure_error__*",
+            "ua_dispatch.fax.sinch.xǁSinchFaxǁfailure_class__*",
+            "ua_dispatch.fax.telnyx.xǁTelnyxFaxǁfailure_class__*",
+        ),
+    ),
+    "campaign": Module("src/ua_dispatch/campaign.py", ("tests/test_campaign.py",)),
+}
+
+# Survivors that are equivalent to the original: no test can tell them apart, because no
+# input behaves differently. ``mutmut show NAME`` in build/mutation/<module>/ prints each
+# change. Mutant numbers move when a function changes: a survivor not listed here is reported
+# as unexplained (and the run fails) until it is killed by a test or explained.
+EQUIVALENT: dict[str, str] = {
+    "ua_dispatch.hours.x_office_hours__mutmut_10": (
+        "`local.time() <= start` for `< start`: at exactly the opening time on a weekday the "
+        "office is already open (returned above); at the weekend both skip to Monday"
+    ),
+    "ua_dispatch.limits.xǁRateLimitsǁwait_turn__mutmut_5": (
+        "the channel-wide limiter's key None for '*': any fixed key names the one limiter"
+    ),
+    "ua_dispatch.limits.xǁRateLimitsǁwait_turn__mutmut_8": (
+        "the channel-wide limiter's key 'XX*XX' for '*': any fixed key names the one limiter"
+    ),
+    "ua_dispatch.ids.x_content_hash__mutmut_4": (
+        "'UTF-8' for 'utf-8': codec names are not case-sensitive"
+    ),
+    "ua_dispatch.ids.x_delivery_key__mutmut_7": (
+        "'ASCII' for 'ascii': codec names are not case-sensitive"
+    ),
+    "ua_dispatch.channels.email.x_classify_smtp_reply__mutmut_4": (
+        "'XXXX' for '' when the reply has no enhanced status: neither starts with 4.7 or 5.7 "
+        "nor equals 4.2.1 or 4.7.1"
+    ),
+    "ua_dispatch.channels.email.x_enhanced_status__mutmut_4": (
+        "'XXXX' for '' in place of an empty message: neither matches a status"
+    ),
+    "ua_dispatch.fax.sinch.xǁSinchFaxǁfailure_class__mutmut_4": (
+        "'XXXX' for '' when there is no error type: neither is a type the code looks for"
+    ),
+}
+
+_RESULT = re.compile(r"^\s*(\S+): (.+?)\s*$")
+KILLED = {"killed", "timeout"}
+
+
+def mutmut_section(module: Module) -> str:
+    """``[tool.mutmut]`` for one module: the project's settings plus file and test selection."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    settings = dict(config.get("tool", {}).get("mutmut", {}))
+    settings["only_mutate"] = [module.path]
+    settings["pytest_add_cli_args_test_selection"] = list(module.tests)
+    settings["also_copy"] = list(ALSO_COPY)
+    # JSON strings, numbers, booleans and lists of those are TOML too
+    return "[tool.mutmut]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
+
+
+def without_mutmut_section(text: str) -> str:
+    out, skipping = [], False
+    for line in text.splitlines(keepends=True):
+        if line.startswith("["):
+            skipping = line.strip() == "[tool.mutmut]"
+        if not skipping:
+            out.append(line)
+    return "".join(out)
+
+
+def prepare(name: str, module: Module) -> Path:
+    where = BUILD / name
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", "*.pyc")
+    for part in ("src", "tests", *ALSO_COPY):
+        shutil.copytree(ROOT / part, where / part, ignore=ignore)
+    project = without_mutmut_section((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    (where / "pyproject.toml").write_text(
+        project.rstrip() + "\n\n" + mutmut_section(module), encoding="utf-8"
+    )
+    return where
+
+
+def mutmut(where: Path, *args: str, capture: bool = False) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["UA_DISPATCH_MUTATION"] = "1"  # the property tests try fewer examples
+    command = [sys.executable, "-m", "mutmut", *args]
+    done = subprocess.run(
+        command, cwd=where, env=env, text=True, capture_output=capture, check=False
+    )
+    if done.returncode != 0 and args[0] != "run":
+        sys.exit(f"{' '.join(command)} failed in {where}:\n{done.stdout}{done.stderr}")
+    return done.stdout or ""
+
+
+def run(name: str, module: Module) -> tuple[int, int, list[str]]:
+    where = prepare(name, module)
+    print(f"== {name}: {module.path} against {' '.join(module.tests)}", flush=True)
+    mutmut(where, "run", "--max-children", "1", *module.only, capture=True)
+    statuses: dict[str, str] = {}
+    for line in mutmut(where, "results", "--all", "true", capture=True).splitlines():
+        m = _RESULT.match(line)
+        if m:
+            statuses[m.group(1)] = m.group(2)
+    if module.only:
+        statuses = {
+            k: v for k, v in statuses.items() if any(fnmatch.fnmatch(k, p) for p in module.only)
+        }
+    tried = {k: v for k, v in statuses.items() if v not in {"not checked", "skipped"}}
+    killed = sum(1 for v in tried.values() if v in KILLED)
+    survivors = sorted(f"{k}: {v}" for k, v in tried.items() if v not in KILLED)
+    return killed, len(tried), survivors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(MODULES))
+    names = parser.parse_args().modules or list(MODULES)
+    unknown = [n for n in names if n not in MODULES]
+    if unknown:
+        parser.error(f"unknown module {', '.join(unknown)}; choose from {', '.join(MODULES)}")
+    rows = []
+    unexplained = 0
+    for name in names:
+        killed, tried, survivors = run(name, MODULES[name])
+        explained = [s for s in survivors if s.split(": ")[0] in EQUIVALENT]
+        unexplained += len(survivors) - len(explained)
+        rows.append((name, killed, tried, len(explained)))
+        print(f"{name}: {killed}/{tried} killed")
+        for survivor in survivors:
+            mutant = survivor.split(": ")[0]
+            why = EQUIVALENT.get(mutant, "NOT EXPLAINED: a test is missing, or explain it")
+            print(f"    {survivor}\n        {why}")
+    print("\nmodule          killed    score   killed or equivalent")
+    for name, killed, tried, explained in rows:
+        score = 100.0 * killed / tried if tried else 0.0
+        covered = 100.0 * (killed + explained) / tried if tried else 0.0
+        print(f"{name:<14} {killed:>4}/{tried:<4} {score:6.1f}%   {covered:6.1f}%")
+    if unexplained:
+        sys.exit(f"{unexplained} surviving mutant(s) not explained (see above)")
+
+
+if __name__ == "__main__":
+    main()
