@@ -22,6 +22,7 @@ from ua_dispatch.textlimits import (
     BLUESKY,
     ELLIPSIS,
     MASTODON,
+    MIN_BODY,
     Limit,
     Post,
     PostTooLong,
@@ -370,6 +371,7 @@ def test_clean(raw: str, cleaned: str) -> None:
         # a mention-like piece inside a URL is part of the URL
         ("https://example.org/~@bob@server.social", 23),
         ("see https://example.org/~@bob@server.social ok", 4 + 23 + 3),
+        ("https://example.org/~@bob@server.social @amy@x.social", 23 + len(" @amy")),
         ("user=@bob@server.social", len("user=@bob@server.social")),
         ("Привет, @Bob_1@Server.Social!", len("Привет, @Bob_1!")),
     ],
@@ -611,3 +613,41 @@ def test_bluesky_post_fits_by_a_second_count(
     if not post.shortened and not post.dropped:
         cleaned = textlimits.clean(body)
         assert post.text == " ".join(p for p in (*mentions, cleaned, hashtag) if p)
+
+
+def test_an_optional_part_is_dropped_when_no_cut_fits_with_it() -> None:
+    link = "https://x.org/a"  # 15 characters: no cut fits beside it
+    post = compose(_tiny(12), mentions=[], body="hello world again", hashtag="#t", link=link)
+    assert post.text == "hello world…" and post.dropped == ("#t", link)
+
+
+def test_a_cut_keeping_min_body_characters_keeps_the_hashtag() -> None:
+    body = "x" * MIN_BODY + " yy"
+    post = compose(_tiny(MIN_BODY + 4), mentions=[], body=body, hashtag="#t")
+    assert post.text == "x" * MIN_BODY + "… #t" and post.shortened and post.dropped == ()
+    # keeping less than that, the hashtag goes and the whole body stays
+    post = compose(_tiny(MIN_BODY + 3), mentions=[], body=body, hashtag="#t")
+    assert post.text == body and not post.shortened and post.dropped == ("#t",)
+
+
+def test_bluesky_facets_in_full() -> None:
+    """Byte offsets by hand: "#Чечня " is 1 + 10 + 1 bytes, "@ann.bsky.social " 17."""
+    text = "#Чечня @ann.bsky.social see https://a.org/x and a.org"
+    facets, unresolved = bluesky_facets(
+        text, mentions={"ann.bsky.social": "did:plc:ann"}, hashtag="Чечня"
+    )
+    assert unresolved == []
+    assert facets == [
+        {
+            "index": {"byteStart": 0, "byteEnd": 11},
+            "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "Чечня"}],
+        },
+        {
+            "index": {"byteStart": 12, "byteEnd": 28},
+            "features": [{"$type": "app.bsky.richtext.facet#mention", "did": "did:plc:ann"}],
+        },
+        {  # the bare domain at the end is no link
+            "index": {"byteStart": 33, "byteEnd": 48},
+            "features": [{"$type": "app.bsky.richtext.facet#link", "uri": "https://a.org/x"}],
+        },
+    ]
