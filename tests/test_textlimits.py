@@ -651,3 +651,34 @@ def test_bluesky_facets_in_full() -> None:
             "features": [{"$type": "app.bsky.richtext.facet#link", "uri": "https://a.org/x"}],
         },
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "budget", "over", "word", "anywhere"),
+    [
+        # a b ␠ c d: the fifth grapheme is over a budget of four; the cut before it is listed
+        ("ab cd ef", 4, True, [2], [1, 2, 4]),
+        ("ab cd ef", 100, False, [2, 5], [1, 2, 4, 5, 7]),
+        # a mention counts nothing against the budget ("(" does, and is never left dangling)
+        ("@abc de f", 2, True, [4], [4, 6]),
+        ("(@bc de f", 2, True, [4], [4]),
+        ("x@abc de", 2, True, [], [1, 2]),  # not a mention: "@" after a letter
+    ],
+)
+def test_cuts_are_listed_up_to_the_budget(
+    body: str, budget: int, over: bool, word: list[int], anywhere: list[int]
+) -> None:
+    cuts = textlimits._Cuts(body, budget)
+    assert cuts.over_budget is over
+    assert (cuts.word, cuts.anywhere) == (word, anywhere)
+
+
+def test_a_long_url_counts_23_against_the_budget_not_its_length() -> None:
+    body = "see https://example.org/" + "a" * 600
+    post = compose(MASTODON, mentions=[], body=body)
+    assert post.text == body and not post.shortened and post.length == 4 + 23
+
+
+def test_between_equal_cuts_the_one_keeping_more_optional_parts_wins() -> None:
+    post = compose(_tiny(10), mentions=[], body="hello world again", hashtag="#t")
+    assert post.text == "hello… #t" and post.dropped == ()
