@@ -663,6 +663,8 @@ def test_bluesky_facets_in_full() -> None:
         ("@abc de f", 2, True, [4], [4, 6]),
         ("(@bc de f", 2, True, [4], [4]),
         ("x@abc de", 2, True, [], [1, 2]),  # not a mention: "@" after a letter
+        # punctuation dropped before the ellipsis, at the start and the end too
+        ("(ab cd, ef,", 100, False, [3, 6], [2, 3, 5, 6, 9, 10]),
     ],
 )
 def test_cuts_are_listed_up_to_the_budget(
@@ -682,3 +684,14 @@ def test_a_long_url_counts_23_against_the_budget_not_its_length() -> None:
 def test_between_equal_cuts_the_one_keeping_more_optional_parts_wins() -> None:
     post = compose(_tiny(10), mentions=[], body="hello world again", hashtag="#t")
     assert post.text == "hello… #t" and post.dropped == ()
+
+
+def test_only_punctuation_is_dropped_before_the_ellipsis() -> None:
+    assert compose(_tiny(6), mentions=[], body="TAX CUTS NOW").text == "TAX…"
+
+
+def test_urls_with_and_without_a_protocol() -> None:
+    assert textlimits.urls("a example.org b") == [(2, 13)]  # a bare domain, as X sees it
+    assert textlimits.urls("a example.org b", with_protocol=True) == []
+    assert textlimits.urls("a HTTPS://EXAMPLE.ORG/x b", with_protocol=True) == [(2, 23)]
+    assert mastodon_length("HTTPS://EXAMPLE.ORG/" + "A" * 50) == 23
