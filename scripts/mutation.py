@@ -111,6 +111,73 @@ MODULES: dict[str, Module] = {
 # change. Mutant numbers move when a function changes: a survivor not listed here is reported
 # as unexplained (and the run fails) until it is killed by a test or explained.
 EQUIVALENT: dict[str, str] = {
+    "ua_dispatch.textlimits.x_mastodon_length__mutmut_4": (
+        "a URL replaced by 23 'X' rather than 23 'x': the same 23 graphemes"
+    ),
+    "ua_dispatch.textlimits.x_urls__mutmut_16": (
+        "'HTTPS?://' for 'https?://', matched ignoring case either way"
+    ),
+    "ua_dispatch.textlimits.xǁ_Cutsǁ__init____mutmut_7": (
+        "one more slot in the coverage map: the slot past the end is never read"
+    ),
+    "ua_dispatch.textlimits.xǁ_Cutsǁ__init____mutmut_56": (
+        "'' for None as the value of a dict used only for its ordered keys"
+    ),
+    "ua_dispatch.textlimits.xǁ_Cutsǁ__init____mutmut_67": (
+        "'' for None as the value of a dict used only for its ordered keys"
+    ),
+    "ua_dispatch.textlimits.x_compose__mutmut_93": (
+        ">= for > between (kept, -rank) pairs: every tail has its own rank, so two pairs are "
+        "never equal"
+    ),
+    "ua_dispatch.textlimits.x_compose__mutmut_94": (
+        "(kept, -rank) against best[:3] instead of best[:2]: two tails never share a rank, so "
+        "the first two items always decide and the third is never compared"
+    ),
+    "ua_dispatch.textlimits.x_compose__mutmut_96": (
+        "best keeps +rank instead of -rank: only a later tail (higher rank) is compared with "
+        "it, and -later > earlier holds for neither sign, so the same best is kept"
+    ),
+    "ua_dispatch.textlimits.x_compose__mutmut_110": (
+        "assemble(None, ...) for assemble('', ...): assemble leaves out empty parts, None too"
+    ),
+    "ua_dispatch.textlimits.x_compose__mutmut_115": (
+        "assemble(None, ...) for assemble('', ...): assemble leaves out empty parts, None too"
+    ),
+    "ua_dispatch.textlimits.x_compose__mutmut_120": (
+        "post(None, ...) for post('', ...): assemble leaves out empty parts, None too"
+    ),
+    "ua_dispatch.textlimits.x_bluesky_facets__mutmut_114": (
+        "facets sorted as whole tuples instead of by their byte start: no two facets start at "
+        "the same byte (a tag starts with '#', a mention with '@', a link with 'h'), so the "
+        "start alone decides"
+    ),
+    # _email's fast path is documented and tested as giving the library's own answer
+    # (test_email_fast_path_answers_as_the_library_does): a change that only skips it, or
+    # lets fewer addresses take it, gives the same answer more slowly.
+    **{
+        f"ua_dispatch.campaign.x__email__mutmut_{n}": f"fast path {what}: the same answer, slower"
+        for n, what in (
+            (9, "split at the first '@' (no plain local part has one: the full check runs)"),
+            (10, "never split (the full check runs)"),
+            (17, "skipped (no checked domain)"),
+            (18, "skipped (the domain None is refused)"),
+            (21, "skipped (condition inverted to a domain that was refused)"),
+            (22, "taken only where the checked domain differs, which for ASCII it never does"),
+            (23, "skipped (a checked domain is never upper case)"),
+            (26, "refused at 253 characters rather than 254: the full check takes that one"),
+            (27, "refused at 254 characters rather than 255: the full check takes that one"),
+        )
+    },
+    "ua_dispatch.campaign.x__web_link__mutmut_9": (
+        "'HTTPS?://' for 'https?://', matched ignoring case either way"
+    ),
+    "ua_dispatch.campaign.x_format_location__mutmut_16": (
+        "'' for None as the node past a missing index: neither is a list or a dict"
+    ),
+    "ua_dispatch.campaign.x_load_campaign__mutmut_16": (
+        "'UTF-8' for 'utf-8': codec names are not case-sensitive"
+    ),
     "ua_dispatch.hours.x_office_hours__mutmut_10": (
         "`local.time() <= start` for `< start`: at exactly the opening time on a weekday the "
         "office is already open (returned above); at the weekend both skip to Monday"
@@ -216,22 +283,22 @@ def main() -> None:
     unknown = [n for n in names if n not in MODULES]
     if unknown:
         parser.error(f"unknown module {', '.join(unknown)}; choose from {', '.join(MODULES)}")
-    rows = []
+    rows: list[tuple[str, int, int, int]] = []
     unexplained = 0
     for name in names:
         killed, tried, survivors = run(name, MODULES[name])
-        explained = [s for s in survivors if s.split(": ")[0] in EQUIVALENT]
-        unexplained += len(survivors) - len(explained)
-        rows.append((name, killed, tried, len(explained)))
+        equivalent = sum(1 for s in survivors if s.split(": ")[0] in EQUIVALENT)
+        unexplained += len(survivors) - equivalent
+        rows.append((name, killed, tried, equivalent))
         print(f"{name}: {killed}/{tried} killed")
         for survivor in survivors:
             mutant = survivor.split(": ")[0]
             why = EQUIVALENT.get(mutant, "NOT EXPLAINED: a test is missing, or explain it")
             print(f"    {survivor}\n        {why}")
     print("\nmodule          killed    score   killed or equivalent")
-    for name, killed, tried, explained in rows:
+    for name, killed, tried, equivalent in rows:
         score = 100.0 * killed / tried if tried else 0.0
-        covered = 100.0 * (killed + explained) / tried if tried else 0.0
+        covered = 100.0 * (killed + equivalent) / tried if tried else 0.0
         print(f"{name:<14} {killed:>4}/{tried:<4} {score:6.1f}%   {covered:6.1f}%")
     if unexplained:
         sys.exit(f"{unexplained} surviving mutant(s) not explained (see above)")

@@ -134,7 +134,25 @@ def test_refused_values_and_why(kind: Any, value: str, message: str) -> None:
 def test_bluesky_handle_of_253_characters_is_the_longest() -> None:
     handle = ("a" * 49 + ".") * 5 + "socia"  # 5 x 50 + 5 = 255
     assert "is not a Bluesky handle" in _refused(BlueskyAccount, handle)
+    assert "is not a Bluesky handle" in _refused(BlueskyAccount, handle[1:])  # 254
     assert _ok(BlueskyAccount, handle[2:]) == handle[2:]  # 253
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [
+        (Line, " ", "must not be empty"),
+        (Line, "a\nb", LINE_ERR),
+        (Slug, "A", SLUG_ERR),
+        (
+            Email,
+            "=?utf-8?q?x?=@mid.ru",
+            "not a usable email address: it contains '=?' (an encoded word)",
+        ),
+    ],
+)
+def test_fixed_messages_in_full(kind: Any, value: str, message: str) -> None:
+    assert _refused(kind, value) == message
 
 
 @pytest.mark.parametrize(
@@ -190,6 +208,12 @@ def test_format_location(loc: tuple[int | str, ...], where: str) -> None:
     assert format_location(loc, DATA) == where
 
 
+def test_format_location_follows_nested_lists() -> None:
+    data = {"a": [{"b": [{"slug": "s"}, "x"]}]}
+    assert format_location(("a", 0, "b", 0, "c"), data) == "a[0].b[0:s].c"
+    assert format_location(("a", 0, "b", 1, "c"), data) == "a[0].b[1].c"
+
+
 def _errors_of(data: dict[str, Any]) -> ValidationError:
     with pytest.raises(ValidationError) as exc:
         Campaign.model_validate(data)
@@ -207,6 +231,9 @@ def test_one_problem_among_several_is_reported_with_a_count() -> None:
     data["languages"] = ["Russian"]
     two = one_line_validation_error("c.toml", _errors_of(data), data)
     assert str(two) == f"c.toml: id: {SLUG_ERR} (and 1 more problem)"
+    data["country"] = ""
+    three = one_line_validation_error("c.toml", _errors_of(data), data)
+    assert str(three) == f"c.toml: id: {SLUG_ERR} (and 2 more problems)"
 
 
 def _shipped() -> dict[str, Any]:
