@@ -275,6 +275,7 @@ def main() -> None:
     )
     if args.database_url:
         env["UA_DISPATCH_DATABASE_URL"] = args.database_url
+        env["UA_DISPATCH_SUPPORTER_KEY"] = "bench-queue-supporter-key"
     cli = [sys.executable, "-m", "ua_dispatch"]
     workers: list[subprocess.Popen[str]] = []  # the running ones, stopped however this ends
     try:

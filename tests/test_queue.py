@@ -21,16 +21,19 @@ import sqlalchemy as sa
 
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN
 from tests.queue_support import empty_pg_database, pg_database, truncate, write_letters
+from ua_dispatch.campaign import load_campaign
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
 from ua_dispatch.queue.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
 from ua_dispatch.queue.owners import is_gone, new_owner, process_space
-from ua_dispatch.queue.store import Store, utcnow
+from ua_dispatch.queue.store import OutcomeWriter, Store, utcnow
 from ua_dispatch.settings import Settings
 
 __all__ = ["empty_pg_database", "pg_database"]
 
 CAMPAIGN_ID = "ua-2-19-chechnya"
+#: what every process sharing a PostgreSQL outbox sets as UA_DISPATCH_SUPPORTER_KEY
+PG_SUPPORTER_KEY = "queue-tests-supporter-key"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,6 +45,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     else:
         url = request.getfixturevalue("pg_database")
         truncate(url)
+        monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", PG_SUPPORTER_KEY)
     monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
     monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "none")
     return url
@@ -123,7 +127,7 @@ def test_letter_from_a_file_next_to_the_csv(
     (tmp_path / "letters" / "ann.txt").write_text("Please release him now.\n", encoding="utf-8")
     csv_path = tmp_path / "letters" / "list.csv"
     csv_path.write_text(
-        "name,email,city,country,language,letter,approved\n"
+        "name,email,city,country,language,letter_file,approved\n"
         "Ann,ann@example.org,York,UK,en,ann.txt,yes\n",
         encoding="utf-8",
     )
@@ -339,13 +343,15 @@ def test_a_worker_whose_outbox_fails_stops_instead_of_hanging(
 
     _queue_letters(run_cli, open_campaign, tmp_path, 6)
 
-    async def broken(self: Store, owner: str, outcomes: Any) -> None:
+    async def broken(self: OutcomeWriter, outcomes: Any) -> None:
         raise _outbox_error("UPDATE deliveries")
 
-    monkeypatch.setattr(Store, "record", broken)
+    monkeypatch.setattr(OutcomeWriter, "write", broken)
     with pytest.raises(OutboxUnavailable, match="the outbox failed"):
         _worker_once()
     assert set(statuses(db_url)) <= {"in_flight", "queued"}
+    # each connection waits for its outcome to be written: one letter each, no more
+    assert len(smtp_env.store.index()) <= 2
 
 
 def test_a_stopped_channel_is_no_longer_claimed(
@@ -392,9 +398,20 @@ def test_worker_refuses_letters_past_act_until(
     path.write_text(soon, encoding="utf-8")
     letters = write_letters(tmp_path / "letters.csv", 2)
     assert run_cli("queue", "add", path, letters, "--channels", "email").code == 0
-    # The campaign closes after the letters were queued: the stored copy is replaced.
+    # The campaign closes after the letters were queued (queue add refuses a closed one, so
+    # the stored copy is replaced in the outbox directly).
     path.write_text(text, encoding="utf-8")
-    assert run_cli("queue", "add", path, letters, "--channels", "email").code == 0
+    closed = load_campaign(path)
+
+    async def replace() -> None:
+        store = await Store.open(Settings(database_url=db_url))
+        try:
+            async with store.engine.begin() as conn:
+                await store.put_campaign(conn, closed)
+        finally:
+            await store.close()
+
+    asyncio.run(replace())
     res = run_cli("worker", "--once")
     assert "expired 2" in res.stdout
     assert statuses(db_url) == {"expired": 2}
@@ -456,6 +473,8 @@ def _env(url: str, server: FakeSmtpServer, **extra: str) -> dict[str, str]:
         UA_DISPATCH_RETRY_MAX_DELAY="0.05",
         **extra,
     )
+    if url.startswith("postgresql"):
+        env["UA_DISPATCH_SUPPORTER_KEY"] = PG_SUPPORTER_KEY
     return env
 
 
@@ -474,6 +493,7 @@ def pg_outbox(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The session's PostgreSQL database, emptied, as this test's outbox."""
     truncate(pg_database)
     monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", pg_database)
+    monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", PG_SUPPORTER_KEY)
     return pg_database
 
 

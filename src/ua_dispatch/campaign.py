@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from ua_dispatch.errors import InputError
+from ua_dispatch.files import CAMPAIGN_MAX_BYTES, read_capped
 from ua_dispatch.headertext import header_text
 
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -362,12 +363,7 @@ def one_line_validation_error(source: Path | str, exc: ValidationError, data: An
 
 def load_campaign(path: Path) -> Campaign:
     """Read and validate a campaign file; raise :class:`InputError` with one line on failure."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("campaign file not found", source=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read campaign file: {exc.strerror}", source=path) from None
+    raw = read_capped(path, CAMPAIGN_MAX_BYTES, what="campaign file")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -705,6 +705,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err.print("ua-dispatch: interrupted; nothing more was sent", markup=False)
         sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        # one line, like every other refusal; click's own form spends three on usage and help
+        where = f"{exc.ctx.command_path} --help" if exc.ctx is not None else "ua-dispatch --help"
+        message = " ".join(exc.format_message().split())
+        err.print(f"ua-dispatch: error: {message} (see {where})", markup=False)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from tenacity import (
@@ -34,6 +34,8 @@ from ua_dispatch.plan import Appeal, Delivery, Status, plan_deliveries
 from ua_dispatch.settings import Settings
 
 log = structlog.get_logger("ua_dispatch.engine")
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,10 @@ class ChannelStopped(Exception):
     """Raised by :func:`deliver_one` when the channel must not be used again in this run
     (a login refused, a policy rejection, a gateway account out of credit)."""
 
-    def __init__(self, error: DeliveryError):
+    def __init__(self, error: DeliveryError, *, unclear: bool = False):
         self.error = error
+        #: an earlier try of the delivery it stopped on may have arrived
+        self.unclear = unclear
 
 
 def _wait(settings: Settings) -> Callable[[RetryCallState], float]:
@@ -105,7 +109,7 @@ def _retryable(exc: BaseException) -> bool:
     )
 
 
-async def _guarded(step: Awaitable[Receipt]) -> Receipt:
+async def _guarded(step: Awaitable[_T]) -> _T:
     """Await a transport step; an unexpected exception (a bug) becomes an ambiguous failure
     instead of sinking the whole run."""
     try:
@@ -119,17 +123,31 @@ async def _guarded(step: Awaitable[Receipt]) -> Receipt:
         ) from unexpected
 
 
+#: unclear tries of one delivery after which it is not sent again without a person's check
+MAX_UNCLEAR = 2
+
+
 async def deliver_one(
     transport: Transport[Any],
     prepared: Prepared,
     settings: Settings,
     campaign_id: str,
     limits: RateLimits | None = None,
+    *,
+    unclear_before: int = 0,
 ) -> Outcome:
     """Attempt one delivery under the retry policy and return its outcome.
 
     Before its first attempt the delivery waits for its rate limits (not an attempt, not a
     failure); every attempt waits for a slot under the global concurrency cap.
+
+    ``unclear_before``: tries of an earlier run whose outcome was ambiguous (a queue worker
+    passes 1 for a row put back after one), so that a possibly delivered letter is resent at
+    most once in all. A delivery that ends after an ambiguous try is looked up once more
+    (:meth:`Transport.reconcile`) before its outcome is given: it is reported sent if it
+    arrived, as an ordinary failure if the other side says it did not, and otherwise as
+    ambiguous (``error_kind``), never as a plain failure, with what a person checks in
+    ``ref``.
     """
     d = prepared.delivery
     channel = get_channel(d.channel)
@@ -137,7 +155,7 @@ async def deliver_one(
     keys = channel.rate_keys(d)
     bound = log.bind(campaign=campaign_id, channel=d.channel, target=d.slug)
     attempts = 0
-    ambiguous = 0
+    ambiguous = unclear_before
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -156,9 +174,6 @@ async def deliver_one(
         nonlocal ambiguous
         if exc.kind == FailureKind.AMBIGUOUS:
             ambiguous += 1
-            if ambiguous > 1:  # at most one resend of a possibly delivered one
-                exc.kind = FailureKind.PERMANENT
-                exc.args = (f"{exc} (possibly delivered; not resent again)",)
         if exc.hint == "throttle":
             # The other side said how long (Retry-After) or we pause a while.
             pause = exc.retry_after
@@ -179,7 +194,8 @@ async def deliver_one(
         stop=stop_after_attempt(settings.retry_max_attempts)
         | stop_before_delay(settings.retry_max_total),
         wait=_wait(settings),
-        retry=retry_if_exception(_retryable),
+        # at most one resend of a possibly delivered one
+        retry=retry_if_exception(lambda exc: _retryable(exc) and ambiguous < MAX_UNCLEAR),
         before_sleep=before_sleep,
         reraise=True,
     )
@@ -218,26 +234,61 @@ async def deliver_one(
                 return Outcome.for_delivery(d, Status.SENT, ref=receipt.ref, attempts=attempts)
     except DeliveryError as exc:
         if exc.kind == FailureKind.STOP_CHANNEL:
-            raise ChannelStopped(exc) from None
-        retryable = exc.kind in (FailureKind.TRANSIENT, FailureKind.AMBIGUOUS)
-        bound.error(
-            "delivery.failed",
-            attempt=attempts,
-            kind=str(exc.kind),
-            code=exc.code,
-            error=str(exc),
-            retryable=retryable,
-        )
-        return Outcome.for_delivery(
-            d,
-            Status.FAILED,
-            attempts=attempts,
-            error=exc.summary,
-            error_kind=str(exc.kind),
-            code=exc.code,
-            retryable=retryable,
-        )
-    raise AssertionError("unreachable: the retry loop either returns or raises")
+            raise ChannelStopped(exc, unclear=ambiguous > 0) from None
+        failure = exc
+    else:
+        raise AssertionError("unreachable: the retry loop either returns or raises")
+    kind, error, ref = failure.kind, failure.summary, None
+    if ambiguous:
+        # An earlier try may have arrived: look before calling the delivery failed.
+        arrived: Receipt | None = None
+        try:
+            async with limits.concurrency:
+                arrived = await _guarded(transport.reconcile(prepared.payload, d))
+        except DeliveryError as lookup:
+            bound.warning("delivery.lookup_failed", kind=str(lookup.kind), error=str(lookup))
+            unclear = True
+        else:
+            unclear = not transport.looks_up
+        if arrived is not None:
+            bound.info("delivery.reconciled", attempt=attempts, ref=arrived.ref)
+            return Outcome.for_delivery(d, Status.SENT, ref=arrived.ref, attempts=attempts)
+        if unclear:
+            kind, ref = FailureKind.AMBIGUOUS, transport.reference(prepared.payload, d)
+            if failure.kind != FailureKind.AMBIGUOUS:
+                error = f"{error}; an earlier try was unclear"
+        elif kind == FailureKind.AMBIGUOUS:
+            # the other side has no trace of it: sending again delivers it once
+            kind = FailureKind.TRANSIENT
+            error = f"{error}; it did not arrive, so it may be sent again"
+    # An unclear one may be tried once more (looked up first where the other side can tell)
+    # only while the tries that were unclear are under the cap and nothing refused it for good.
+    retryable = kind == FailureKind.TRANSIENT or (
+        kind == FailureKind.AMBIGUOUS
+        and ambiguous < MAX_UNCLEAR
+        and failure.kind in (FailureKind.TRANSIENT, FailureKind.AMBIGUOUS)
+    )
+    if kind == FailureKind.AMBIGUOUS and not retryable and ambiguous:
+        error = f"{error} (possibly delivered; not resent again"
+        error += f": check for {ref})" if ref else ")"
+    bound.error(
+        "delivery.failed",
+        attempt=attempts,
+        kind=str(kind),
+        code=failure.code,
+        error=error,
+        retryable=retryable,
+    )
+    return Outcome.for_delivery(
+        d,
+        Status.FAILED,
+        ref=ref,
+        attempts=attempts,
+        error=error,
+        error_kind=str(kind),
+        code=failure.code,
+        retryable=retryable,
+    )
 
 
 async def _run_channel(

@@ -8,6 +8,7 @@ appeal is recognisable everywhere it lands.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 
 
@@ -34,3 +35,22 @@ def delivery_key(
 def message_id(key: str, domain: str) -> str:
     """A deterministic RFC 5322 Message-ID for a delivery key."""
     return f"<ua.{key[:40]}@{domain}>"
+
+
+def address_digest(email: str) -> str:
+    """Hex SHA-256 of the address as compared (lower case, no surrounding blanks): the
+    supporter hash of outboxes made before the hash was keyed."""
+    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+def rekey_supporter_hash(digest: str, key: bytes) -> str:
+    """The keyed supporter hash of an :func:`address_digest` (a migration rekeys the hashes
+    of rows whose address is already erased this way)."""
+    return hmac.new(key, digest.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def supporter_hash(email: str, key: bytes) -> str:
+    """Who acted, without the address: HMAC-SHA256 under the outbox's secret key of the
+    address's digest. The outbox counts distinct supporters by it after their addresses are
+    erased; without the key, a list of addresses cannot be tested against it."""
+    return rekey_supporter_hash(address_digest(email), key)

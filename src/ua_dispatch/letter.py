@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ua_dispatch.campaign import Email, HeaderLine, Target, one_line_validation_error
 from ua_dispatch.errors import InputError
+from ua_dispatch.files import letter_max_bytes, read_capped
 from ua_dispatch.ids import content_hash
 
 # A salutation line the supporter wrote themselves, which the target's salutation replaces.
@@ -147,13 +148,12 @@ def parse_letter(
 def load_letter(
     path: Path, *, max_chars: int, language: str | None = None, accepted: list[str] | None = None
 ) -> Letter:
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(max_chars * 4 + 1)
-    except FileNotFoundError:
-        raise InputError("letter file not found", source=path) from None
-    except OSError as exc:
-        raise InputError(f"cannot read letter: {exc.strerror}", source=path) from None
+    raw = read_capped(
+        path,
+        letter_max_bytes(max_chars),
+        what="letter file",
+        limit_text=f"a letter is at most {max_chars} characters",
+    )
     return parse_letter(
         raw, source=str(path), max_chars=max_chars, language=language, accepted=accepted or ["en"]
     )

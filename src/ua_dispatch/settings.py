@@ -28,7 +28,8 @@ from pydantic_settings import (
 )
 
 from ua_dispatch.campaign import Email
-from ua_dispatch.errors import ConfigError
+from ua_dispatch.errors import ConfigError, InputError
+from ua_dispatch.files import SETTINGS_MAX_BYTES, read_capped
 from ua_dispatch.headertext import header_text
 from ua_dispatch.limits import parse_rate
 
@@ -155,6 +156,10 @@ class Settings(BaseSettings):
     # supporters' names, addresses and letters are erased from finished deliveries this many
     # days after they finished (the counts stay); unset keeps them
     retention_days: float | None = Field(default=None, ge=0)
+    # secret under which supporters' addresses are hashed to count who acted; unset, a SQLite
+    # outbox makes one beside its file (supporter.key); a PostgreSQL outbox needs it set, the
+    # same on every machine that queues or sends
+    supporter_key: SecretStr | None = Field(default=None, min_length=16)
 
     # --- output ---
     log_format: LogFormat = "auto"
@@ -264,6 +269,14 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def _read_settings_file(path: Path, what: str) -> bytes:
+    """A settings or ``.env`` file, refused when it is not a regular file of a sane size."""
+    try:
+        return read_capped(path, SETTINGS_MAX_BYTES, what=what)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _not_settings(keys: Iterable[str]) -> list[tuple[str, str]]:
     """The keys (setting names in lower case) that name no setting, each with a hint at the
     nearest one ("" when none is near)."""
@@ -279,8 +292,8 @@ def _not_settings(keys: Iterable[str]) -> list[tuple[str, str]]:
 def _check_known_keys(path: Path) -> None:
     """A typo in a settings file (``limit_email_per_recipent``) must not pass unnoticed."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(_read_settings_file(path, "settings file").decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read settings: {exc}") from None
     unknown = _not_settings(sorted(data))
     if unknown:
@@ -322,6 +335,11 @@ def load_settings(
     is changed to read it. ``warn`` is told, one line each, of variables in the environment
     or ``.env`` that look like settings but name none.
     """
+    # pydantic-settings reads the .env file itself (a FIFO too): look at it first. A folder
+    # called .env (often a virtualenv) is not a settings file and stays ignored.
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    if env_file.exists() and not env_file.is_dir():
+        _read_settings_file(env_file, ".env file")
     if warn is not None:
         _warn_unknown_variables(warn)
     if settings_file is None and os.environ.get(SETTINGS_FILE_ENV):
@@ -329,8 +347,6 @@ def load_settings(
     cls: type[Settings] = Settings
     where = "settings"
     if settings_file is not None:
-        if not settings_file.is_file():
-            raise ConfigError(f"{settings_file}: settings file not found")
         where = str(settings_file)
         _check_known_keys(settings_file)
         config = SettingsConfigDict(**{**Settings.model_config, "toml_file": settings_file})

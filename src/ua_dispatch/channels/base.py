@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from ua_dispatch.campaign import Campaign, Target
 from ua_dispatch.plan import Appeal, Delivery
@@ -83,6 +83,10 @@ P = TypeVar("P")
 class Transport(ABC, Generic[P]):
     """An async sender, opened once per run and used for many payloads."""
 
+    #: True when :meth:`reconcile` asks the other side, so that None from it means the
+    #: delivery did not arrive (a fax gateway's lookup by label). False when it cannot know.
+    looks_up: ClassVar[bool] = False
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -105,6 +109,11 @@ class Transport(ABC, Generic[P]):
 
         The default knows nothing, so the engine resends once (with the same identity).
         """
+        return None
+
+    def reference(self, payload: P, delivery: Delivery) -> str | None:
+        """What a person searches for at the other side when a delivery's outcome is unclear
+        (a Message-ID, a fax label)."""
         return None
 
 

@@ -579,6 +579,9 @@ class SmtpTransport(Transport[EmailPayload]):
         reply = f"{response.code} {response.message}"
         return Receipt(ref=payload.message_id, detail={"reply": reply})
 
+    def reference(self, payload: EmailPayload, delivery: Delivery) -> str | None:
+        return f"Message-ID {payload.message_id}"
+
     async def _reset(self, client: aiosmtplib.SMTP) -> None:
         try:
             await client.rset()

@@ -108,6 +108,8 @@ class FaxChannel(Channel[FaxPayload]):
 class FaxTransport(Transport[FaxPayload]):
     """Submit through one provider; the receipt is pending until the fax's final status."""
 
+    looks_up = True
+
     def __init__(self, provider: FaxProvider):
         self.provider = provider
 
@@ -141,6 +143,9 @@ class FaxTransport(Transport[FaxPayload]):
         if final.state is FaxState.COMPLETED:
             return Receipt(ref=final.id, detail=final.detail())
         raise self.provider.failure_error(final)
+
+    def reference(self, payload: FaxPayload, delivery: Delivery) -> str | None:
+        return f"the fax labelled {DELIVERY_LABEL}={delivery.key}"
 
     async def reconcile(self, payload: FaxPayload, delivery: Delivery) -> Receipt | None:
         """Find the fax by its delivery label: done, still going, or never made."""

@@ -54,3 +54,20 @@ def printable_code_points() -> frozenset[int]:
         with TTFont(path, lazy=True) as font:
             sets.append(frozenset(font.getBestCmap()))
     return sets[0] & sets[1]
+
+
+@functools.cache
+def advances() -> dict[int, float]:
+    """Each printable code point's advance width in ems, the wider of the two faces."""
+    from fontTools.ttLib import TTFont
+
+    files = font_files()
+    widths: dict[int, float] = {}
+    for path in (files.regular, files.bold):
+        with TTFont(path, lazy=True) as font:
+            metrics = font["hmtx"].metrics
+            per_em = float(font["head"].unitsPerEm)
+            for cp, glyph in font.getBestCmap().items():
+                width = metrics[glyph][0] / per_em
+                widths[cp] = max(width, widths.get(cp, 0.0))
+    return widths

@@ -13,10 +13,12 @@ Rendering is pure: the same inputs give the same bytes (the creation date is the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -25,7 +27,7 @@ from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, XPos, YPos
 
 from ua_dispatch.campaign import Campaign, Target
-from ua_dispatch.documents.fonts import FAMILY, font_files, printable_code_points
+from ua_dispatch.documents.fonts import FAMILY, advances, font_files, printable_code_points
 from ua_dispatch.errors import InputError
 from ua_dispatch.letter import RenderedLetter, Supporter, render_letter
 
@@ -183,15 +185,26 @@ class UnprintableTextError(InputError):
         )
 
 
+@functools.cache
+def _printable_chars() -> frozenset[str]:
+    """The characters the font prints, and the line break and space: a text made only of these
+    needs no look at each character (the common case, checked at C speed)."""
+    return frozenset(map(chr, printable_code_points())) | {"\n", " "}
+
+
 def _clean(text: str) -> str:
     """Tabs to spaces; invisible format characters the font lacks (zero-width space, BOM,
     soft hyphen) are dropped rather than drawn as boxes."""
-    cps = printable_code_points()
     text = text.replace("\t", "    ")
+    if _printable_chars().issuperset(text):
+        return text
+    cps = printable_code_points()
     return "".join(c for c in text if ord(c) in cps or unicodedata.category(c) != "Cf" or c == "\n")
 
 
 def _missing(text: str) -> list[str]:
+    if _printable_chars().issuperset(text):
+        return []
     cps = printable_code_points()
     seen: dict[str, None] = {}
     for c in text:
@@ -242,6 +255,103 @@ def _collect(
         if missing:
             raise UnprintableTextError(missing, source=source, field=field)
     return text
+
+
+def _check_cover(cover: FaxCover | None) -> None:
+    if cover is None:
+        return
+    covered = "\n".join(
+        s
+        for s in (
+            cover.to_name,
+            cover.to_title,
+            cover.from_name,
+            cover.from_place,
+            cover.reference,
+            cover.subject,
+        )
+        if s
+    )
+    missing = _missing(_clean(covered))
+    if missing:
+        raise UnprintableTextError(missing, source="fax cover")
+
+
+def check_appeal_printable(
+    appeal: Appeal, target: Target, *, date: dt.date, cover: FaxCover | None = None
+) -> None:
+    """Raise what :func:`render_appeal_pdf` raises about the text (characters the font cannot
+    print, a letter with nothing but a salutation) without laying out or drawing anything."""
+    rendered = render_letter(appeal.letter, appeal.supporter, target)
+    with _letter_named(appeal):
+        _collect(
+            rendered,
+            target,
+            appeal.supporter,
+            appeal.campaign,
+            format_date(date, rendered.language),
+        )
+        _check_cover(cover)
+
+
+_PAGE_MM = {"A4": (210.0, 297.0), "Letter": (215.9, 279.4)}
+
+
+def pages_at_most(appeal: Appeal, target: Target, *, cover: bool) -> int:
+    """At least as many pages as :func:`render_appeal_pdf` makes, found without laying out.
+
+    Every character is taken as wide as the widest in its paragraph; of two lines it wraps
+    into, together they hold at least a line's width (a word goes to the next line only when it
+    does not fit); each page loses up to two lines to the rules that keep a paragraph's lines
+    together, and the closing block may start a page of its own. For a letter of a page or two
+    this is a few pages, far under any fax limit; only a long letter needs the real layout.
+    """
+    rendered = render_letter(appeal.letter, appeal.supporter, target)
+    supporter = appeal.supporter
+    width_mm, height_mm = _PAGE_MM[page_format(target.country)]
+    width_mm -= MARGIN_LEFT + MARGIN_RIGHT
+    paragraphs = _BLANK_LINES.split(rendered.body)
+    # what _collect gathers, before cleaning (which only drops characters, and widens a tab to
+    # four spaces: counted below)
+    strings = [
+        *(s for s in (supporter.name, supporter.place) if s),
+        target.name,
+        target.title,
+        target.organisation or "",
+        *target.address,
+        "00 September 0000",  # the date
+        appeal.campaign.subject_for(rendered.language),
+        f"{rendered.salutation},",
+        *paragraphs,
+        rendered.closing,
+        *rendered.signature,
+    ]
+    widths = advances()
+    em_mm = BODY_PT * 25.4 / 72
+
+    def lines(value: str) -> int:
+        widest = max((widths.get(ord(c), 1.0) for c in set(value)), default=1.0) * em_mm
+        per_line = max(1, int((width_mm - widest) / widest))
+        return sum(
+            1 if n <= per_line else 2 * -(-n // per_line) + 1
+            for n in (len(part) + 3 * part.count("\t") for part in value.split("\n"))
+        )
+
+    total = sum(lines(s) for s in strings)
+    total += 6 + len(paragraphs)  # the gaps between blocks and paragraphs, in lines
+    per_page = int((height_mm - MARGIN_TOP - BODY_BOTTOM) // LINE) - 2
+    return -(-total // per_page) + 1 + (1 if cover else 0)
+
+
+@contextlib.contextmanager
+def _letter_named(appeal: Appeal) -> Iterator[None]:
+    """Text problems found in the letter name the letter's own source (its file, its row)."""
+    try:
+        yield
+    except UnprintableTextError as exc:
+        if exc.source != "letter":
+            raise
+        raise UnprintableTextError(exc.chars, source=appeal.letter.source) from None
 
 
 # --- drawing --------------------------------------------------------------------------------
@@ -439,22 +549,7 @@ def render_letter_pdf(
     cannot print, naming where they came from (the letter, the campaign or the supporter).
     """
     text = _collect(rendered, target, supporter, campaign, format_date(date, rendered.language))
-    if cover is not None:
-        covered = "\n".join(
-            s
-            for s in (
-                cover.to_name,
-                cover.to_title,
-                cover.from_name,
-                cover.from_place,
-                cover.reference,
-                cover.subject,
-            )
-            if s
-        )
-        missing = _missing(_clean(covered))
-        if missing:
-            raise UnprintableTextError(missing, source="fax cover")
+    _check_cover(cover)
     # Lay out once to count the pages, then again with the total in the footer and on the
     # cover. Neither changes where lines break, so the count holds.
     args = (text, rendered, target, supporter, campaign, date, cover)
@@ -473,11 +568,7 @@ def render_appeal_pdf(
 ) -> PdfDocument:
     """The appeal's letter for ``target`` as PDF; text problems name the letter file."""
     rendered = render_letter(appeal.letter, appeal.supporter, target)
-    try:
+    with _letter_named(appeal):
         return render_letter_pdf(
             rendered, target, appeal.supporter, appeal.campaign, date=date, cover=cover
         )
-    except UnprintableTextError as exc:
-        if exc.source != "letter":
-            raise
-        raise UnprintableTextError(exc.chars, source=appeal.letter.source) from None

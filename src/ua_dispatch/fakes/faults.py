@@ -32,6 +32,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ua_dispatch.errors import InputError
+from ua_dispatch.files import FAULTS_MAX_BYTES, read_capped
 from ua_dispatch.limits import parse_rate
 
 Step = Literal["mail", "rcpt", "data", "after_dot"]
@@ -153,9 +154,7 @@ class FaultProfile(_Model):
 
 def load_profile(path: Path) -> FaultProfile:
     try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read fault profile: {exc.strerror}", source=path) from None
+        raw = read_capped(path, FAULTS_MAX_BYTES, what="fault profile").decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 (byte {exc.start})", source=path) from None
     try:

@@ -19,7 +19,7 @@ from rich.table import Table
 from ua_dispatch.campaign import load_campaign
 from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
 from ua_dispatch.errors import EXIT_DELIVERY_FAILED, EXIT_OK, InputError
-from ua_dispatch.queue.loader import add_letters, parse_at, parse_duration
+from ua_dispatch.queue.loader import add_letters, check_still_open, parse_at, parse_duration
 from ua_dispatch.queue.models import QStatus
 from ua_dispatch.queue.store import Store
 from ua_dispatch.queue.worker import Worker, WorkerStats, sending_channels
@@ -33,6 +33,8 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SENDING = [name for name, c in CHANNELS.items() if c.sends]
+#: rows `queue list` shows unless told otherwise
+LIST_LIMIT = 200
 
 
 def _with_store(ctx: Ctx, work: Callable[[Store], Awaitable[T]]) -> T:
@@ -89,6 +91,7 @@ def queue_add(
             )
     at = parse_at(at_opt) if at_opt else None
     span = parse_duration(spread) if spread else None
+    check_still_open(campaign, campaign_file, at, span)
     settings = ctx.settings
 
     result = _with_store(
@@ -136,8 +139,15 @@ def queue_add(
     type=click.Choice([str(s) for s in QStatus]),
     help="Only rows with this status (repeatable).",
 )
-@click.option("--target", help="Only deliveries to this target slug.")
-@click.option("--limit", type=int, default=200, show_default=True)
+@click.option("--target", metavar="SLUG", help="Only deliveries to this target slug.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=LIST_LIMIT,
+    show_default=True,
+    help="Show at most this many rows.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Show every matching row.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def queue_list(
@@ -146,12 +156,32 @@ def queue_list(
     statuses: tuple[str, ...],
     target: str | None,
     limit: int,
+    show_all: bool,
     as_json: bool,
 ) -> None:
-    """Show queued deliveries (oldest due first)."""
-    rows = _with_store(
-        ctx,
-        lambda s: s.rows(campaign=campaign_id, statuses=statuses, target=target, limit=limit),
+    """Show queued deliveries (oldest due first).
+
+    At most --limit rows are shown; how many more match is said on stderr (the --json lines
+    on stdout stay one delivery each)."""
+
+    async def fetch(s: Store) -> tuple[list[Any], int]:
+        await _check_filters(s, campaign_id, target)
+        got = await s.rows(
+            campaign=campaign_id,
+            statuses=statuses,
+            target=target,
+            limit=None if show_all else limit,
+        )
+        total = len(got)
+        if not show_all and total == limit:
+            total = await s.count_rows(campaign=campaign_id, statuses=statuses, target=target)
+        return got, total
+
+    rows, total = _with_store(ctx, fetch)
+    left_out = max(0, total - len(rows))  # (rows may change between the two reads)
+    note = (
+        f"{left_out} more matching delivery(ies) not shown; --limit {total} or --all to see "
+        "them, or narrow with --status, --target or --campaign"
     )
     cols = ("id", "campaign_id", "channel", "target_slug", "recipient", "status", "attempts")
     if as_json:
@@ -163,8 +193,11 @@ def queue_list(
                 provider_ref=r.provider_ref,
             )
             click.echo(json.dumps(doc, ensure_ascii=False))
+        if left_out:
+            err.print(note, markup=False)
         return
-    table = Table(title=f"{len(rows)} delivery(ies)", title_justify="left")
+    title = f"{len(rows)} of {total} delivery(ies)" if left_out else f"{len(rows)} delivery(ies)"
+    table = Table(title=title, title_justify="left")
     for c in (*cols, "next attempt (UTC)", "ref / error"):
         table.add_column(c)
     for r in rows:
@@ -174,6 +207,27 @@ def queue_list(
             r.last_error or r.provider_ref or "",
         )
     out.print(table)
+    if left_out:
+        err.print(note, markup=False)
+
+
+async def _check_filters(store: Store, campaign_id: str | None, target: str | None) -> None:
+    """A campaign or target slug the outbox does not know is a mistake (a typo would
+    otherwise match nothing and look like success): exit 2 naming the known ones."""
+    if campaign_id is None and target is None:
+        return
+    ids, slugs = await store.known_targets(campaign_id)
+    if campaign_id is not None and campaign_id not in ids:
+        known = ", ".join(ids) if ids else "none: nothing was ever queued"
+        raise InputError(
+            f"no campaign {campaign_id!r} in the outbox; known: {known}", source="--campaign"
+        )
+    if target is not None and target not in slugs:
+        where = f"campaign {campaign_id}" if campaign_id else "the outbox's campaigns"
+        known = ", ".join(slugs) if slugs else "none: nothing was ever queued"
+        raise InputError(
+            f"no official {target!r} in {where}; known target slugs: {known}", source="--target"
+        )
 
 
 def _move(
@@ -185,11 +239,14 @@ def _move(
     *,
     due_now: bool = False,
 ) -> int:
-    """What hold, release, cancel and retry share: one status change in the outbox."""
-    return _with_store(
-        ctx,
-        lambda s: s.move(from_, to, campaign=campaign_id, target=target, due_now=due_now),
-    )
+    """What hold, release, cancel and retry share: one status change in the outbox, after
+    the campaign and target given are checked."""
+
+    async def move(s: Store) -> int:
+        await _check_filters(s, campaign_id, target)
+        return await s.move(from_, to, campaign=campaign_id, target=target, due_now=due_now)
+
+    return _with_store(ctx, move)
 
 
 def _target_option(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -231,11 +288,21 @@ def queue_cancel(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
 @queue_group.command("retry")
 @_target_option(False)
 @click.option("--campaign", "campaign_id", help="Only this campaign.")
+@click.option(
+    "--ambiguous",
+    "with_ambiguous",
+    is_flag=True,
+    help="Also the ambiguous ones (they may have arrived: check with the recipient first).",
+)
 @click.pass_obj
-def queue_retry(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
+def queue_retry(
+    ctx: Ctx, target: str | None, campaign_id: str | None, with_ambiguous: bool
+) -> None:
     """Queue failed deliveries again, due now."""
-    n = _move(ctx, [QStatus.FAILED], QStatus.QUEUED, campaign_id, target, due_now=True)
-    out.print(f"{n} failed delivery(ies) queued again")
+    which = [QStatus.FAILED, QStatus.AMBIGUOUS] if with_ambiguous else [QStatus.FAILED]
+    n = _move(ctx, which, QStatus.QUEUED, campaign_id, target, due_now=True)
+    what = "failed or ambiguous" if with_ambiguous else "failed"
+    out.print(f"{n} {what} delivery(ies) queued again")
 
 
 @queue_group.command("purge")
@@ -251,7 +318,7 @@ def queue_purge(ctx: Ctx, days: float | None) -> None:
     days = days if days is not None else ctx.settings.retention_days
     if days is None:
         raise InputError("give --older-than DAYS or set UA_DISPATCH_RETENTION_DAYS", source="purge")
-    n = _with_store(ctx, lambda s: s.purge(days))
+    n = _with_store(ctx, lambda s: s.purge(days, scrub=True))
     out.print(f"personal data erased from {n} finished delivery(ies)")
 
 
@@ -322,12 +389,19 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
     out.print(
         f"sent {stats.sent}, failed {stats.failed}, queued again {stats.requeued}, "
         f"expired {stats.expired}, released {stats.released}, "
-        f"waiting (office hours, rate limits) {stats.deferred}",
+        f"waiting (office hours, rate limits) {stats.deferred}"
+        + (f", ambiguous {stats.ambiguous}" if stats.ambiguous else ""),
         markup=False,
     )
+    if stats.ambiguous:
+        err.print(
+            f"{stats.ambiguous} delivery(ies) may have arrived and could not be checked: "
+            "see `ua-dispatch queue list --status ambiguous`",
+            markup=False,
+        )
     for name, why in stats.stopped_channels.items():
         err.print(f"{name} stopped: {why}; its deliveries stay queued", markup=False)
-    failed = stats.failed or stats.stopped_channels
+    failed = stats.failed or stats.ambiguous or stats.stopped_channels
     sys.exit(EXIT_DELIVERY_FAILED if failed else EXIT_OK)
 
 
@@ -382,3 +456,10 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
     for (c, t), counts in grid.items():
         table.add_row(c, t, *(str(counts.get(s, 0)) for s in present), str(sum(counts.values())))
     out.print(table)
+    unclear = sum(n for _, _, s, n in rows if s == QStatus.AMBIGUOUS)
+    if unclear:
+        out.print(
+            f"{unclear} ambiguous: may have arrived, not counted as sent; "
+            "see `ua-dispatch queue list --status ambiguous`",
+            markup=False,
+        )

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,7 +23,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ua_dispatch.errors import ConfigError, OutboxUnavailable
+from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
+from ua_dispatch.files import read_capped
 from ua_dispatch.settings import Settings
 
 fcntl: ModuleType | None
@@ -36,7 +39,13 @@ _upgraded: set[str] = set()
 #: The newest revision in ``migrations/versions`` (a test keeps the two the same). An outbox
 #: already there is opened without loading Alembic, which every command would otherwise pay
 #: for at start.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
+#: how long a SQLite connection waits for another process's write
+BUSY_TIMEOUT_MS = 30_000
+#: the secret supporters' addresses are hashed under, beside a SQLite outbox's file
+KEY_FILE = "supporter.key"
+#: far more than the 65 bytes a key file made here holds
+KEY_FILE_MAX_BYTES = 4096
 
 
 def database_url(settings: Settings) -> str:
@@ -64,12 +73,77 @@ def database_url(settings: Settings) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    # Zero what a change frees (an old row version's cell, a page of a long letter) at once,
+    # whatever the build's default: a purge must leave no supporter's data in free space.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
+
+
+def supporter_key(settings: Settings) -> bytes:
+    """The secret under which this outbox hashes supporters' addresses (``ids.supporter_hash``).
+
+    ``UA_DISPATCH_SUPPORTER_KEY`` when set. Otherwise a SQLite outbox keeps one in
+    ``supporter.key`` beside its file, made on first use (readable by its owner only). A
+    PostgreSQL outbox is shared by machines that must all hash alike, and a key kept in the
+    database would be in every dump of it next to the hashes, so there the setting is required.
+    """
+    if settings.supporter_key is not None:
+        return settings.supporter_key.get_secret_value().encode("utf-8")
+    url = database_url(settings)
+    if not url.startswith("sqlite"):
+        raise ConfigError(
+            "UA_DISPATCH_SUPPORTER_KEY: required with a PostgreSQL outbox, the same on every "
+            "machine that queues or sends letters (for example the output of "
+            "`openssl rand -hex 32`)"
+        )
+    db = make_url(url).database
+    folder = Path(db).parent if db and db != ":memory:" else settings.data_dir
+    return _key_file(folder / KEY_FILE).encode("utf-8")
+
+
+def _key_file(path: Path) -> str:
+    """Read the key file, or make it: written whole to a private temporary file, then linked
+    into place, so two first runs at once agree on one key and none reads a half-written one."""
+    if not path.exists():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+            try:
+                _write_new(tmp, secrets.token_hex(32) + "\n")
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:  # another process made it first: use theirs
+                    pass
+                except OSError:  # a file system without hard links
+                    with contextlib.suppress(FileExistsError):
+                        _write_new(path, tmp.read_text(encoding="ascii"))
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutboxUnavailable(f"{path}: cannot create the supporter key: {exc}") from None
+    try:
+        key = read_capped(path, KEY_FILE_MAX_BYTES, what="supporter key").decode("ascii").strip()
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the supporter key: {exc}") from None
+    if len(key) < 16:
+        raise ConfigError(f"{path}: not a supporter key (at least 16 characters)")
+    return key
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create ``path`` (never an existing one), private to its owner, and write ``text``."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _at_head(conn: Connection) -> bool:
@@ -79,7 +153,7 @@ def _at_head(conn: Connection) -> bool:
     return list(found) == [HEAD_REVISION]
 
 
-def _upgrade(conn: Connection) -> None:
+def _upgrade(conn: Connection, key: Callable[[], bytes]) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
     if _at_head(conn):
@@ -90,6 +164,8 @@ def _upgrade(conn: Connection) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
+    # asked for only by a migration that rehashes existing rows
+    cfg.attributes["supporter_key"] = key
     command.upgrade(cfg, "head")
 
 
@@ -126,7 +202,7 @@ async def open_engine(settings: Settings) -> AsyncEngine:
         if path and path != ":memory:":
             fresh = _prepare_sqlite_file(Path(path))
         engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
     else:
         # READ COMMITTED whatever the server's default: the claims (FOR UPDATE SKIP LOCKED),
         # the send slots' conditional UPDATEs and the migration lock are written for it. Under
@@ -144,7 +220,7 @@ async def open_engine(settings: Settings) -> AsyncEngine:
             # (on PostgreSQL, READ COMMITTED: a first run that waited for the migration lock
             # then sees the schema the other one made)
             async with _file_lock(lock_path), engine.begin() as conn:
-                await conn.run_sync(_upgrade)
+                await conn.run_sync(_upgrade, lambda: supporter_key(settings))
         except (
             OSError,
             sa.exc.OperationalError,
@@ -154,5 +230,8 @@ async def open_engine(settings: Settings) -> AsyncEngine:
             await engine.dispose()
             where = make_url(url).render_as_string(hide_password=True)
             raise OutboxUnavailable(f"{where}: cannot open the outbox database: {exc}") from None
+        except ConfigError:
+            await engine.dispose()
+            raise
         _upgraded.add(url)
     return engine

@@ -7,12 +7,14 @@ Before a one-step ``send`` delivers anything it reserves its deliveries in the o
 - one another process holds right now (a queue worker, or the same send started twice) is left
   to it;
 - one the organizers hold or cancelled (the case changed) is not sent;
+- one that ended ``ambiguous`` (it may have arrived) is not sent again until a person checked;
 - one waiting in the queue (queued, failed, expired, or in flight under a lease that ran out) is
   taken over, and one not in the outbox yet is added, in flight under the send's own lease,
   so no worker and no second copy of the send delivers it meanwhile.
 
 The send renews that lease while it runs (:func:`keep_lease`). Afterwards (:func:`record`) a
-sent delivery is recorded as sent, a permanent failure as failed, and one whose in-process retry
+sent delivery is recorded as sent, a permanent failure as failed (as ambiguous when it may have
+arrived), and one whose in-process retry
 budget was spent on transient failures (a greylisting server, a busy fax line) is left queued,
 due after ``queue_retry_delay``, for the worker to try again with the same delivery key (and so
 the same Message-ID). What the send did not finish (Ctrl-C, its own account refused) is given
@@ -35,6 +37,7 @@ from ua_dispatch.channels.base import FailureKind
 from ua_dispatch.engine import Prepared
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status
+from ua_dispatch.queue.db import supporter_key
 from ua_dispatch.queue.loader import delivery_row
 from ua_dispatch.queue.models import QStatus, deliveries
 from ua_dispatch.queue.owners import new_owner
@@ -63,6 +66,8 @@ _NOT_MINE = {
     str(QStatus.HELD): "the organizers hold deliveries to this official; "
     "`ua-dispatch queue release` resumes them",
     str(QStatus.CANCELLED): "the organizers cancelled deliveries to this official",
+    str(QStatus.AMBIGUOUS): "an earlier try may have delivered it and nobody could tell; "
+    "check with the recipient, then `ua-dispatch queue retry --ambiguous` sends it again",
 }
 
 
@@ -100,7 +105,7 @@ async def reserve(settings: Settings, appeal: Appeal, prepared: Sequence[Prepare
             )
             before: dict[str, str] = {}
             for key, status, ref, lease_until in rows.all():
-                held = status in (QStatus.HELD, QStatus.CANCELLED)
+                held = status in (QStatus.HELD, QStatus.CANCELLED, QStatus.AMBIGUOUS)
                 leased = status == QStatus.IN_FLIGHT and (lease_until or now) >= now
                 if status == QStatus.SENT:
                     found.earlier[key] = ref or ""
@@ -146,6 +151,7 @@ async def reserve(settings: Settings, appeal: Appeal, prepared: Sequence[Prepare
                 # since the SELECT is not inserted again, and is left to it.
                 await store.put_campaign(conn, appeal.campaign, replace=False)
                 rows_new = []
+                hash_key = supporter_key(settings)
                 for k in new:
                     row = delivery_row(
                         appeal.campaign.id,
@@ -154,6 +160,7 @@ async def reserve(settings: Settings, appeal: Appeal, prepared: Sequence[Prepare
                         appeal.letter,
                         now,
                         now,
+                        hash_key,
                     )
                     row.update(
                         status=str(QStatus.IN_FLIGHT), lease_owner=found.owner, lease_until=until
@@ -226,9 +233,11 @@ def _final_values(o: Outcome, now: dt.datetime, due: dt.datetime, queue_retryabl
             "error_code": o.code,
         }
     if not o.retryable and o.attempts > 0:
+        # one that may have arrived is not "failed": a person checks it
+        unclear = o.error_kind == FailureKind.AMBIGUOUS
         return {
-            "status": str(QStatus.FAILED),
-            "provider_ref": None,
+            "status": str(QStatus.AMBIGUOUS if unclear else QStatus.FAILED),
+            "provider_ref": o.ref if unclear else None,
             "finished_at": now,
             "next_attempt_at": now,
             "last_error": o.error,

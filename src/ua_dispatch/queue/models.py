@@ -17,11 +17,14 @@ class QStatus(StrEnum):
     IN_FLIGHT = "in_flight"
     SENT = "sent"
     FAILED = "failed"
+    #: may have arrived, and neither we nor the other side can tell (an SMTP session lost
+    #: after the final dot): not sent again until a person has checked
+    AMBIGUOUS = "ambiguous"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
 
 
-FINAL = (QStatus.SENT, QStatus.FAILED, QStatus.CANCELLED, QStatus.EXPIRED)
+FINAL = (QStatus.SENT, QStatus.FAILED, QStatus.AMBIGUOUS, QStatus.CANCELLED, QStatus.EXPIRED)
 
 campaigns = sa.Table(
     "campaigns",
@@ -43,7 +46,7 @@ deliveries = sa.Table(
     sa.Column("supporter_email", sa.Text),
     sa.Column("supporter_city", sa.Text),
     sa.Column("supporter_country", sa.Text),
-    # SHA-256 of the lower-cased address: counts distinct supporters after a purge
+    # keyed hash of the address (ids.supporter_hash): counts distinct supporters after a purge
     sa.Column("supporter_hash", sa.String(64), nullable=False),
     sa.Column("target_slug", sa.String(100), nullable=False),
     sa.Column("channel", sa.String(20), nullable=False),
@@ -52,6 +55,7 @@ deliveries = sa.Table(
     sa.Column("letter_hash", sa.String(64), nullable=False),
     sa.Column("language", sa.String(8), nullable=False),
     sa.Column("send_after", sa.DateTime, nullable=False),
+    # a QStatus; not constrained in the schema, so a new status needs no migration
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.DateTime, nullable=False),

@@ -8,8 +8,12 @@ writers, so the same statement is safe there too.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +22,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.queue.db import open_engine
+from ua_dispatch.queue.db import BUSY_TIMEOUT_MS, open_engine, sqlite_pragmas
 from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries, send_slots
 from ua_dispatch.queue.owners import is_gone
 from ua_dispatch.settings import Settings
@@ -31,6 +35,12 @@ S = send_slots.c
 _NEVER = dt.datetime(1970, 1, 1)
 #: rows changed at once from which the outbox is tidied (see Store.tidy)
 BULK = 1000
+#: after a purge, how often and how long (ms) a TRUNCATE checkpoint waits for other processes'
+#: reads to end (it holds back their writes meanwhile), and how long VACUUM FULL waits for
+#: its lock (PostgreSQL)
+_SCRUB_TRIES = 3
+_CHECKPOINT_WAIT_MS = 2_000
+_VACUUM_LOCK_WAIT = "10s"
 
 
 class _SlotBusy(Exception):
@@ -174,6 +184,35 @@ class Store:
             stmt = stmt.limit(limit)
         async with self.engine.connect() as conn:
             return list((await conn.execute(stmt)).all())
+
+    async def count_rows(
+        self,
+        *,
+        campaign: str | None = None,
+        statuses: Iterable[str] = (),
+        target: str | None = None,
+    ) -> int:
+        """How many rows :meth:`rows` would list without a limit."""
+        stmt = sa.select(sa.func.count()).select_from(deliveries)
+        stmt = _filter(stmt, campaign=campaign, statuses=list(statuses), target=target)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def known_targets(self, campaign: str | None = None) -> tuple[list[str], list[str]]:
+        """The campaign ids in the outbox, and the target slugs of those campaigns (only
+        ``campaign``'s when given) together with the slugs their deliveries name."""
+        async with self.engine.connect() as conn:
+            ids = list(
+                (await conn.execute(sa.select(campaigns.c.id).order_by(campaigns.c.id))).scalars()
+            )
+            named = sa.select(D.target_slug).distinct()
+            if campaign is not None:
+                named = named.where(D.campaign_id == campaign)
+            slugs = set((await conn.execute(named)).scalars())
+        for cid in ids:
+            if campaign is None or cid == campaign:
+                slugs.update(t.slug for t in (await self.campaign(cid)).targets)
+        return ids, sorted(slugs)
 
     async def move(
         self,
@@ -326,48 +365,10 @@ class Store:
             return busy.free_at
         return None
 
-    async def record(self, owner: str, outcomes: Sequence[Outcome]) -> None:
-        """Write outcomes of rows this worker holds (a row taken over meanwhile is left)."""
-        if not outcomes:
-            return
-        now = utcnow()
-        stmt = (
-            deliveries.update()
-            .where(
-                D.id == sa.bindparam("_id"),
-                D.lease_owner == owner,
-                D.status == str(QStatus.IN_FLIGHT),
-            )
-            .values(
-                status=sa.bindparam("_status"),
-                attempts=sa.bindparam("_attempts"),
-                next_attempt_at=sa.func.coalesce(sa.bindparam("_next"), D.next_attempt_at),
-                last_error=sa.bindparam("_error"),
-                error_kind=sa.bindparam("_kind"),
-                error_code=sa.bindparam("_code"),
-                provider_ref=sa.bindparam("_ref"),
-                lease_owner=None,
-                lease_until=None,
-                updated_at=now,
-                finished_at=sa.bindparam("_finished"),
-            )
-        )
-        params = [
-            {
-                "_id": o.id,
-                "_status": str(o.status),
-                "_attempts": o.attempts,
-                "_next": o.next_attempt_at,
-                "_error": o.error,
-                "_kind": o.error_kind,
-                "_code": o.code,
-                "_ref": o.ref,
-                "_finished": now if o.status in FINAL else None,
-            }
-            for o in outcomes
-        ]
-        async with self.engine.begin() as conn:
-            await conn.execute(stmt, params)
+    def writer(self, owner: str) -> OutcomeWriter:
+        """Writes the outcomes of rows ``owner`` holds (a row taken over meanwhile is left),
+        over one connection it keeps (see OutcomeWriter)."""
+        return OutcomeWriter(self.engine, owner)
 
     async def release(self, owner: str, ids: Sequence[int]) -> int:
         """Give rows back to the queue untouched (a worker stopping before it sent them)."""
@@ -424,11 +425,15 @@ class Store:
             n, first = (await conn.execute(stmt)).one()
         return int(n), first
 
-    async def purge(self, days: float) -> int:
+    async def purge(self, days: float, *, scrub: bool = False) -> int:
         """Erase personal data from deliveries that finished more than ``days`` ago.
 
-        The rows stay, with the supporter's address hash, so totals and the number of distinct
-        supporters who acted survive."""
+        The rows stay, with the supporter's keyed address hash, so totals and the number of
+        distinct supporters who acted survive. The letter's hash goes too: with the delivery
+        key it would let anyone holding a list of addresses and the letter text test them.
+
+        When anything was erased (or ``scrub``), what the database keeps of the old row
+        versions is wiped as well (``_scrub``), so no copy stays readable in its files."""
         cutoff = utcnow() - dt.timedelta(days=days)
         stmt = (
             deliveries.update()
@@ -443,11 +448,67 @@ class Store:
                 supporter_city=None,
                 supporter_country=None,
                 letter_text=None,
+                letter_hash="",
+                # a server's reply may quote the supporter ("<alex@example.org> rejected");
+                # the kind and code of the error stay
+                last_error=None,
                 purged_at=utcnow(),
             )
         )
         async with self.engine.begin() as conn:
-            return int((await conn.execute(stmt)).rowcount)
+            erased = int((await conn.execute(stmt)).rowcount)
+        if erased or scrub:
+            await self._scrub()
+        return erased
+
+    async def _scrub(self) -> None:
+        """Wipe the old versions of erased rows from the database's files.
+
+        SQLite: every outbox connection runs with ``secure_delete`` (``queue.db``), so freed
+        cells and pages are zeroed as they are freed; the older page images still in the
+        write-ahead log go with a ``TRUNCATE`` checkpoint, which copies the newest pages into
+        the database file and empties the log. It waits a little for other processes' reads
+        to end; should one keep reading an older snapshot, a warning says so and ``queue
+        purge`` (which always wipes) clears the log later.
+
+        PostgreSQL: an UPDATE leaves the old row versions in the table's pages, and a plain
+        VACUUM only marks their space free, leaving the bytes. ``VACUUM FULL`` writes the table,
+        its TOAST table and its indexes anew and drops the old files (personal columns have no
+        planner statistics, see migration 0003, so ``pg_statistic`` holds no sample of them;
+        it is rewritten too, for those an older version gathered). It locks the table while
+        it runs (about a second per 100,000 deliveries), so workers wait meanwhile. Copies in
+        the server's write-ahead log, replicas and backups are outside its reach.
+        """
+        try:
+            async with self.engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                if self.dialect == "sqlite":
+                    await auto.execute(sa.text(f"PRAGMA busy_timeout={_CHECKPOINT_WAIT_MS}"))
+                    try:
+                        for _ in range(_SCRUB_TRIES):
+                            checkpoint = sa.text("PRAGMA wal_checkpoint(TRUNCATE)")
+                            busy, *_ = (await auto.execute(checkpoint)).one()
+                            if not busy:
+                                return
+                    finally:
+                        await auto.execute(sa.text(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}"))
+                    log.warning(
+                        "outbox.scrub_incomplete",
+                        reason="another process kept reading; the write-ahead log keeps old "
+                        "copies of the erased rows until `queue purge` runs again",
+                    )
+                elif self.dialect == "postgresql":
+                    await auto.execute(sa.text(f"SET lock_timeout = '{_VACUUM_LOCK_WAIT}'"))
+                    try:
+                        await auto.execute(sa.text("VACUUM FULL deliveries"))
+                        # statistics of erased columns dropped by the migration to 0003 (a
+                        # user that does not own the database is told it may not, no error)
+                        await auto.execute(sa.text("VACUUM FULL pg_statistic"))
+                    finally:
+                        await auto.execute(sa.text("RESET lock_timeout"))
+        except sa.exc.SQLAlchemyError as exc:
+            # the erasing itself is committed; `queue purge` tries the wiping again
+            log.warning("outbox.scrub_incomplete", error=" ".join(str(exc).split())[:200])
 
     # --- reports ---
 
@@ -466,6 +527,141 @@ class Store:
             rows = [(r[0], r[1], r[2], int(r[3])) for r in (await conn.execute(stmt)).all()]
             n = int((await conn.execute(acted)).scalar_one())
         return rows, n
+
+
+class OutcomeWriter:
+    """Writes one owner's outcomes, one transaction per call, over a connection it holds
+    until closed; a connection that failed is dropped and the next call opens a new one.
+
+    A worker commits every few letters (each SMTP connection waits until its last outcome is
+    written before it sends the next letter), so a commit must cost little. On PostgreSQL
+    the connection is kept, rather than taken from the pool and given back each time. On
+    SQLite the commit, a fraction of a millisecond, is made with the standard ``sqlite3``
+    module in the event loop's own thread, with the statement compiled once: through the
+    async driver every statement is a hand-over to its thread and back, which on a busy
+    machine costs milliseconds and held up every connection waiting for the commit. The
+    write lock is never waited for in the event loop: while another transaction holds it,
+    the writer sleeps a millisecond and tries again, for up to ``SQLITE_WAIT`` seconds."""
+
+    SQLITE_WAIT = 30.0
+
+    def __init__(self, engine: AsyncEngine, owner: str):
+        self._engine = engine
+        self._owner = owner
+        self._conn: AsyncConnection | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
+        if self._sqlite_path is not None:
+            compiled = _RECORD.compile(dialect=engine.dialect)
+            self._sql = compiled.string
+            self._fixed = dict(compiled.params)
+            self._order = list(compiled.positiontup or ())
+            # datetimes as the outbox's own driver stores them (text, in SQLAlchemy's format)
+            to_text = sa.DateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
+            self._datetime: Callable[[Any], Any] = to_text or (lambda value: value)
+
+    async def write(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        params = _record_params(self._owner, outcomes)
+        try:
+            if self._sqlite_path is not None:
+                await self._write_sqlite(self._sqlite_path, params)
+                return
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            await self._conn.execute(_RECORD, params)
+            await self._conn.commit()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _write_sqlite(self, path: str, params: list[dict[str, Any]]) -> None:
+        rows = []
+        for p in params:
+            values = {**self._fixed, **p}
+            rows.append(
+                tuple(
+                    self._datetime(v) if isinstance(v, dt.datetime) else v
+                    for v in (values[name] for name in self._order)
+                )
+            )
+        deadline = time.monotonic() + self.SQLITE_WAIT
+        while True:
+            if self._sqlite is None:
+                conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+                sqlite_pragmas(conn, None)
+                conn.execute("PRAGMA busy_timeout=0")  # never block the event loop
+                self._sqlite = conn
+            try:
+                self._sqlite.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.001)  # another writer holds the lock: let it finish
+                continue
+            try:
+                self._sqlite.executemany(self._sql, rows)
+                self._sqlite.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._sqlite.execute("ROLLBACK")
+                raise
+            return
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a connection that failed closes as it can
+                await conn.close()
+        raw, self._sqlite = self._sqlite, None
+        if raw is not None:
+            with contextlib.suppress(sqlite3.Error):
+                raw.close()
+
+
+#: the outcome of one row the owner holds; a row taken over meanwhile is left as it is
+_RECORD = (
+    deliveries.update()
+    .where(
+        D.id == sa.bindparam("_id"),
+        D.lease_owner == sa.bindparam("_owner"),
+        D.status == str(QStatus.IN_FLIGHT),
+    )
+    .values(
+        status=sa.bindparam("_status"),
+        attempts=sa.bindparam("_attempts"),
+        next_attempt_at=sa.func.coalesce(sa.bindparam("_next"), D.next_attempt_at),
+        last_error=sa.bindparam("_error"),
+        error_kind=sa.bindparam("_kind"),
+        error_code=sa.bindparam("_code"),
+        provider_ref=sa.bindparam("_ref"),
+        lease_owner=None,
+        lease_until=None,
+        updated_at=sa.bindparam("_now"),
+        finished_at=sa.bindparam("_finished"),
+    )
+)
+
+
+def _record_params(owner: str, outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [
+        {
+            "_id": o.id,
+            "_owner": owner,
+            "_status": str(o.status),
+            "_attempts": o.attempts,
+            "_next": o.next_attempt_at,
+            "_error": o.error,
+            "_kind": o.error_kind,
+            "_code": o.code,
+            "_ref": o.ref,
+            "_now": now,
+            "_finished": now if o.status in FINAL else None,
+        }
+        for o in outcomes
+    ]
 
 
 def _filter(stmt: Any, *, campaign: str | None, statuses: list[str], target: str | None) -> Any:

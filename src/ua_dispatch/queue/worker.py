@@ -6,6 +6,17 @@ under the in-process retry policy and rate limits. What the in-process budget co
 goes back to the queue with a later ``next_attempt_at``; after ``queue_max_attempts`` attempts it
 is failed. Rows past their campaign's act-until date end ``expired`` without being sent.
 
+A delivery whose outcome is unclear (an SMTP session lost after the final dot, a fax gateway
+that dropped the connection after taking the fax) is looked up before it is given an outcome
+(a fax by its label); one that cannot be settled that way ends ``ambiguous`` for a person to
+check, never ``failed``.
+
+Each consumer (one SMTP session, one fax client) waits until the outcome of its delivery is
+written before it sends the next one, so a worker killed outright (``kill -9``) leaves at most
+one delivery per consumer sent but not recorded, to be sent again by whoever takes its rows
+over. The writes are grouped: one committer writes, in one transaction, every outcome that
+arrived while the previous transaction ran.
+
 Stopping (SIGINT/SIGTERM): deliveries already started are finished, claimed rows not yet started
 are released to the queue, every outcome is written, then the worker exits.
 """
@@ -27,7 +38,7 @@ import sqlalchemy as sa
 import structlog
 
 from ua_dispatch.channels import CHANNELS, get_channel
-from ua_dispatch.channels.base import BuildEnv, Transport
+from ua_dispatch.channels.base import BuildEnv, FailureKind, Transport
 from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
 from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
 from ua_dispatch.hours import fax_not_before
@@ -46,6 +57,8 @@ log = structlog.get_logger("ua_dispatch.worker")
 class WorkerStats:
     sent: int = 0
     failed: int = 0
+    #: may have arrived; neither the worker nor the other side can tell (a person checks)
+    ambiguous: int = 0
     requeued: int = 0
     expired: int = 0
     released: int = 0
@@ -56,7 +69,7 @@ class WorkerStats:
     @property
     def done(self) -> int:
         # rows put back unattempted come round again: they are not done
-        return self.sent + self.failed + self.requeued + self.expired
+        return self.sent + self.failed + self.ambiguous + self.requeued + self.expired
 
 
 def sending_channels(settings: Settings) -> tuple[list[str], dict[str, str]]:
@@ -73,6 +86,10 @@ def sending_channels(settings: Settings) -> tuple[list[str], dict[str, str]]:
             continue
         ok.append(name)
     return ok, skipped
+
+
+class _OutboxFailed(Exception):
+    """The outcomes could not be written: nothing more is sent."""
 
 
 #: seconds between looks for leases held by processes of this machine that have ended
@@ -108,7 +125,12 @@ class Worker:
         self._finished = asyncio.Event()
         #: rows being delivered right now, per channel
         self._busy: dict[str, int] = dict.fromkeys(self.channels, 0)
+        #: outcomes waiting for the next commit, and the commit that will write them
         self._outcomes: list[Outcome] = []
+        self._next_commit: asyncio.Future[bool] | None = None
+        self._wake_committer = asyncio.Event()
+        self._commit_failed: BaseException | None = None
+        self._writer = store.writer(self.owner)
         # Per-recipient limits (one fax per number every two minutes) must hold across every
         # worker, so the outbox enforces them (Store.take_slots); the in-process limiter keeps
         # the channel-wide rates and the concurrency cap of this worker.
@@ -140,17 +162,18 @@ class Worker:
             for _ in range(self.concurrency)
         ]
         producer = asyncio.create_task(self._produce(once))
-        flusher = asyncio.create_task(self._flush_loop())
+        committer = asyncio.create_task(self._commit_loop())
         renewer = asyncio.create_task(self._renew_loop())
         failure: BaseException | None = None
         try:
-            await self._supervise(producer, consumers, flusher)
+            await self._supervise(producer, consumers, committer)
         except BaseException as exc:  # raised again below, after the clean-up
             failure = exc
-        # The flusher is never cancelled mid-write (that would lose the outcomes it took).
+        # The committer is never cancelled mid-write (that would lose the outcomes it took).
         self._finished.set()
+        self._wake_committer.set()
         with contextlib.suppress(Exception):  # its failure, if any, came through _supervise
-            await flusher
+            await committer
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewer
@@ -165,6 +188,8 @@ class Worker:
                 "worker.outcomes_not_recorded", outcomes=len(self._outcomes), error=_one_line(exc)
             )
             failure = failure or exc
+        finally:
+            await self._writer.close()
         if isinstance(failure, sa.exc.SQLAlchemyError):
             raise OutboxUnavailable(f"the outbox failed: {_one_line(failure)}") from None
         if failure is not None:
@@ -176,16 +201,16 @@ class Worker:
         self,
         producer: asyncio.Task[None],
         consumers: list[asyncio.Task[None]],
-        flusher: asyncio.Task[None],
+        committer: asyncio.Task[None],
     ) -> None:
-        """Wait for the producer and the consumers to end. When one of them or the flusher
+        """Wait for the producer and the consumers to end. When one of them or the committer
         fails (the outbox went away, a bug), stop as on SIGTERM: what was started is finished,
         what was claimed and not started is given back, and the failure is raised. Without
         this, a consumer that died left the producer waiting for it for ever."""
         failure: BaseException | None = None
         pending: set[asyncio.Task[None]] = {producer, *consumers}
         while pending:
-            watched = pending | ({flusher} if not flusher.done() else set())
+            watched = pending | ({committer} if not committer.done() else set())
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             pending -= done
             for task in done:
@@ -285,6 +310,8 @@ class Worker:
         buffer = self._buffers[channel]
         async with AsyncExitStack() as stack:
             transports: dict[str, Transport[Any]] = {}
+            #: the commit that writes this consumer's last outcome
+            last: asyncio.Future[bool] | None = None
             while True:
                 row = await buffer.get()
                 self._want.set()
@@ -292,7 +319,9 @@ class Worker:
                     return
                 self._busy[channel] += 1
                 try:
-                    outcome = await self._deliver(row, transports, stack)
+                    outcome = await self._deliver(row, transports, stack, last)
+                except _OutboxFailed:
+                    return  # the worker is stopping; the row stays under this worker's lease
                 except Exception as exc:  # the outbox for a moment, or a bug: not this row's
                     log.error(
                         "worker.row_failed",
@@ -308,13 +337,18 @@ class Worker:
                 finally:
                     self._busy[channel] -= 1
                     self._want.set()
-                self._outcomes.append(outcome)
-                if len(self._outcomes) >= 200:
-                    await self._flush()
+                last = self._hand_over(outcome)
 
     async def _deliver(
-        self, row: sa.Row[Any], transports: dict[str, Transport[Any]], stack: AsyncExitStack
+        self,
+        row: sa.Row[Any],
+        transports: dict[str, Transport[Any]],
+        stack: AsyncExitStack,
+        last: asyncio.Future[bool] | None = None,
     ) -> Outcome:
+        """Deliver one claimed row. ``last`` is the commit of the consumer's previous outcome:
+        the letter is built meanwhile, and sent only once that commit is done, so a worker
+        killed outright leaves at most one delivery per consumer sent but not recorded."""
         now = utcnow()
         campaign = await self.store.campaign(row.campaign_id)
         if campaign.act_until < now.date():
@@ -356,26 +390,38 @@ class Worker:
                 city=row.supporter_city,
                 country=row.supporter_country,
             )
-            letter = Letter(text=row.letter_text, language=row.language, source=f"row {row.id}")
+            letter = Letter(
+                text=row.letter_text, language=row.language, source=f"delivery {row.id}"
+            )
             appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
             env = BuildEnv(settings=self.settings, now=dt.datetime.now(dt.UTC))
             payload = channel.build(appeal, delivery, env)
         except InputError as exc:
             return self._unbuildable(row, exc)
+        if last is not None and not await asyncio.shield(last):
+            raise _OutboxFailed
         transport = transports.get(row.channel)
         if transport is None:
             transport = await stack.enter_async_context(channel.transport(self.settings))
             transports[row.channel] = transport
         try:
             result = await deliver_one(
-                transport, Prepared(delivery, payload), self.settings, campaign.id, self._limits
+                transport,
+                Prepared(delivery, payload),
+                self.settings,
+                campaign.id,
+                self._limits,
+                # put back after an unclear try: a possibly delivered letter is resent once
+                unclear_before=int(row.error_kind == FailureKind.AMBIGUOUS),
             )
         except ChannelStopped as stop:
             reason = stop.error.summary
             if row.channel not in self.stats.stopped_channels:
                 self.stats.stopped_channels[row.channel] = reason
                 log.error("worker.channel_stopped", channel=row.channel, error=reason)
-            return self._requeue(row, row.attempts + 1, reason, kind="stop-channel")
+            # an unclear earlier try is remembered, so it is resent at most once in all
+            kind = FailureKind.AMBIGUOUS if stop.unclear else FailureKind.STOP_CHANNEL
+            return self._requeue(row, row.attempts + 1, reason, kind=str(kind))
         attempts = row.attempts + result.attempts
         if result.status == Status.SENT:
             self.stats.sent += 1
@@ -383,6 +429,18 @@ class Worker:
         if result.retryable and attempts < self.settings.queue_max_attempts:
             return self._requeue(
                 row, attempts, result.error or "", kind=result.error_kind, code=result.code
+            )
+        if result.error_kind == FailureKind.AMBIGUOUS:
+            # looked up and still unclear: it may have arrived, so it is not "failed"
+            self.stats.ambiguous += 1
+            return Outcome(
+                row.id,
+                QStatus.AMBIGUOUS,
+                attempts,
+                error=result.error,
+                error_kind=result.error_kind,
+                code=result.code,
+                ref=result.ref,
             )
         self.stats.failed += 1
         return Outcome(
@@ -440,22 +498,59 @@ class Worker:
             code=code,
         )
 
-    async def _flush(self) -> None:
-        if self._outcomes:
+    def _hand_over(self, outcome: Outcome) -> asyncio.Future[bool]:
+        """Give an outcome to the committer; returns the commit that will write it, which
+        ends True once it is written, False if the committer failed (the outcome then stays
+        in memory for the last try as the worker stops). Await it shielded: a consumer
+        cancelled while it waits must not cancel the commit of every other one."""
+        self._outcomes.append(outcome)
+        if self._commit_failed is not None:
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_result(False)
+            return failed
+        if self._next_commit is None:
+            self._next_commit = asyncio.get_running_loop().create_future()
+        self._wake_committer.set()
+        return self._next_commit
+
+    async def _commit_loop(self) -> None:
+        """Group commit: write every outcome handed over so far in one transaction; those
+        handed over while it runs go together in the next one. Ends once the worker is
+        finished and nothing is left to write."""
+        while True:
+            if not self._outcomes:
+                if self._finished.is_set():
+                    return
+                self._wake_committer.clear()
+                await self._wake_committer.wait()
+                continue
             batch, self._outcomes = self._outcomes, []
+            commit, self._next_commit = self._next_commit, None
             try:
-                await self.store.record(self.owner, batch)
-            except BaseException:
-                self._outcomes[:0] = batch  # kept for the next try
+                await self._writer.write(batch)
+            except BaseException as exc:
+                self._outcomes[:0] = batch  # kept for the last try as the worker stops
+                self._commit_failed = exc
+                for waiting in (commit, self._next_commit):
+                    if waiting is not None and not waiting.done():
+                        waiting.set_result(False)
                 raise
+            if commit is not None:
+                commit.set_result(True)
             if self.on_progress is not None:
                 self.on_progress(self.stats)
 
-    async def _flush_loop(self) -> None:
-        while not self._finished.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._finished.wait(), 0.2)
-            await self._flush()
+    async def _flush(self) -> None:
+        """Write what is left (after the committer ended or failed)."""
+        if self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                await self._writer.write(batch)
+            except BaseException:
+                self._outcomes[:0] = batch
+                raise
+            if self.on_progress is not None:
+                self.on_progress(self.stats)
 
     async def _renew_loop(self) -> None:
         lease = self.settings.worker_lease
@@ -481,6 +576,7 @@ def _stats_fields(stats: WorkerStats) -> dict[str, Any]:
     return {
         "sent": stats.sent,
         "failed": stats.failed,
+        "ambiguous": stats.ambiguous,
         "requeued": stats.requeued,
         "expired": stats.expired,
         "released": stats.released,

@@ -1,0 +1,136 @@
+"""``queue hold/release/cancel/retry/list`` say when they were given a campaign or official the
+outbox does not know, and ``queue list`` says how many rows it left out. Through the real
+command on a real outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.queue_support import scratch_database, write_letters
+from ua_dispatch.queue.store import Store
+from ua_dispatch.settings import Settings
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outbox(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / "data"))
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+        monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+        yield url
+        return
+    with scratch_database("ua_commands_test") as url:
+        monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+        monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", "commands-tests-supporter-key")
+        yield url
+
+
+def _statuses(url: str) -> dict[str, int]:
+    async def run() -> dict[str, int]:
+        store = await Store.open(Settings(database_url=url))
+        try:
+            out: dict[str, int] = {}
+            for r in await store.rows():
+                out[r.status] = out.get(r.status, 0) + 1
+            return out
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _queue(run_cli: Any, campaign: Path, tmp_path: Path, n: int) -> None:
+    letters = write_letters(tmp_path / "letters.csv", n)
+    res = run_cli("queue", "add", campaign, letters, "--channels", "email")
+    assert res.code == 0, res.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("queue", "hold"),
+        ("queue", "release"),
+        ("queue", "cancel"),
+        ("queue", "retry"),
+        ("queue", "list"),
+    ],
+)
+def test_an_unknown_official_is_refused_naming_the_known_ones(
+    run_cli: Any, outbox: str, open_campaign: Path, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    _queue(run_cli, open_campaign, tmp_path, 3)
+    for slug in ("nobody", "Ambassador-USA", "ambassador-usa "):
+        res = run_cli(*command, "--target", slug)
+        assert res.code == 2, (slug, res.stdout)
+        assert res.stderr.count("\n") == 1, res.stderr
+        assert f"--target: no official {slug!r} in the outbox's campaigns" in res.stderr
+        assert "known target slugs: ambassador-usa, president" in res.stderr
+        assert "Traceback" not in res.stderr
+    res = run_cli(*command, "--target", "ambassador-usa", "--campaign", "ua-9-99-nowhere")
+    assert res.code == 2
+    assert "--campaign: no campaign 'ua-9-99-nowhere' in the outbox; known: ua-2-19-chechnya" in (
+        res.stderr
+    )
+    assert _statuses(outbox) == {"queued": 3}  # nothing changed
+
+
+def test_a_known_official_with_nothing_queued_is_not_an_error(
+    run_cli: Any, outbox: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    _queue(run_cli, open_campaign, tmp_path, 2)  # by email: nothing to the president
+    res = run_cli("queue", "hold", "--target", "president", "--campaign", "ua-2-19-chechnya")
+    assert res.code == 0, res.stderr
+    assert "0 delivery(ies) to president held" in res.stdout
+    res = run_cli("queue", "hold", "--target", "ambassador-usa")
+    assert "2 delivery(ies) to ambassador-usa held" in res.stdout
+    assert _statuses(outbox) == {"held": 2}
+
+
+def test_an_empty_outbox_says_nothing_was_queued(run_cli: Any, outbox: str) -> None:
+    res = run_cli("queue", "hold", "--target", "ambassador-usa")
+    assert res.code == 2
+    assert "known target slugs: none: nothing was ever queued" in res.stderr
+
+
+def _table_rows(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line.startswith("│"))
+
+
+def test_list_says_how_many_rows_it_left_out(
+    run_cli: Any, outbox: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    _queue(run_cli, open_campaign, tmp_path, 205)
+    shown = run_cli("queue", "list")
+    assert shown.code == 0
+    assert "200 of 205 delivery(ies)" in shown.stdout
+    assert "5 more matching delivery(ies) not shown; --limit 205 or --all" in shown.stderr
+    assert _table_rows(shown.stdout) == 200
+
+    every = run_cli("queue", "list", "--all")
+    assert "205 delivery(ies)" in every.stdout
+    assert _table_rows(every.stdout) == 205
+    assert every.stderr == ""
+
+    few = run_cli("queue", "list", "--limit", "3", "--json")
+    lines = few.stdout.splitlines()
+    assert len(lines) == 3
+    assert all(json.loads(line)["status"] == "queued" for line in lines)
+    assert "202 more matching delivery(ies) not shown" in few.stderr
+
+    # exactly as many as the limit: nothing left out, nothing said
+    exact = run_cli("queue", "list", "--limit", "205", "--json")
+    assert len(exact.stdout.splitlines()) == 205
+    assert exact.stderr == ""
+
+    for bad in ("0", "-1"):
+        res = run_cli("queue", "list", "--limit", bad)
+        assert res.code == 2
+        assert "--limit" in res.stderr
