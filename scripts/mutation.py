@@ -53,7 +53,7 @@ MODULES: dict[str, Module] = {
             "tests/test_faults.py::test_bad_rate_syntax",
         ),
     ),
-    "ids": Module("src/ua_dispatch/ids.py", ("tests/test_ids.py",)),
+    "ids": Module("src/ua_dispatch/ids.py", ("tests/test_ids.py", "tests/test_supporter_key.py")),
     "hours": Module("src/ua_dispatch/hours.py", ("tests/test_hours.py",)),
     "smtp-replies": Module(
         "src/ua_dispatch/channels/email.py",
@@ -175,7 +175,7 @@ EQUIVALENT: dict[str, str] = {
     "ua_dispatch.campaign.x_format_location__mutmut_16": (
         "'' for None as the node past a missing index: neither is a list or a dict"
     ),
-    "ua_dispatch.campaign.x_load_campaign__mutmut_16": (
+    "ua_dispatch.campaign.x_load_campaign__mutmut_14": (
         "'UTF-8' for 'utf-8': codec names are not case-sensitive"
     ),
     "ua_dispatch.hours.x_office_hours__mutmut_10": (
@@ -190,6 +190,12 @@ EQUIVALENT: dict[str, str] = {
     ),
     "ua_dispatch.ids.x_content_hash__mutmut_4": (
         "'UTF-8' for 'utf-8': codec names are not case-sensitive"
+    ),
+    "ua_dispatch.ids.x_address_digest__mutmut_5": (
+        "'UTF-8' for 'utf-8': codec names are not case-sensitive"
+    ),
+    "ua_dispatch.ids.x_rekey_supporter_hash__mutmut_9": (
+        "'ASCII' for 'ascii': codec names are not case-sensitive"
     ),
     "ua_dispatch.ids.x_delivery_key__mutmut_7": (
         "'ASCII' for 'ascii': codec names are not case-sensitive"

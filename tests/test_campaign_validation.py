@@ -266,4 +266,4 @@ def test_missing_file_and_a_directory(tmp_path: Path) -> None:
     assert str(exc.value) == f"{tmp_path / 'none.toml'}: campaign file not found"
     with pytest.raises(InputError) as exc:
         load_campaign(tmp_path)
-    assert str(exc.value) == f"{tmp_path}: cannot read campaign file: Is a directory"
+    assert str(exc.value) == f"{tmp_path}: campaign file is a directory, not a regular file"

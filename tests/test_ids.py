@@ -4,8 +4,16 @@ labels of letters queued or sent by an earlier version depend on them."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 
-from ua_dispatch.ids import content_hash, delivery_key, message_id
+from ua_dispatch.ids import (
+    address_digest,
+    content_hash,
+    delivery_key,
+    message_id,
+    rekey_supporter_hash,
+    supporter_hash,
+)
 from ua_dispatch.letter import Letter
 
 
@@ -94,3 +102,26 @@ def test_message_id_is_the_first_40_hex_digits() -> None:
     assert message_id(key, "mail.example.org") == (
         "<ua.0123456789abcdef0123456789abcdef01234567@mail.example.org>"
     )
+
+
+KEY = b"k" * 32
+
+
+def test_supporter_hash_is_pinned_for_a_non_ascii_address() -> None:
+    email = " Ünal.Öz@Bücher.example "
+    assert address_digest(email) == (
+        "84ef4e3251d7598e3ac0303270d420ec4fbd6bb342fff763b92159d9ac9a0eef"
+    )
+    assert supporter_hash(email, KEY) == (
+        "0d7fb572a303e264f3fb4f5946d9476a1b71ea597dd1f6af82cf61d3fcb77950"
+    )
+
+
+def test_supporter_hash_is_hmac_sha256_of_the_address_digest() -> None:
+    """The definition, written out with the standard library."""
+    digest = hashlib.sha256("ünal.öz@bücher.example".encode()).hexdigest()
+    assert address_digest("ÜNAL.ÖZ@BÜCHER.EXAMPLE") == digest
+    expected = hmac.new(KEY, digest.encode("ascii"), hashlib.sha256).hexdigest()
+    assert rekey_supporter_hash(digest, KEY) == expected
+    assert supporter_hash(" ünal.öz@bücher.example", KEY) == expected
+    assert supporter_hash("a@b.org", KEY) != supporter_hash("a@b.org", b"j" * 32)
