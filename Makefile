@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check clean
+.PHONY: demo test lint typecheck check mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,5 +29,14 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
+# Each core module against its own tests only; see scripts/mutation.py and docs/mutation.md.
+MUTATION_STAMP := $(VENV)/.mutation-installed
+$(MUTATION_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutation]'
+	touch $(MUTATION_STAMP)
+
+mutation: $(MUTATION_STAMP)
+	$(BIN)/python scripts/mutation.py $(MODULES)
+
 clean:
-	rm -rf $(VENV) .dry-run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .dry-run .pytest_cache .mypy_cache .ruff_cache build/mutation

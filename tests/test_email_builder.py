@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import load_campaign
 from ua_dispatch.channels.base import BuildEnv, FailureKind
-from ua_dispatch.channels.email import EmailChannel, classify_smtp_reply
+from ua_dispatch.channels.email import EmailChannel, classify_smtp_reply, enhanced_status
 from ua_dispatch.letter import load_letter, make_supporter, parse_letter
 from ua_dispatch.plan import Appeal, plan_deliveries
 from ua_dispatch.settings import Settings
@@ -112,17 +112,87 @@ def test_message_id_depends_on_target_and_supporter() -> None:
         (501, "5.5.4 Syntax error", FailureKind.PERMANENT, None),
         (552, "5.3.4 Message too big", FailureKind.PERMANENT, None),
         (554, "Transaction failed", FailureKind.PERMANENT, None),
+        # authentication codes stop the channel whatever the text, with no enhanced status
+        (530, "Authentication required", FailureKind.STOP_CHANNEL, None),
+        (534, "Authentication mechanism is too weak", FailureKind.STOP_CHANNEL, None),
+        (535, "Authentication failed", FailureKind.STOP_CHANNEL, None),
+        (538, "Encryption required for requested authentication mechanism", "stop", None),
+        # other 5xx codes stop it only with a 5.7.x (policy) status
+        (550, "Mailbox unavailable", FailureKind.PERMANENT, None),
+        (554, "5.7.0 Rejected by policy", FailureKind.STOP_CHANNEL, None),
+        (536, "Unknown", FailureKind.PERMANENT, None),
+        (554, "5.6.7 Not a policy code", FailureKind.PERMANENT, None),
+        # "too fast": 450 with 4.2.1 or any 4.7.x
+        (450, "4.7.0 Slow down", FailureKind.TRANSIENT, "throttle"),
+        (450, "4.7.28 Rate limited", FailureKind.TRANSIENT, "throttle"),
+        (450, "4.2.2 Mailbox full", FailureKind.TRANSIENT, None),
+        (450, "Requested action not taken", FailureKind.TRANSIENT, None),
+        (451, "4.2.1 Not a throttle on 451", FailureKind.TRANSIENT, None),
+        (452, "4.7.0 Not a throttle on 452", FailureKind.TRANSIENT, None),
+        (451, "4.7.2 Not greylisting", FailureKind.TRANSIENT, None),
+        (421, "4.3.2 Shutting down", FailureKind.TRANSIENT, None),
+        # the 4xx / 5xx boundary
+        (400, "Temporary", FailureKind.TRANSIENT, None),
+        (499, "Temporary", FailureKind.TRANSIENT, None),
+        (500, "5.5.2 Syntax error, command unrecognised", FailureKind.PERMANENT, None),
+        (399, "Odd", FailureKind.PERMANENT, None),
     ],
 )
 def test_smtp_reply_classification(
-    code: int, message: str, kind: FailureKind, hint: str | None
+    code: int, message: str, kind: FailureKind | str, hint: str | None
 ) -> None:
+    kind = FailureKind.STOP_CHANNEL if kind == "stop" else kind
     err = classify_smtp_reply(code, message, greylist_delay=300)
     assert err.kind == kind
     assert err.hint == hint
     assert err.code == str(code)
-    if hint == "greylist":
-        assert err.retry_after == 300
+    assert err.retry_after == (300 if hint == "greylist" else None)
+    assert f"{code} {message}" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "text"),
+    [
+        (421, "4.7.0 Busy", "server closed the session: 421 4.7.0 Busy"),
+        (
+            535,
+            "Authentication failed",
+            "refused by policy or authentication (535 Authentication failed); the channel is "
+            "stopped because retrying harms the sender's reputation",
+        ),
+        (451, "4.7.1 Greylisted", "greylisted: 451 4.7.1 Greylisted"),
+        (452, "4.2.2 Full", "temporary failure: 452 4.2.2 Full"),
+        (550, "5.1.1 No such user", "rejected: 550 5.1.1 No such user"),
+        # the reply on one line, blanks squeezed; no text at all leaves just the code
+        (550, "  5.1.1   No\r\n such\tuser ", "rejected: 550 5.1.1 No such user"),
+        (550, "", "rejected: 550"),
+    ],
+)
+def test_smtp_reply_wording(code: int, message: str, text: str) -> None:
+    assert str(classify_smtp_reply(code, message, greylist_delay=1)) == text
+
+
+def test_smtp_reply_text_is_cut_at_200_characters() -> None:
+    err = classify_smtp_reply(550, "5.1.1 " + "x" * 300, greylist_delay=1)
+    assert str(err) == "rejected: 550 " + ("5.1.1 " + "x" * 300)[:200]
+
+
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        ("5.7.1 DMARC", "5.7.1"),
+        ("  4.2.1 Slow", "4.2.1"),
+        ("2.0.0 Ok", "2.0.0"),
+        ("5.123.456 Wide", "5.123.456"),
+        ("5.1234.1 Too wide", None),
+        ("3.1.1 Not a class", None),
+        ("5.1.1x Glued", None),
+        ("Mailbox 5.1.1 later", None),
+        ("", None),
+    ],
+)
+def test_enhanced_status_is_read_from_the_start(message: str, status: str | None) -> None:
+    assert enhanced_status(message) == status
 
 
 def _uncached() -> tuple[email.policy.Policy, email.policy.Policy]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 from pathlib import Path
 
 import pytest
@@ -31,9 +33,19 @@ def test_rate_syntax(text: str, expected: tuple[int, float] | None) -> None:
     assert parse_rate(text) == expected
 
 
-@pytest.mark.parametrize("text", ["30", "0/h", "x/h", "3/-1s", "1/2y"])
-def test_bad_rate_syntax(text: str) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("30", "is not COUNT/PERIOD"),
+        ("x/h", "is not COUNT/PERIOD"),
+        ("3/-1s", "is not COUNT/PERIOD"),  # a minus sign is not in the syntax at all
+        ("1/2y", "is not COUNT/PERIOD"),
+        ("0/h", "must be positive"),
+        ("3/0s", "must be positive"),
+    ],
+)
+def test_bad_rate_syntax(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
         parse_rate(text)
 
 
@@ -180,15 +192,30 @@ def test_transient_beyond_the_cap_is_failed_and_retryable(
     assert failed["retryable"] is True and failed["code"] == "451"
 
 
-def test_per_sender_rate_limit_answers_450(run_cli, open_campaign: Path, faulty) -> None:
+def test_per_sender_rate_limit_answers_450(
+    run_cli, open_campaign: Path, faulty, monkeypatch: pytest.MonkeyPatch
+) -> None:
     server = faulty({"smtp": {"rate_limit_per_sender": "1/1h"}})
+    pause = 0.3
+    monkeypatch.setenv("UA_DISPATCH_RETRY_THROTTLE_DELAY", str(pause))
     first = send(run_cli, open_campaign)
     # a second supporter's appeal through the same relay sender
     second = send(run_cli, open_campaign, "--name", "Sam Second", "--email", "sam@example.org")
     assert first.code == 0 and second.code == 1
     (failed,) = [d for d in second.json()["deliveries"] if d["status"] == "failed"]
-    assert failed["code"] == "450"
+    assert failed["code"] == "450" and failed["attempts"] == 4
     assert len(server.store.index()) == 1
+    # "sending too fast" pauses the channel: each retry waited out the pause (the retry
+    # backoff itself is at most 0.05 s here)
+    refused = sorted(
+        dt.datetime.fromisoformat(r["at"])
+        for t in server.store.transcripts().values()
+        for r in t
+        if r["step"] == "mail" and r["reply"].startswith("450")
+    )
+    assert len(refused) == 4
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(refused)]
+    assert min(gaps) >= pause - 0.01, gaps
 
 
 def test_seeded_random_faults_replay_identically(tmp_path: Path) -> None:

@@ -170,3 +170,27 @@ def test_the_campaigns_time_zone_is_the_one_the_script_uses() -> None:
     assert script.time_zone == "Asia/Vladivostok"
     assert script.local_time is not None and script.local_time.hour == 20
     assert "several time zones" not in script.text
+
+
+@pytest.mark.parametrize(
+    ("address", "local"),
+    [
+        (["Ul. Ilyinka, 23", "103132 Moscow", "Russian Federation"], "Tuesday 10:00"),
+        (["Krasny prospekt, 18", "630007 Novosibirsk", "Russian Federation"], "Tuesday 14:00"),
+        (["Ul. Ilyinka, 23", "Russian Federation"], "Tuesday 10:00"),  # the capital's
+    ],
+)
+def test_a_mobile_number_is_placed_by_the_offices_address(address: list[str], local: str) -> None:
+    """A Russian mobile could be in any of sixteen zones: the address, else the capital."""
+    data = tomllib.loads(SHIPPED_CAMPAIGN.read_text(encoding="utf-8"))
+    data["targets"][0]["phone"] = "+7 916 123 45 67"
+    data["targets"][0]["address"] = address
+    appeal = Appeal(
+        campaign=Campaign.model_validate(data),
+        letter=Letter(text="I urge you to act.", language="en"),
+        supporter=make_supporter(name="Alex Example", email="alex@example.org"),
+    )
+    env = BuildEnv(settings=load_settings(), now=utc(2019, 3, 5, 7, 0))
+    (delivery,) = [d for d in plan_deliveries(appeal, ["phone"]) if d.slug == "president"]
+    script = get_channel("phone").build(appeal, delivery, env)
+    assert f"Local time there: {local} " in script.text

@@ -11,6 +11,7 @@ sends to one recipient two minutes apart.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -60,9 +61,8 @@ class RateLimits:
 
     async def wait_pause(self, channel: str) -> None:
         """Wait out a pause the other side asked for (see :meth:`slow_down`)."""
-        pause = self._pause_until.get(channel, 0.0) - time.monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
+        until = self._pause_until.get(channel, -math.inf)
+        await asyncio.sleep(max(0.0, until - time.monotonic()))
 
     async def wait_turn(self, channel: str, keys: Sequence[tuple[str, str]]) -> float:
         """Wait until this channel and each (scope, key) may send once more; returns the wait."""
@@ -78,4 +78,4 @@ class RateLimits:
     def slow_down(self, channel: str, seconds: float) -> None:
         """The other side asked us to slow down: pause every sender on the channel."""
         until = time.monotonic() + seconds
-        self._pause_until[channel] = max(self._pause_until.get(channel, 0.0), until)
+        self._pause_until[channel] = max(self._pause_until.get(channel, -math.inf), until)

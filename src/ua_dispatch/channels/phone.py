@@ -117,9 +117,11 @@ class PhoneChannel(Channel[CallScript]):
             t["number"].format(international=international, tel=f"tel:{delivery.to}"),
         ]
 
-        # the campaign's time_zone for the office when it gives one, else the number's
-        zone = zone_of(delivery.to, target.time_zone)
-        zones = () if target.time_zone else time_zone_of(delivery.to)[1]
+        # the campaign's time_zone for the office when it gives one, else the number's (placed
+        # by the office's address and country when the number spans several zones)
+        address = tuple(target.address)
+        zone = zone_of(delivery.to, target.time_zone, country=target.country, address=address)
+        zones = () if target.time_zone else time_zone_of(delivery.to, target.country, address)[1]
         local: dt.datetime | None = None
         in_hours: bool | None = None
         opening: dt.datetime | None = None
