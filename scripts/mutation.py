@@ -188,18 +188,6 @@ EQUIVALENT: dict[str, str] = {
     "ua_dispatch.limits.xǁRateLimitsǁwait_turn__mutmut_8": (
         "the channel-wide limiter's key 'XX*XX' for '*': any fixed key names the one limiter"
     ),
-    "ua_dispatch.ids.x_content_hash__mutmut_4": (
-        "'UTF-8' for 'utf-8': codec names are not case-sensitive"
-    ),
-    "ua_dispatch.ids.x_address_digest__mutmut_5": (
-        "'UTF-8' for 'utf-8': codec names are not case-sensitive"
-    ),
-    "ua_dispatch.ids.x_rekey_supporter_hash__mutmut_9": (
-        "'ASCII' for 'ascii': codec names are not case-sensitive"
-    ),
-    "ua_dispatch.ids.x_delivery_key__mutmut_7": (
-        "'ASCII' for 'ascii': codec names are not case-sensitive"
-    ),
     "ua_dispatch.channels.email.x_classify_smtp_reply__mutmut_4": (
         "'XXXX' for '' when the reply has no enhanced status: neither starts with 4.7 or 5.7 "
         "nor equals 4.2.1 or 4.7.1"

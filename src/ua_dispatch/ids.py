@@ -11,10 +11,13 @@ import hashlib
 import hmac
 import json
 
+# str.encode() is UTF-8; JSON keys (ensure_ascii) and hex digests are ASCII, whose UTF-8 bytes
+# are the ASCII bytes.
+
 
 def content_hash(text: str) -> str:
     """Hex SHA-256 of the letter text as rendered (UTF-8)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # One encoder for every key: json.dumps with options other than the defaults builds a new one
@@ -29,7 +32,7 @@ def delivery_key(
     material = _KEY_ENCODER.encode(
         [campaign_id, supporter_email.strip().lower(), target_slug, channel, letter_hash]
     )
-    return hashlib.sha256(material.encode("ascii")).hexdigest()
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def message_id(key: str, domain: str) -> str:
@@ -40,13 +43,13 @@ def message_id(key: str, domain: str) -> str:
 def address_digest(email: str) -> str:
     """Hex SHA-256 of the address as compared (lower case, no surrounding blanks): the
     supporter hash of outboxes made before the hash was keyed."""
-    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 def rekey_supporter_hash(digest: str, key: bytes) -> str:
     """The keyed supporter hash of an :func:`address_digest` (a migration rekeys the hashes
     of rows whose address is already erased this way)."""
-    return hmac.new(key, digest.encode("ascii"), hashlib.sha256).hexdigest()
+    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
 
 
 def supporter_hash(email: str, key: bytes) -> str:
