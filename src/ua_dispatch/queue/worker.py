@@ -519,6 +519,9 @@ class Worker:
                 self._wake_committer.clear()
                 await self._wake_committer.wait()
                 continue
+            # let the connections whose replies came in with this one hand theirs over too:
+            # one commit for all of them
+            await asyncio.sleep(0)
             batch, self._outcomes = self._outcomes, []
             commit, self._next_commit = self._next_commit, None
             try:
