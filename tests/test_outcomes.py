@@ -205,11 +205,11 @@ def _recorded_sent(url: str) -> set[str]:
 def test_killing_a_worker_again_and_again_resends_at_most_what_it_had_in_flight(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
 ) -> None:
-    """Ten workers in turn, each killed with SIGKILL while it delivers, then one that
+    """Eight workers in turn, each killed with SIGKILL while it delivers, then one that
     finishes. After each kill the letters that reached the server but are not recorded as
     sent (which the next worker sends again) are at most the worker's connections; in the
     end every letter arrived, and the copies over one each are within that bound too."""
-    n = 240
+    n = 200
     letters = write_letters(tmp_path / "letters.csv", n)
     assert run_cli("queue", "add", open_campaign, letters, "--channels", "email").code == 0
     slow = FaultProfile(smtp=SmtpFaults(latency_ms=3))
@@ -217,7 +217,7 @@ def test_killing_a_worker_again_and_again_resends_at_most_what_it_had_in_flight(
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=slow) as server:
         env = _env(db_url, server)
         deadline = time.monotonic() + 150
-        while len(unrecorded) < 10 and time.monotonic() < deadline:
+        while len(unrecorded) < 8 and time.monotonic() < deadline:
             before = len(server.store.index())
             if len({r["message_id"] for r in server.store.index()}) >= n - 40:
                 break  # leave work for the last worker
@@ -235,7 +235,7 @@ def test_killing_a_worker_again_and_again_resends_at_most_what_it_had_in_flight(
             # what this worker delivered and did not record: the next one sends it again
             delivered = {r["message_id"] for r in server.store.index()[before:]}
             unrecorded.append(len(delivered - _recorded_sent(db_url)))
-        assert len(unrecorded) >= 8, "too few kills within the time allowed"
+        assert len(unrecorded) >= 6, "too few kills within the time allowed"
         last = _worker(env, "--once", "--concurrency", str(CONCURRENCY))
         _out, errs = last.communicate(timeout=120)
         assert last.returncode == 0, errs

@@ -247,7 +247,7 @@ optional_link = st.one_of(st.none(), st.just(LINK), _url.map(lambda u: "https://
 
 # Under mutation testing (scripts/mutation.py) every surviving mutant runs these again: fewer
 # examples there keep a run of the module within minutes.
-EXAMPLES = 25 if os.environ.get("UA_DISPATCH_MUTATION") else 200
+EXAMPLES = 25 if os.environ.get("UA_DISPATCH_MUTATION") else 100
 FAST = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
