@@ -167,28 +167,54 @@ def _write(
     return linesep.join(lines) + linesep
 
 
-class _OneMailbox:
-    """Mixin for address headers: a value that is one :class:`Address` with a plain address
-    (every address this module sets) is not parsed, and is written by :func:`_write`; any
-    other value takes the stock parser and folder."""
+class _Unparsed:
+    """Mixin for the header classes this module writes itself: a value ``_taken`` recognises
+    is kept as it is, without the RFC 5322 parser (which decodes encoded words, and costs much
+    of a message's build time), and written by ``_fold_own``; any other value takes the stock
+    parser and folder."""
 
     _name: str
     _parse_tree: Any
-    addresses: tuple[Address, ...]
+
+    @classmethod
+    def _taken(cls, value: Any) -> str | None:
+        """The decoded text of a value written here, or None for the stock parser."""
+        raise NotImplementedError
+
+    def _fold_own(self, policy: email.policy.Policy) -> str:
+        raise NotImplementedError
 
     @classmethod
     def parse(cls, value: Any, kwds: dict[str, Any]) -> None:
-        if isinstance(value, Address) and _PLAIN_ADDR.fullmatch(value.addr_spec):
-            kwds["parse_tree"] = None
-            kwds["decoded"] = str(value)
-            kwds["groups"] = [Group(None, [value])]
+        text = cls._taken(value)
+        if text is None:
+            super().parse(value, kwds)  # type: ignore[misc]
             return
-        super().parse(value, kwds)  # type: ignore[misc]
+        kwds["parse_tree"] = None
+        kwds["decoded"] = text
+        if isinstance(value, Address):
+            kwds["groups"] = [Group(None, [value])]
 
     def fold(self, *, policy: email.policy.Policy) -> str:
-        if self._parse_tree is not None:
-            folded: str = super().fold(policy=policy)  # type: ignore[misc]
-            return folded
+        if self._parse_tree is None:
+            return self._fold_own(policy)
+        folded: str = super().fold(policy=policy)  # type: ignore[misc]
+        return folded
+
+
+class _OneMailbox(_Unparsed):
+    """Address headers: one :class:`Address` with a plain address (every address this module
+    sets) is written by :func:`_write`, its display name as given."""
+
+    addresses: tuple[Address, ...]
+
+    @classmethod
+    def _taken(cls, value: Any) -> str | None:
+        if isinstance(value, Address) and _PLAIN_ADDR.fullmatch(value.addr_spec):
+            return str(value)
+        return None
+
+    def _fold_own(self, policy: email.policy.Policy) -> str:
         (address,) = self.addresses
         if not address.display_name:
             return _write(self._name, "", _PLAIN_NAME, address.addr_spec, policy)
@@ -196,57 +222,39 @@ class _OneMailbox:
         return _write(self._name, address.display_name, _PLAIN_NAME, tail, policy)
 
 
-class _OwnText:
-    """Mixin for the Subject: a text value is not parsed (the parser would decode encoded
-    words in it) and is written by :func:`_write`."""
-
-    _name: str
-    _parse_tree: Any
+class _OwnText(_Unparsed):
+    """The Subject: a text value is written by :func:`_write` (the parser would decode
+    encoded words in it)."""
 
     @classmethod
-    def parse(cls, value: Any, kwds: dict[str, Any]) -> None:
-        if isinstance(value, str):
-            kwds["parse_tree"] = None
-            kwds["decoded"] = value
-            return
-        super().parse(value, kwds)  # type: ignore[misc]
+    def _taken(cls, value: Any) -> str | None:
+        return value if isinstance(value, str) else None
 
-    def fold(self, *, policy: email.policy.Policy) -> str:
-        if self._parse_tree is not None:
-            folded: str = super().fold(policy=policy)  # type: ignore[misc]
-            return folded
+    def _fold_own(self, policy: email.policy.Policy) -> str:
         return _write(self._name, str(self), _PLAIN_TEXT, "", policy)
 
 
-class _PlainMessageId:
-    """Mixin for Message-ID: a plain value (``<dot-atom@dot-atom>``) is not run through the
-    RFC 5322 parser, which costs much of a message's build time; its parse tree is made only
-    if folding ever needs it. For such a value the stock parser finds no defects and the stock
-    folder writes the line as it is when it fits, so the output is the same, byte for byte
-    (tests compare the two)."""
-
-    _name: str
-    _parse_tree: Any
+class _PlainMessageId(_Unparsed):
+    """Message-ID: a plain value (``<dot-atom@dot-atom>``) skips the parser; its parse tree is
+    made only if folding ever needs it. For such a value the stock parser finds no defects and
+    the stock folder writes the line as it is when it fits, so the output is the same, byte
+    for byte (tests compare the two)."""
 
     @classmethod
-    def parse(cls, value: Any, kwds: dict[str, Any]) -> None:
+    def _taken(cls, value: Any) -> str | None:
         if isinstance(value, str) and _PLAIN_MSG_ID.fullmatch(value) and "=?" not in value:
-            kwds["parse_tree"] = None
-            kwds["decoded"] = value
-            return
-        super().parse(value, kwds)  # type: ignore[misc]
+            return value
+        return None
 
-    def fold(self, *, policy: email.policy.Policy) -> str:
-        if self._parse_tree is None:
-            line = f"{self._name}: {self}"
-            if len(line) <= (policy.max_line_length or len(line)):
-                return line + policy.linesep
-            self._parse_tree = self.value_parser(str(self))  # type: ignore[attr-defined]
-        folded: str = super().fold(policy=policy)  # type: ignore[misc]
-        return folded
+    def _fold_own(self, policy: email.policy.Policy) -> str:
+        line = f"{self._name}: {self}"
+        if len(line) <= (policy.max_line_length or len(line)):
+            return line + policy.linesep
+        self._parse_tree = self.value_parser(str(self))  # type: ignore[attr-defined]
+        return self.fold(policy=policy)
 
 
-_OWN_KINDS: dict[str, type] = {
+_OWN_KINDS: dict[str, type[_Unparsed]] = {
     "from": _OneMailbox,
     "to": _OneMailbox,
     "cc": _OneMailbox,

@@ -522,12 +522,10 @@ class Worker:
             # let the connections whose replies came in with this one hand theirs over too:
             # one commit for all of them
             await asyncio.sleep(0)
-            batch, self._outcomes = self._outcomes, []
             commit, self._next_commit = self._next_commit, None
             try:
-                await self._writer.write(batch)
+                await self._flush()  # what it could not write is kept for the last try
             except BaseException as exc:
-                self._outcomes[:0] = batch  # kept for the last try as the worker stops
                 self._commit_failed = exc
                 for waiting in (commit, self._next_commit):
                     if waiting is not None and not waiting.done():
@@ -535,11 +533,10 @@ class Worker:
                 raise
             if commit is not None:
                 commit.set_result(True)
-            if self.on_progress is not None:
-                self.on_progress(self.stats)
 
     async def _flush(self) -> None:
-        """Write what is left (after the committer ended or failed)."""
+        """Write every outcome handed over so far, in one transaction: the committer's step,
+        and the last write as the worker stops. What fails to be written is kept."""
         if self._outcomes:
             batch, self._outcomes = self._outcomes, []
             try:
