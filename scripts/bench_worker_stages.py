@@ -32,7 +32,7 @@ from bench_queue import ROOT, free_port, open_campaign, start_sink, write_csv
 DRIVER = r"""
 import resource, sys
 from ua_dispatch.channels import email as channel
-from ua_dispatch.channels.base import Receipt
+from ua_dispatch.delivery import Receipt
 
 stubs = sys.argv[1].split(",")
 if "send" in stubs:

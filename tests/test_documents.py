@@ -15,10 +15,11 @@ from pypdf.generic import ContentStream
 
 from tests.conftest import EXAMPLES, ROOT, SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import Campaign, load_campaign
-from ua_dispatch.channels.base import BuildEnv
+from ua_dispatch.channels import get_channel
+from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.documents import PdfDocument, page_format, render_letter_pdf
-from ua_dispatch.documents.fax import FaxCover, build_fax_document, fax_cover
-from ua_dispatch.documents.pdf import format_date, render_appeal_pdf
+from ua_dispatch.documents.fax import fax_cover
+from ua_dispatch.documents.pdf import FaxCover, format_date
 from ua_dispatch.errors import InputError
 from ua_dispatch.letter import Letter, Supporter, load_letter, make_supporter, render_letter
 from ua_dispatch.plan import Appeal, Delivery
@@ -60,8 +61,9 @@ def letter_from_text(tmp_path: Path, text: str, campaign: Campaign) -> Letter:
 
 
 def post_pdf(lt: Letter, supporter: Supporter, campaign: Campaign, slug: str) -> PdfDocument:
-    appeal = Appeal(campaign=campaign, letter=lt, supporter=supporter)
-    return render_appeal_pdf(appeal, campaign.target(slug), date=DATE)
+    target = campaign.target(slug)
+    rendered = render_letter(lt, supporter, target)
+    return render_letter_pdf(rendered, target, supporter, campaign, date=DATE, source=lt.source)
 
 
 def fax_pdf(
@@ -70,7 +72,8 @@ def fax_pdf(
     appeal = Appeal(campaign=campaign, letter=lt, supporter=supporter)
     target = campaign.target(slug)
     delivery = Delivery("fax", target, target.fax, f"key-{slug}")
-    return build_fax_document(appeal, delivery, BuildEnv(settings=Settings(**settings), now=NOW))
+    env = BuildEnv(settings=Settings(**settings), now=NOW)
+    return get_channel("fax").build(appeal, delivery, env).document
 
 
 def reader(doc: PdfDocument) -> pypdf.PdfReader:

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import load_campaign
-from ua_dispatch.channels.base import BuildEnv, FailureKind
+from ua_dispatch.channels import lookup
 from ua_dispatch.channels.email import EmailChannel, classify_smtp_reply, enhanced_status
+from ua_dispatch.delivery import BuildEnv, FailureKind
 from ua_dispatch.letter import load_letter, make_supporter, parse_letter
 from ua_dispatch.plan import Appeal, plan_deliveries
 from ua_dispatch.settings import Settings
@@ -34,7 +35,7 @@ def build(letter_file: str = "letter-en.txt", **settings: object):
         ),
         NOW,
     )  # type: ignore[arg-type]
-    (delivery,) = [d for d in plan_deliveries(appeal, ["email"]) if d.to]
+    (delivery,) = [d for d in plan_deliveries(appeal, lookup(["email"])) if d.to]
     return EmailChannel().build(appeal, delivery, env)
 
 
@@ -89,7 +90,7 @@ def test_message_id_depends_on_target_and_supporter() -> None:
     lt = parse_letter(b"Please act.", source="l", max_chars=100, language="en", accepted=["en"])
     ids = set()
     for supporter in (ALEX, make_supporter(name="B", email="b@example.org")):
-        for d in plan_deliveries(Appeal(CAMPAIGN, lt, supporter), ["email", "email"]):
+        for d in plan_deliveries(Appeal(CAMPAIGN, lt, supporter), lookup(["email", "email"])):
             ids.add(d.key)
     assert len(ids) == 4  # 2 supporters x 2 targets
 

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 import ua_dispatch.fax.sinch as sinch_module
 from tests.fax_support import tiny_pdf
-from ua_dispatch.channels.base import FailureKind
+from ua_dispatch.delivery import FailureKind
 from ua_dispatch.fakes.fax_gateway import (
     DEFAULT_KEY_ID,
     DEFAULT_KEY_SECRET,

@@ -11,15 +11,9 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import SecretStr
 
-from ua_dispatch.channels.base import FailureKind
-from ua_dispatch.fax.base import (
-    FailureClass,
-    FaxProvider,
-    FaxState,
-    FaxStatus,
-    http_error,
-    parse_retry_after,
-)
+from ua_dispatch.delivery import FailureKind
+from ua_dispatch.fax.base import FailureClass, FaxProvider, FaxState, FaxStatus, parse_retry_after
+from ua_dispatch.fax.rest import http_error
 from ua_dispatch.fax.sinch import SinchFax
 from ua_dispatch.fax.telnyx import TelnyxFax
 

@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
 from tests.queue_support import rows
 from ua_dispatch.campaign import load_campaign
-from ua_dispatch.channels.base import BuildEnv
+from ua_dispatch.channels import lookup
 from ua_dispatch.channels.email import _BUILD_POLICY, _WIRE_POLICY, EmailChannel
+from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.errors import InputError
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.headertext import header_text
@@ -360,7 +361,7 @@ def _build(name: str, sender_name: str, subject: str, official: str) -> bytes:
     supporter = Supporter.model_construct(name=name, email="ann@example.org")
     appeal = Appeal(campaign, LETTER, supporter)
     settings_ = Settings(sender_email=SENDER).model_copy(update={"sender_name": sender_name})
-    (delivery,) = [d for d in plan_deliveries(appeal, ["email"]) if d.to]
+    (delivery,) = [d for d in plan_deliveries(appeal, lookup(["email"])) if d.to]
     return EmailChannel().build(appeal, delivery, BuildEnv(settings_, NOW)).data
 
 

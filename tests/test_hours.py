@@ -9,18 +9,26 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ua_dispatch.channels import get_channel
 from ua_dispatch.hours import (
     ambiguous,
-    fax_not_before,
     next_open,
     office_hours,
     time_zone_of,
     zone_of,
 )
+from ua_dispatch.plan import Delivery
 from ua_dispatch.settings import Settings
 
 NINE, SIX = dt.time(9), dt.time(18)
 UTC = dt.UTC
+
+
+def fax_not_before(
+    settings: Settings, channel: str, to: str | None, at: dt.datetime, zone: str | None = None
+) -> dt.datetime:
+    """When the channel lets a queued delivery to ``to`` go (its office-hours policy)."""
+    return get_channel(channel).not_before(Delivery(channel, None, to, "key"), at, settings, zone)
 
 
 @pytest.fixture(autouse=True)

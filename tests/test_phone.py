@@ -10,9 +10,9 @@ import pytest
 
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.channels import get_channel
-from ua_dispatch.channels.base import BuildEnv
+from ua_dispatch.channels import get_channel, lookup
 from ua_dispatch.channels.phone import CallScript
+from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.hours import office_hours, time_zone_of
 from ua_dispatch.letter import Letter, make_supporter
 from ua_dispatch.plan import Appeal, plan_deliveries
@@ -37,7 +37,7 @@ def _scripts(now: dt.datetime, language: str = "en", **settings: Any) -> dict[st
     channel = get_channel("phone")
     return {
         d.slug: channel.build(appeal, d, env)
-        for d in plan_deliveries(appeal, ["phone"])
+        for d in plan_deliveries(appeal, lookup(["phone"]))
         if d.to is not None
     }
 
@@ -147,8 +147,8 @@ def test_the_campaigns_time_zone_is_the_one_the_script_uses() -> None:
     import datetime as dt
 
     from ua_dispatch.campaign import load_campaign
-    from ua_dispatch.channels.base import BuildEnv
     from ua_dispatch.channels.phone import PhoneChannel
+    from ua_dispatch.delivery import BuildEnv
     from ua_dispatch.letter import load_letter, make_supporter
     from ua_dispatch.plan import Appeal, plan_deliveries
     from ua_dispatch.settings import Settings
@@ -165,7 +165,7 @@ def test_the_campaigns_time_zone_is_the_one_the_script_uses() -> None:
     letter = load_letter(EXAMPLES / "letter-en.txt", max_chars=20000, accepted=campaign.languages)
     appeal = Appeal(moved, letter, make_supporter(name="Alex Example", email="alex@example.org"))
     env = BuildEnv(Settings(), dt.datetime(2030, 1, 8, 10, 0, tzinfo=dt.UTC))
-    (delivery, *_) = [d for d in plan_deliveries(appeal, ["phone"]) if d.to]
+    (delivery, *_) = [d for d in plan_deliveries(appeal, lookup(["phone"])) if d.to]
     script = PhoneChannel().build(appeal, delivery, env)
     assert script.time_zone == "Asia/Vladivostok"
     assert script.local_time is not None and script.local_time.hour == 20
@@ -191,6 +191,6 @@ def test_a_mobile_number_is_placed_by_the_offices_address(address: list[str], lo
         supporter=make_supporter(name="Alex Example", email="alex@example.org"),
     )
     env = BuildEnv(settings=load_settings(), now=utc(2019, 3, 5, 7, 0))
-    (delivery,) = [d for d in plan_deliveries(appeal, ["phone"]) if d.slug == "president"]
+    (delivery,) = [d for d in plan_deliveries(appeal, lookup(["phone"])) if d.slug == "president"]
     script = get_channel("phone").build(appeal, delivery, env)
     assert f"Local time there: {local} " in script.text

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN, point_smtp_at
 from tests.queue_support import empty_pg_database, pg_database, rows, truncate, write_letters
 from ua_dispatch.campaign import load_campaign
+from ua_dispatch.channels import get_channel
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
 from ua_dispatch.queue.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
@@ -980,7 +981,7 @@ def test_worker_keeps_a_fax_until_the_office_opens_without_spending_an_attempt(
 ) -> None:
     """Due now (queued with the rule switched off), but the office is closed when the worker
     gets to it: the fax waits, unattempted, for the opening."""
-    from ua_dispatch.hours import fax_not_before
+    from ua_dispatch.plan import Delivery
 
     letters = write_letters(tmp_path / "letters.csv", 1)
     monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "false")
@@ -997,7 +998,10 @@ def test_worker_keeps_a_fax_until_the_office_opens_without_spending_an_attempt(
     for row in rows(db_url):
         assert (row.status, row.attempts, row.error_kind) == ("queued", 0, "deferred")
         assert "office hours" in row.last_error
-        opens = fax_not_before(settings, "fax", row.recipient, row.updated_at)
+        fax = get_channel("fax")
+        opens = fax.not_before(
+            Delivery("fax", None, row.recipient, "k"), row.updated_at, settings, None
+        )
         assert row.next_attempt_at == opens
         assert row.next_attempt_at > row.updated_at
 
@@ -1211,7 +1215,7 @@ def test_bulk_changes_tidy_the_postgresql_outbox(
 def test_what_a_send_did_not_finish_is_given_back_as_it_was() -> None:
     """A send's own account refused (stop-channel) or a run stopped before a delivery started
     says nothing about the delivery: its row goes back as it was, not to failed."""
-    from ua_dispatch.channels.base import FailureKind
+    from ua_dispatch.delivery import FailureKind
     from ua_dispatch.outcome import Outcome
     from ua_dispatch.plan import Status
     from ua_dispatch.queue.handoff import _final_values

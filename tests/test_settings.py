@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import EXAMPLES, ROOT
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fakes.smtp import FakeSmtpServer
+from ua_dispatch.fax import settings_sections
 from ua_dispatch.settings import Settings, load_settings
 
 EXAMPLE = ROOT / "config" / "settings.example.toml"
@@ -26,9 +27,18 @@ def test_every_setting_is_documented_in_the_example() -> None:
 
 
 def test_example_file_loads_to_the_defaults() -> None:
-    loaded = load_settings(EXAMPLE)
+    loaded = load_settings(EXAMPLE, sections=settings_sections)
     assert loaded.model_dump() == Settings().model_dump()
     assert loaded.fax_max_pages == 10 and loaded.limit_fax_per_number == "1/120s"
+    for section in settings_sections():
+        assert loaded.section(section) == Settings().section(section)
+
+
+def test_every_providers_setting_is_documented_in_the_example() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    documented = set(re.findall(r"^#?\s*([a-z_]+)\s*=", text, flags=re.M))
+    for section in settings_sections():
+        assert set(section.setting_names()) <= documented, section
 
 
 def test_file_values_apply_and_environment_wins(tmp_path, monkeypatch) -> None:
@@ -219,3 +229,52 @@ def test_queue_add_refuses_a_language_outside_iso_639_1_by_row(
     (line,) = result.stderr.strip().splitlines()
     assert "letters.csv: row 2: language: 'xx' is not an ISO 639-1 language code" in line, line
     assert "0 delivery(ies)" in run_cli("queue", "list").stdout
+
+
+# --- a fax provider's own settings ------------------------------------------------------------
+
+
+def test_a_providers_secret_is_read_from_the_environment_and_shown_nowhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ua_dispatch.fax.telnyx import TelnyxSettings
+
+    monkeypatch.setenv("UA_DISPATCH_TELNYX_API_KEY", "KEYsecret0123456789")
+    monkeypatch.setenv("UA_DISPATCH_TELNYX_CONNECTION_ID", "app-7")
+    loaded = load_settings(sections=settings_sections)
+    own = loaded.section(TelnyxSettings)
+    assert own.api_key is not None and own.api_key.get_secret_value() == "KEYsecret0123456789"
+    assert own.connection_id == "app-7"
+    for shown in (repr(loaded), str(loaded), loaded.model_dump_json(), str(loaded.model_dump())):
+        assert "KEYsecret" not in shown
+
+
+def test_a_bad_provider_value_names_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ua_dispatch.fax.telnyx import TelnyxSettings
+
+    monkeypatch.setenv("UA_DISPATCH_TELNYX_RECONCILE_DAYS", "0")
+    with pytest.raises(ConfigError, match="UA_DISPATCH_TELNYX_RECONCILE_DAYS"):
+        load_settings().section(TelnyxSettings)
+
+
+def test_a_providers_variables_are_known_and_a_misspelt_one_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_FAX_KEY_ID", "id")
+    monkeypatch.setenv("UA_DISPATCH_TELNYX_CONECTION_ID", "app")
+    said: list[str] = []
+    load_settings(warn=said.append, sections=settings_sections)
+    assert len(said) == 1, said
+    assert "UA_DISPATCH_TELNYX_CONECTION_ID" in said[0]
+    assert "did you mean UA_DISPATCH_TELNYX_CONNECTION_ID?" in said[0]
+
+
+def test_an_unknown_provider_is_a_configuration_error_naming_the_setting() -> None:
+    from ua_dispatch.channels import get_channel
+
+    settings = Settings(fax_provider="faxomatic")
+    fax = get_channel("fax")
+    with pytest.raises(ConfigError, match=r"UA_DISPATCH_FAX_PROVIDER: unknown fax provider"):
+        fax.check_settings(settings)
+    with pytest.raises(ConfigError, match=r"UA_DISPATCH_FAX_PROVIDER"):
+        fax.fake_server(settings)

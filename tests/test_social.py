@@ -16,9 +16,9 @@ from twitter_text import parse_tweet
 
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN, SUPPORTER_ARGS
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.channels import get_channel
-from ua_dispatch.channels.base import BuildEnv
+from ua_dispatch.channels import get_channel, lookup
 from ua_dispatch.channels.social import SocialPayload
+from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.errors import InputError
 from ua_dispatch.letter import Letter, make_supporter
 from ua_dispatch.plan import Appeal, plan_deliveries
@@ -44,7 +44,7 @@ def appeal_for(data: dict[str, Any], language: str = "en") -> Appeal:
 
 
 def build(appeal: Appeal) -> SocialPayload:
-    (delivery,) = plan_deliveries(appeal, ["social"])
+    (delivery,) = plan_deliveries(appeal, lookup(["social"]))
     payload: SocialPayload = get_channel("social").build(
         appeal, delivery, BuildEnv(settings=load_settings(), now=NOW)
     )
@@ -53,7 +53,7 @@ def build(appeal: Appeal) -> SocialPayload:
 
 def test_one_campaign_wide_delivery_tags_every_handle() -> None:
     appeal = appeal_for(campaign_data())
-    (delivery,) = plan_deliveries(appeal, ["social"])
+    (delivery,) = plan_deliveries(appeal, lookup(["social"]))
     assert delivery.target is None and delivery.slug == "campaign"
     assert delivery.to == HANDLES
 
@@ -104,7 +104,7 @@ def test_no_accounts_means_no_social_delivery() -> None:
     for target in data["targets"]:
         target.pop("x_handles", None)
     appeal = appeal_for(data)
-    (delivery,) = plan_deliveries(appeal, ["social"])
+    (delivery,) = plan_deliveries(appeal, lookup(["social"]))
     assert delivery.to is None
     assert delivery.skip_reason == "no target has a social media account"
 

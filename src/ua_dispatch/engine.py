@@ -26,8 +26,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from ua_dispatch.channels import get_channel
-from ua_dispatch.channels.base import BuildEnv, DeliveryError, FailureKind, Receipt, Transport
+from ua_dispatch.channels import get_channel, lookup
+from ua_dispatch.delivery import BuildEnv, DeliveryError, FailureKind, Receipt, Transport
 from ua_dispatch.limits import RateLimits
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Delivery, Status, plan_deliveries
@@ -50,7 +50,7 @@ def prepare(
     """Plan and build every payload. Pure apart from reading the clock."""
     env = BuildEnv(settings=settings, now=now or dt.datetime.now(dt.UTC))
     out: list[Prepared] = []
-    for delivery in plan_deliveries(appeal, channels):
+    for delivery in plan_deliveries(appeal, lookup(channels)):
         payload = None
         if delivery.to is not None:
             payload = get_channel(delivery.channel).build(appeal, delivery, env)

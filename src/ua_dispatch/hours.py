@@ -17,7 +17,7 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezone
 
 if TYPE_CHECKING:
-    from ua_dispatch.settings import Settings
+    pass
 
 _UNKNOWN_ZONE = "Etc/Unknown"
 
@@ -161,25 +161,3 @@ def next_open(
     if opening is None:  # open now
         return at
     return opening.astimezone(at.tzinfo or dt.UTC)
-
-
-def fax_not_before(
-    settings: Settings,
-    channel: str,
-    to: str | None,
-    at: dt.datetime,
-    zone: str | None = None,
-) -> dt.datetime:
-    """When a queued delivery may go, given ``at`` (naive UTC, as the outbox keeps times):
-    a fax waits for the recipient's office to open when ``fax_office_hours_only`` is set.
-    ``zone`` is the target's ``time_zone`` from the campaign, if it gives one."""
-    if channel != "fax" or not to or not settings.fax_office_hours_only:
-        return at
-    opens = next_open(
-        to,
-        at.replace(tzinfo=dt.UTC),
-        settings.office_hours_start,
-        settings.office_hours_end,
-        zone,
-    )
-    return opens.astimezone(dt.UTC).replace(tzinfo=None)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from ua_dispatch.campaign import Campaign, Target
 from ua_dispatch.ids import delivery_key
@@ -27,13 +29,6 @@ class Appeal:
 
 
 CAMPAIGN_SCOPE = "campaign"
-_ADDRESS_WORDS = {
-    "email": "email address",
-    "fax": "fax number",
-    "phone": "phone number",
-    "post": "postal address",
-    "social": "social media account",
-}
 
 
 @dataclass(frozen=True)
@@ -41,12 +36,14 @@ class Delivery:
     """One channel to one target, or to the whole campaign for channels that address every
     target at once (a post tagging all officials): then ``target`` is None.
 
-    ``to`` is None when the delivery cannot be made that way (no address)."""
+    ``to`` is None when the delivery cannot be made that way (no address); ``skip_reason``
+    then says why, in words."""
 
     channel: str
     target: Target | None
     to: str | None
     key: str
+    skip_reason: str | None = None
 
     @property
     def slug(self) -> str:
@@ -60,19 +57,22 @@ class Delivery:
             raise ValueError(f"{self.channel} delivery is campaign-wide, not per target")
         return self.target
 
+
+class Addressing(Protocol):
+    """What planning needs of a channel: where it reaches a target (or the whole campaign)."""
+
     @property
-    def skip_reason(self) -> str | None:
-        if self.to:
-            return None
-        what = _ADDRESS_WORDS.get(self.channel, f"{self.channel} address")
-        if self.target is None:
-            return f"no target has a {what}"
-        return f"{self.target.slug} has no {what}"
+    def name(self) -> str: ...
+    @property
+    def campaign_wide(self) -> bool: ...
+    @property
+    def address_word(self) -> str: ...
+    def address_of(self, target: Target) -> str | None: ...
+    def campaign_address(self, campaign: Campaign) -> str | None: ...
 
 
-def plan_deliveries(appeal: Appeal, channels: list[str]) -> list[Delivery]:
+def plan_deliveries(appeal: Appeal, channels: Sequence[Addressing]) -> list[Delivery]:
     """Deliveries in channel order, then campaign target order."""
-    from ua_dispatch.channels import get_channel  # channels import plan types
 
     def key(slug: str, name: str) -> str:
         return delivery_key(
@@ -84,12 +84,15 @@ def plan_deliveries(appeal: Appeal, channels: list[str]) -> list[Delivery]:
         )
 
     out: list[Delivery] = []
-    for name in channels:
-        channel = get_channel(name)
+    for channel in channels:
+        name = channel.name
         if channel.campaign_wide:
             to = channel.campaign_address(appeal.campaign)
-            out.append(Delivery(name, None, to, key(CAMPAIGN_SCOPE, name)))
+            why = None if to else f"no target has a {channel.address_word}"
+            out.append(Delivery(name, None, to, key(CAMPAIGN_SCOPE, name), why))
             continue
         for target in appeal.campaign.targets:
-            out.append(Delivery(name, target, channel.address_of(target), key(target.slug, name)))
+            to = channel.address_of(target)
+            why = None if to else f"{target.slug} has no {channel.address_word}"
+            out.append(Delivery(name, target, to, key(target.slug, name), why))
     return out

@@ -16,10 +16,20 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self, TypeVar
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -41,10 +51,45 @@ READ_ELSEWHERE = frozenset({SETTINGS_FILE_ENV})
 SmtpSecurity = Literal["tls", "starttls", "none"]
 EmailIdentity = Literal["relay", "own"]
 LogFormat = Literal["auto", "console", "json"]
-FaxProviderName = Literal["sinch", "telnyx"]
 
 _DEFAULT_PORTS: dict[str, int] = {"tls": 465, "starttls": 587, "none": 25}
 _E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class SettingsSection(BaseModel):
+    """Settings a part of the tool declares for itself (each fax provider, in its own module):
+    read from the same environment, ``.env`` and settings file as :class:`Settings`, each
+    under ``UA_DISPATCH_`` and its field's alias (``fax_key_id`` -> ``UA_DISPATCH_FAX_KEY_ID``).
+    Get one with :meth:`Settings.section`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def setting_names(cls) -> list[str]:
+        """The names it reads, lower case, without the prefix."""
+        return [field.alias or name for name, field in cls.model_fields.items()]
+
+
+S = TypeVar("S", bound=SettingsSection)
+
+
+class _SectionEnvironment(PydanticBaseSettingsSource):
+    """``UA_DISPATCH_*`` variables that name no field of :class:`Settings`: what sections read
+    (pydantic-settings takes such names from ``.env`` and the settings file, not from the
+    environment)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields
+        out = {}
+        for name, value in os.environ.items():
+            key = name.lower().removeprefix(ENV_PREFIX.lower())
+            ours = name.upper().startswith(ENV_PREFIX) and name.upper() not in READ_ELSEWHERE
+            if ours and key not in fields:
+                out[key] = value
+        return out
 
 
 class Settings(BaseSettings):
@@ -52,7 +97,9 @@ class Settings(BaseSettings):
         env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
-        extra="ignore",
+        # values for settings that sections declare (a fax provider's) are kept aside,
+        # hidden, until the section reads them: see SettingsSection
+        extra="allow",
         validate_default=True,
     )
 
@@ -95,12 +142,10 @@ class Settings(BaseSettings):
     limit_fax: str = "none"
     limit_fax_per_number: str = "1/120s"
 
-    # --- fax gateway (fax channel): "sinch" or "telnyx" ---
-    fax_provider: FaxProviderName = "sinch"
-    fax_base_url: str = "https://fax.api.sinch.com"
-    fax_project_id: str | None = None
-    fax_key_id: str | None = None
-    fax_key_secret: SecretStr | None = None
+    # --- fax gateway (fax channel) ---
+    # the provider's name ("sinch", "telnyx"); each provider declares its own settings
+    # (a SettingsSection in its module under ua_dispatch.fax)
+    fax_provider: str = "sinch"
     # the sending number (E.164); the gateway uses the account's first number when unset
     fax_from: str | None = None
     # redials by the gateway itself when a fax fails; every redial is another call to the
@@ -118,14 +163,6 @@ class Settings(BaseSettings):
     fax_line_retry_delay: float = Field(default=3600.0, ge=0)
     # where the gateway posts the final status, when the organiser runs a reachable endpoint
     fax_callback_url: str | None = None
-
-    # --- Telnyx Programmable Fax (fax_provider = "telnyx"); fax_from is required ---
-    telnyx_base_url: str = "https://api.telnyx.com"
-    telnyx_api_key: SecretStr | None = None
-    # the Fax Application (connection) id the faxes are sent with
-    telnyx_connection_id: str | None = None
-    # how far back the fax list is searched for a fax already sent for a delivery
-    telnyx_reconcile_days: float = Field(default=30.0, gt=0, le=366)
 
     # --- letters ---
     letter_max_chars: int = Field(default=20_000, ge=200)
@@ -222,15 +259,36 @@ class Settings(BaseSettings):
             raise ValueError("must be a number in E.164 form, such as +14155550100")
         return value
 
-    @field_validator("fax_base_url", "telnyx_base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        return _http_url(value)
-
     @field_validator("fax_callback_url")
     @classmethod
     def _callback_url(cls, value: str | None) -> str | None:
-        return _http_url(value) if value and value.strip() else None
+        return http_url(value) if value and value.strip() else None
+
+    @model_validator(mode="after")
+    def _hide_section_values(self) -> Self:
+        """A section's values are opaque until it reads them, so no repr or dump of the
+        settings shows a provider's key."""
+        extra = self.__pydantic_extra__ or {}
+        for name, value in extra.items():
+            if isinstance(value, str):
+                extra[name] = SecretStr(value)
+        return self
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        extra = self.__pydantic_extra__ or {}
+        return [(k, v) for k, v in super().__repr_args__() if k not in extra]
+
+    def section(self, cls: type[S]) -> S:
+        """The values of a section (a fax provider's settings), read from the same sources.
+        A bad value is a one-line ConfigError naming its variable."""
+        raw = {
+            k: v.get_secret_value() if isinstance(v, SecretStr) else v
+            for k, v in (self.__pydantic_extra__ or {}).items()
+        }
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(_first_error(exc, "settings")) from None
 
     @property
     def smtp_port_effective(self) -> int:
@@ -245,14 +303,20 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            _SectionEnvironment(settings_cls),
+            dotenv_settings,
+        ]
         if settings_cls.model_config.get("toml_file"):
             sources.append(TomlConfigSettingsSource(settings_cls))
         sources.append(file_secret_settings)
         return tuple(sources)
 
 
-def _http_url(value: str) -> str:
+def http_url(value: str) -> str:
+    """An http(s) URL without its trailing slash; ValueError for anything else."""
     value = value.strip().rstrip("/")
     if not value.startswith(("https://", "http://")) or len(value) < len("http://x"):
         raise ValueError("must be an http:// or https:// URL")
@@ -277,32 +341,50 @@ def _read_settings_file(path: Path, what: str) -> bytes:
         raise ConfigError(str(exc)) from None
 
 
-def _not_settings(keys: Iterable[str]) -> list[tuple[str, str]]:
+#: the sections there are (each fax provider's settings); called only when some name is not
+#: a core setting, as it may import the modules that declare them
+Sections = Callable[[], Iterable[type[SettingsSection]]]
+
+
+def _not_settings(keys: Iterable[str], sections: Sections | None) -> list[tuple[str, str]]:
     """The keys (setting names in lower case) that name no setting, each with a hint at the
     nearest one ("" when none is near)."""
+    strangers = [key for key in keys if key not in Settings.model_fields]
+    if not strangers:
+        return []
     known = list(Settings.model_fields)
+    for section in sections() if sections is not None else ():
+        known += section.setting_names()
     out = []
-    for key in keys:
-        if key not in Settings.model_fields:
+    for key in strangers:
+        if key not in known:
             near = difflib.get_close_matches(key, known, n=1)
             out.append((key, near[0] if near else ""))
     return out
 
 
-def _check_known_keys(path: Path) -> None:
+def _first_error(exc: ValidationError, where: str) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    message = str(err["msg"]).removeprefix("Value error, ")
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {ENV_PREFIX}{field.upper()}: {message}{more}"
+
+
+def _check_known_keys(path: Path, sections: Sections | None) -> None:
     """A typo in a settings file (``limit_email_per_recipent``) must not pass unnoticed."""
     try:
         data = tomllib.loads(_read_settings_file(path, "settings file").decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read settings: {exc}") from None
-    unknown = _not_settings(sorted(data))
+    unknown = _not_settings(sorted(data), sections)
     if unknown:
         key, near = unknown[0]
         hint = f"did you mean {near}? " if near else ""
         raise ConfigError(f"{path}: {key}: not a setting ({hint}see config/settings.example.toml)")
 
 
-def _warn_unknown_variables(warn: Callable[[str], None]) -> None:
+def _warn_unknown_variables(warn: Callable[[str], None], sections: Sections | None) -> None:
     """A misspelt variable in the environment or ``.env`` (``UA_DISPATCH_SMTP_HOTS``) would
     leave its setting at the default without a word: say so, naming the nearest setting.
     Only names are printed, never values."""
@@ -318,7 +400,7 @@ def _warn_unknown_variables(warn: Callable[[str], None]) -> None:
             for name in names
             if name.upper().startswith(ENV_PREFIX) and name.upper() not in READ_ELSEWHERE
         }
-        for key, near in _not_settings(sorted(ours)):
+        for key, near in _not_settings(sorted(ours), sections):
             hint = f"; did you mean {ENV_PREFIX}{near.upper()}?" if near else ""
             warn(f"{ours[key]} ({where}) is not a setting and is ignored{hint}")
 
@@ -327,13 +409,15 @@ def load_settings(
     settings_file: Path | None = None,
     *,
     warn: Callable[[str], None] | None = None,
+    sections: Sections | None = None,
     **overrides: Any,
 ) -> Settings:
     """Read settings, turning any problem into a one-line :class:`ConfigError`.
 
     The TOML file is ``settings_file`` or else ``UA_DISPATCH_SETTINGS_FILE``; nothing global
     is changed to read it. ``warn`` is told, one line each, of variables in the environment
-    or ``.env`` that look like settings but name none.
+    or ``.env`` that look like settings but name none of the core settings nor of the
+    ``sections`` (each fax provider's own).
     """
     # pydantic-settings reads the .env file itself (a FIFO too): look at it first. A folder
     # called .env (often a virtualenv) is not a settings file and stays ignored.
@@ -341,24 +425,20 @@ def load_settings(
     if env_file.exists() and not env_file.is_dir():
         _read_settings_file(env_file, ".env file")
     if warn is not None:
-        _warn_unknown_variables(warn)
+        _warn_unknown_variables(warn, sections)
     if settings_file is None and os.environ.get(SETTINGS_FILE_ENV):
         settings_file = Path(os.environ[SETTINGS_FILE_ENV])
     cls: type[Settings] = Settings
     where = "settings"
     if settings_file is not None:
         where = str(settings_file)
-        _check_known_keys(settings_file)
+        _check_known_keys(settings_file, sections)
         config = SettingsConfigDict(**{**Settings.model_config, "toml_file": settings_file})
         cls = type("FileSettings", (Settings,), {"model_config": config})
     try:
         return cls(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        message = str(err["msg"]).removeprefix("Value error, ")
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{where}: {ENV_PREFIX}{field.upper()}: {message}{more}") from None
+        raise ConfigError(_first_error(exc, where)) from None
     except Exception as exc:  # a malformed TOML or .env file
         first = f"{exc}".splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"{where}: cannot read settings: {first}") from None

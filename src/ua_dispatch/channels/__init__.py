@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ua_dispatch.channels.base import Channel
@@ -33,6 +34,12 @@ def get_channel(name: str) -> Channel[Any]:
         raise InputError(
             f"unknown channel {name!r}; choose from {', '.join(CHANNELS)}", source="--channels"
         ) from None
+
+
+def lookup(names: Iterable[str]) -> list[Channel[Any]]:
+    """The channels of these names, in order (what :func:`ua_dispatch.plan.plan_deliveries`
+    takes)."""
+    return [get_channel(name) for name in names]
 
 
 def parse_channels(value: str | None) -> list[str]:

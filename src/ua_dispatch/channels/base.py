@@ -10,111 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ua_dispatch.campaign import Campaign, Target
+from ua_dispatch.delivery import BuildEnv, Transport
 from ua_dispatch.plan import Appeal, Delivery
 from ua_dispatch.settings import Settings
 
-
-class FailureKind(StrEnum):
-    TRANSIENT = "transient"  # try again later
-    PERMANENT = "permanent"  # this delivery can never succeed as it is
-    STOP_CHANNEL = "stop-channel"  # credentials or policy: stop every delivery on the channel
-    AMBIGUOUS = "ambiguous"  # may have been delivered: reconcile before any resend
-
-
-class DeliveryError(Exception):
-    """A transport's classified failure."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: FailureKind,
-        code: str | None = None,
-        retry_after: float | None = None,
-        hint: str | None = None,
-    ):
-        super().__init__(message)
-        self.kind = kind
-        self.code = code
-        #: seconds the other side asked us to wait (Retry-After, greylisting)
-        self.retry_after = retry_after
-        #: "greylist", "throttle": how the engine should adjust, beyond retrying
-        self.hint = hint
-
-    @property
-    def summary(self) -> str:
-        text = str(self)
-        return f"{self.code} {text}" if self.code and self.code not in text else text
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What a transport returns on success.
-
-    ``pending`` is set when the other side has taken the delivery but its outcome comes later
-    (a fax being dialled): the engine awaits it, outside the concurrency cap, for the final
-    receipt, and a failure it raises counts as the same attempt's.
-    """
-
-    ref: str
-    detail: dict[str, Any] = field(default_factory=dict)
-    pending: Callable[[], Awaitable[Receipt]] | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class BuildEnv:
-    """Inputs to payload builders that do not come from the appeal: identity, clock."""
-
-    settings: Settings
-    now: dt.datetime
-
-
 P = TypeVar("P")
-
-
-class Transport(ABC, Generic[P]):
-    """An async sender, opened once per run and used for many payloads."""
-
-    #: True when :meth:`reconcile` asks the other side, so that None from it means the
-    #: delivery did not arrive (a fax gateway's lookup by label). False when it cannot know.
-    looks_up: ClassVar[bool] = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Release connections."""
-
-    @abstractmethod
-    async def send(self, payload: P, delivery: Delivery) -> Receipt: ...
-
-    async def reconcile(self, payload: P, delivery: Delivery) -> Receipt | None:
-        """After an ambiguous failure: return the receipt if the delivery did arrive.
-
-        The default knows nothing, so the engine resends once (with the same identity).
-        """
-        return None
-
-    def reference(self, payload: P, delivery: Delivery) -> str | None:
-        """What a person searches for at the other side when a delivery's outcome is unclear
-        (a Message-ID, a fax label)."""
-        return None
 
 
 class Channel(ABC, Generic[P]):
@@ -123,6 +27,11 @@ class Channel(ABC, Generic[P]):
     sends: bool = True
     #: True when one delivery addresses every target at once (a post tagging them all).
     campaign_wide: bool = False
+    #: what this channel's address is called, as in "ministry has no fax number"
+    address_word: str = "address"
+    #: True when "sent" means the other side reported the delivery complete (a fax that was
+    #: dialled and answered), not only that it was handed over
+    follows_to_end: bool = False
 
     def address_of(self, target: Target) -> str | None:
         """Where this channel reaches one target (per-target channels)."""
@@ -159,3 +68,36 @@ class Channel(ABC, Generic[P]):
     def draft_text(self, payload: P) -> str | None:
         """Text to put into ``--json`` for drafted deliveries (social posts)."""
         return None
+
+    # --- policy the queue and the front doors ask of the channel -----------------------------
+
+    def not_before(
+        self, delivery: Delivery, at: dt.datetime, settings: Settings, zone: str | None
+    ) -> dt.datetime:
+        """When a queued delivery may go at the earliest, given ``at`` (naive UTC, as the
+        outbox keeps times) and the target's time zone from the campaign, if it names one.
+        The default is at once."""
+        return at
+
+    def unclear_zone(self, delivery: Delivery) -> str | None:
+        """Why :meth:`not_before` cannot tell the recipient's local time without the target's
+        ``time_zone`` (a number shared by several zones), or None when it can."""
+        return None
+
+    def check_queued(
+        self, appeal: Appeal, delivery: Delivery, env: BuildEnv, *, text: bool = True
+    ) -> None:
+        """Cheap checks when a letter is queued, so that what the worker builds later does not
+        fail then (a fax too long to send). ``text``: also check what the document prints of
+        the letter and the official (needed once per letter and once per official, not for
+        every pair). Raises InputError; the default checks nothing."""
+
+    def fake_server(self, settings: Settings) -> str | None:
+        """``module:Class`` of the local fake server a dry run sends this channel to, or None
+        when the channel sends nothing by itself."""
+        return None
+
+    def dry_run_settings(self, settings: Settings, fake_settings: dict[str, Any]) -> Settings:
+        """The same settings pointed at the local fake, given the settings the fake names
+        (:meth:`fake_server`); a channel may also shorten its own waits here."""
+        return settings.model_copy(update=fake_settings)

@@ -24,14 +24,8 @@ from typing import Any, TypeVar
 import aiosmtplib
 
 from ua_dispatch.campaign import Target
-from ua_dispatch.channels.base import (
-    BuildEnv,
-    Channel,
-    DeliveryError,
-    FailureKind,
-    Receipt,
-    Transport,
-)
+from ua_dispatch.channels.base import Channel
+from ua_dispatch.delivery import BuildEnv, DeliveryError, FailureKind, Receipt, Transport
 from ua_dispatch.errors import ConfigError, InputError
 from ua_dispatch.headertext import header_text
 from ua_dispatch.ids import message_id
@@ -325,6 +319,7 @@ def relay_sender(settings: Settings) -> str:
 
 class EmailChannel(Channel[EmailPayload]):
     name = "email"
+    address_word = "email address"
 
     def address_of(self, target: Target) -> str | None:
         return target.email

@@ -8,26 +8,30 @@ the fax up by its delivery label: a fax already completed (an earlier run, or a 
 lost) is reported, one still under way is followed, and a new fax goes out only when none
 arrived. So an official is never faxed the same letter twice by the same supporter.
 
-Providers are imported when a transport is opened, not with this module, which keeps the
-channel registry free of import cycles.
+The channel also owns the fax's policy: a queued fax waits for the official's office hours,
+a queued letter is checked for what its fax would refuse, and a dry run points the configured
+provider at that provider's local fake.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import structlog
 
+from ua_dispatch import fax as providers
 from ua_dispatch.campaign import Target
-from ua_dispatch.channels.base import BuildEnv, Channel, Receipt, Transport
+from ua_dispatch.channels.base import Channel
+from ua_dispatch.delivery import BuildEnv, Receipt, Transport
+from ua_dispatch.documents.pdf import PdfDocument
+from ua_dispatch.fax.base import FaxProvider, FaxRequest, FaxState, FaxStatus
+from ua_dispatch.hours import ambiguous, next_open
+from ua_dispatch.letter import render_letter
 from ua_dispatch.plan import Appeal, Delivery
 from ua_dispatch.settings import Settings
-
-if TYPE_CHECKING:
-    from ua_dispatch.documents.pdf import PdfDocument
-    from ua_dispatch.fax.base import FaxProvider, FaxStatus
 
 log = structlog.get_logger("ua_dispatch.channels.fax")
 
@@ -56,8 +60,33 @@ def header_text(appeal: Appeal, settings: Settings) -> str:
     return out[:HEADER_TEXT_MAX]
 
 
+def _document(
+    appeal: Appeal, delivery: Delivery, settings: Settings, now: dt.datetime
+) -> PdfDocument:
+    # PDF rendering (fpdf2 and the font's tables) is loaded only by what builds or checks a
+    # fax, which keeps the command line's start-up fast
+    from ua_dispatch.documents.fax import build_fax_document
+    from ua_dispatch.documents.pdf import document_date
+
+    target = delivery.the_target
+    return build_fax_document(
+        render_letter(appeal.letter, appeal.supporter, target),
+        target,
+        appeal.supporter,
+        appeal.campaign,
+        to_fax=delivery.to or "",
+        date=document_date(now),
+        cover_page=settings.fax_cover_page,
+        max_pages=settings.fax_max_pages,
+        from_fax=settings.fax_from,
+        source=appeal.letter.source,
+    )
+
+
 class FaxChannel(Channel[FaxPayload]):
     name = "fax"
+    address_word = "fax number"
+    follows_to_end = True
 
     def address_of(self, target: Target) -> str | None:
         return target.fax  # E.164 already: the campaign file is validated with phonenumbers
@@ -69,18 +98,88 @@ class FaxChannel(Channel[FaxPayload]):
         return [("number", delivery.to or "")]
 
     def check_settings(self, settings: Settings) -> None:
-        from ua_dispatch.fax import check_provider_settings
+        providers.provider_class(settings.fax_provider).check_settings(settings)
 
-        check_provider_settings(settings)
+    def not_before(
+        self, delivery: Delivery, at: dt.datetime, settings: Settings, zone: str | None
+    ) -> dt.datetime:
+        """A fax waits for the official's office to open when ``fax_office_hours_only``."""
+        if not delivery.to or not settings.fax_office_hours_only:
+            return at
+        opens = next_open(
+            delivery.to,
+            at.replace(tzinfo=dt.UTC),
+            settings.office_hours_start,
+            settings.office_hours_end,
+            zone,
+        )
+        return opens.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def unclear_zone(self, delivery: Delivery) -> str | None:
+        if delivery.to and ambiguous(delivery.to):
+            return f"{delivery.to} is used in several time zones"
+        return None
+
+    def check_queued(
+        self, appeal: Appeal, delivery: Delivery, env: BuildEnv, *, text: bool = True
+    ) -> None:
+        """What the fax would refuse: text its font cannot print, more than
+        ``fax_max_pages`` pages. The page count is laid out for real only when a cheap bound
+        cannot promise it."""
+        from ua_dispatch.documents.fax import fax_cover
+        from ua_dispatch.documents.pdf import check_printable, document_date, pages_at_most
+
+        settings = env.settings
+        target = delivery.the_target
+        rendered = render_letter(appeal.letter, appeal.supporter, target)
+        date = document_date(env.now)
+        cover = None
+        if settings.fax_cover_page:
+            cover = fax_cover(
+                target,
+                appeal.supporter,
+                appeal.campaign,
+                to_fax=delivery.to or "",
+                date=date,
+                language=rendered.language,
+                from_fax=settings.fax_from,
+            )
+        if text:
+            check_printable(
+                rendered,
+                target,
+                appeal.supporter,
+                appeal.campaign,
+                date=date,
+                cover=cover,
+                source=appeal.letter.source,
+            )
+        bound = pages_at_most(
+            rendered, target, appeal.supporter, appeal.campaign, cover=cover is not None
+        )
+        if bound > settings.fax_max_pages:
+            _document(appeal, delivery, settings, env.now)
+
+    def fake_server(self, settings: Settings) -> str | None:
+        return providers.provider_class(settings.fax_provider).fake
+
+    def dry_run_settings(self, settings: Settings, fake_settings: dict[str, Any]) -> Settings:
+        """Point the provider at its fake; nobody can post a callback to a dry run, and the
+        fake answers within a second, so it is checked on often."""
+        return settings.model_copy(
+            update={
+                **fake_settings,
+                "fax_callback_url": None,
+                "fax_poll_interval": min(settings.fax_poll_interval, 0.1),
+                "fax_poll_max_interval": min(settings.fax_poll_max_interval, 0.5),
+            }
+        )
 
     def build(self, appeal: Appeal, delivery: Delivery, env: BuildEnv) -> FaxPayload:
         if delivery.to is None:
             raise ValueError("cannot build a fax for a delivery without a number")
         target = delivery.the_target
-        # PDF rendering (fpdf2) is loaded only by runs that build a fax
-        from ua_dispatch.documents.fax import build_fax_document
-
-        document = build_fax_document(appeal, delivery, env, from_fax=env.settings.fax_from)
+        document = _document(appeal, delivery, env.settings, env.now)
         return FaxPayload(
             document=document,
             to=delivery.to,
@@ -100,9 +199,7 @@ class FaxChannel(Channel[FaxPayload]):
         return path
 
     def transport(self, settings: Settings) -> FaxTransport:
-        from ua_dispatch.fax import make_provider
-
-        return FaxTransport(make_provider(settings))
+        return FaxTransport(providers.make_provider(settings))
 
 
 class FaxTransport(Transport[FaxPayload]):
@@ -117,8 +214,6 @@ class FaxTransport(Transport[FaxPayload]):
         await self.provider.aclose()
 
     async def send(self, payload: FaxPayload, delivery: Delivery) -> Receipt:
-        from ua_dispatch.fax.base import FaxRequest
-
         earlier = await self.reconcile(payload, delivery)
         if earlier is not None:
             log.info("fax.already_sent", target=delivery.slug, fax_id=earlier.ref)
@@ -137,8 +232,6 @@ class FaxTransport(Transport[FaxPayload]):
         return Receipt(ref=status.id, pending=lambda: self._follow(status))
 
     async def _follow(self, status: FaxStatus) -> Receipt:
-        from ua_dispatch.fax.base import FaxState
-
         final = await self.provider.wait(status.id, first=status)
         if final.state is FaxState.COMPLETED:
             return Receipt(ref=final.id, detail=final.detail())
@@ -149,7 +242,6 @@ class FaxTransport(Transport[FaxPayload]):
 
     async def reconcile(self, payload: FaxPayload, delivery: Delivery) -> Receipt | None:
         """Find the fax by its delivery label: done, still going, or never made."""
-        from ua_dispatch.fax.base import FaxState
 
         found = await self.provider.find_by_label(DELIVERY_LABEL, delivery.key, to=payload.to)
         for status in found:

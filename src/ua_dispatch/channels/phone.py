@@ -18,7 +18,8 @@ from pathlib import Path
 import phonenumbers
 
 from ua_dispatch.campaign import Target
-from ua_dispatch.channels.base import BuildEnv, Channel
+from ua_dispatch.channels.base import Channel
+from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.hours import office_hours, time_zone_of, zone_of
 from ua_dispatch.plan import Appeal, Delivery
 
@@ -93,6 +94,7 @@ def script_language(language: str) -> str:
 
 class PhoneChannel(Channel[CallScript]):
     name = "phone"
+    address_word = "phone number"
     sends = False
 
     def address_of(self, target: Target) -> str | None:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ua_dispatch.campaign import Target
-from ua_dispatch.channels.base import BuildEnv, Channel
+from ua_dispatch.channels.base import Channel
+from ua_dispatch.delivery import BuildEnv
+from ua_dispatch.documents.pdf import PdfDocument
+from ua_dispatch.letter import render_letter
 from ua_dispatch.plan import Appeal, Delivery
-
-if TYPE_CHECKING:
-    from ua_dispatch.documents.pdf import PdfDocument
 
 
 @dataclass(frozen=True)
@@ -25,16 +24,26 @@ class PostPayload:
 
 class PostChannel(Channel[PostPayload]):
     name = "post"
+    address_word = "postal address"
     sends = False
 
     def address_of(self, target: Target) -> str | None:
         return ", ".join(target.address) or None
 
     def build(self, appeal: Appeal, delivery: Delivery, env: BuildEnv) -> PostPayload:
-        # PDF rendering (fpdf2) is loaded only by runs that build a printable letter
-        from ua_dispatch.documents.pdf import document_date, render_appeal_pdf
+        # PDF rendering (fpdf2) is loaded only by runs that build a printable letter, which
+        # keeps the command line's start-up fast
+        from ua_dispatch.documents.pdf import document_date, render_letter_pdf
 
-        document = render_appeal_pdf(appeal, delivery.the_target, date=document_date(env.now))
+        target = delivery.the_target
+        document = render_letter_pdf(
+            render_letter(appeal.letter, appeal.supporter, target),
+            target,
+            appeal.supporter,
+            appeal.campaign,
+            date=document_date(env.now),
+            source=appeal.letter.source,
+        )
         return PostPayload(document=document)
 
     def write_draft(self, payload: PostPayload, delivery: Delivery, out_dir: Path) -> Path:

@@ -20,7 +20,8 @@ from typing import Any
 
 from ua_dispatch import textlimits
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.channels.base import BuildEnv, Channel
+from ua_dispatch.channels.base import Channel
+from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.errors import InputError
 from ua_dispatch.plan import Appeal, Delivery
 from ua_dispatch.textlimits import Limit, Post, PostTooLong
@@ -81,6 +82,7 @@ def _compose(limit: Limit, mentions: list[str], appeal: Appeal, demand: str) -> 
 
 class SocialChannel(Channel[SocialPayload]):
     name = "social"
+    address_word = "social media account"
     sends = False
     campaign_wide = True
 

@@ -20,7 +20,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import phonenumbers
 from fpdf import FPDF
@@ -29,11 +29,7 @@ from fpdf.enums import Align, MethodReturnValue, XPos, YPos
 from ua_dispatch.campaign import Campaign, Target
 from ua_dispatch.documents.fonts import FAMILY, advances, font_files, printable_code_points
 from ua_dispatch.errors import InputError
-from ua_dispatch.letter import RenderedLetter, Supporter, render_letter
-
-if TYPE_CHECKING:
-    from ua_dispatch.documents.fax import FaxCover
-    from ua_dispatch.plan import Appeal
+from ua_dispatch.letter import RenderedLetter, Supporter
 
 PageFormat = Literal["A4", "Letter"]
 
@@ -60,6 +56,23 @@ COVER_LABEL_WIDTH = 38.0
 FONT = "body"
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n+")
+
+
+@dataclass(frozen=True)
+class FaxCover:
+    """What the cover page of a fax says. Numbers are E.164 and printed in international form."""
+
+    to_name: str
+    to_fax: str
+    from_name: str
+    from_fax: str | None
+    reference: str  # "UA 2/19 (EUR 46/9686/2019)"
+    date: dt.date
+    #: pages of the whole fax, cover included; None counts the rendered document
+    pages: int | None = None
+    to_title: str | None = None
+    from_place: str | None = None
+    subject: str | None = None
 
 
 @dataclass(frozen=True)
@@ -277,28 +290,35 @@ def _check_cover(cover: FaxCover | None) -> None:
         raise UnprintableTextError(missing, source="fax cover")
 
 
-def check_appeal_printable(
-    appeal: Appeal, target: Target, *, date: dt.date, cover: FaxCover | None = None
+def check_printable(
+    rendered: RenderedLetter,
+    target: Target,
+    supporter: Supporter,
+    campaign: Campaign,
+    *,
+    date: dt.date,
+    cover: FaxCover | None = None,
+    source: str = "letter",
 ) -> None:
-    """Raise what :func:`render_appeal_pdf` raises about the text (characters the font cannot
+    """Raise what :func:`render_letter_pdf` raises about the text (characters the font cannot
     print, a letter with nothing but a salutation) without laying out or drawing anything."""
-    rendered = render_letter(appeal.letter, appeal.supporter, target)
-    with _letter_named(appeal):
-        _collect(
-            rendered,
-            target,
-            appeal.supporter,
-            appeal.campaign,
-            format_date(date, rendered.language),
-        )
+    with _letter_named(source):
+        _collect(rendered, target, supporter, campaign, format_date(date, rendered.language))
         _check_cover(cover)
 
 
 _PAGE_MM = {"A4": (210.0, 297.0), "Letter": (215.9, 279.4)}
 
 
-def pages_at_most(appeal: Appeal, target: Target, *, cover: bool) -> int:
-    """At least as many pages as :func:`render_appeal_pdf` makes, found without laying out.
+def pages_at_most(
+    rendered: RenderedLetter,
+    target: Target,
+    supporter: Supporter,
+    campaign: Campaign,
+    *,
+    cover: bool,
+) -> int:
+    """At least as many pages as :func:`render_letter_pdf` makes, found without laying out.
 
     Every character is taken as wide as the widest in its paragraph; of two lines it wraps
     into, together they hold at least a line's width (a word goes to the next line only when it
@@ -306,8 +326,6 @@ def pages_at_most(appeal: Appeal, target: Target, *, cover: bool) -> int:
     together, and the closing block may start a page of its own. For a letter of a page or two
     this is a few pages, far under any fax limit; only a long letter needs the real layout.
     """
-    rendered = render_letter(appeal.letter, appeal.supporter, target)
-    supporter = appeal.supporter
     width_mm, height_mm = _PAGE_MM[page_format(target.country)]
     width_mm -= MARGIN_LEFT + MARGIN_RIGHT
     paragraphs = _BLANK_LINES.split(rendered.body)
@@ -320,7 +338,7 @@ def pages_at_most(appeal: Appeal, target: Target, *, cover: bool) -> int:
         target.organisation or "",
         *target.address,
         "00 September 0000",  # the date
-        appeal.campaign.subject_for(rendered.language),
+        campaign.subject_for(rendered.language),
         f"{rendered.salutation},",
         *paragraphs,
         rendered.closing,
@@ -344,14 +362,14 @@ def pages_at_most(appeal: Appeal, target: Target, *, cover: bool) -> int:
 
 
 @contextlib.contextmanager
-def _letter_named(appeal: Appeal) -> Iterator[None]:
+def _letter_named(source: str) -> Iterator[None]:
     """Text problems found in the letter name the letter's own source (its file, its row)."""
     try:
         yield
     except UnprintableTextError as exc:
-        if exc.source != "letter":
+        if exc.source != "letter" or source == "letter":
             raise
-        raise UnprintableTextError(exc.chars, source=appeal.letter.source) from None
+        raise UnprintableTextError(exc.chars, source=source) from None
 
 
 # --- drawing --------------------------------------------------------------------------------
@@ -542,14 +560,17 @@ def render_letter_pdf(
     *,
     date: dt.date,
     cover: FaxCover | None = None,
+    source: str = "letter",
 ) -> PdfDocument:
     """Render one official's letter (and an optional fax cover page) to PDF.
 
     Raises :class:`UnprintableTextError` (an InputError) when some text has characters the font
-    cannot print, naming where they came from (the letter, the campaign or the supporter).
+    cannot print, naming where they came from (the letter's ``source``, the campaign or the
+    supporter).
     """
-    text = _collect(rendered, target, supporter, campaign, format_date(date, rendered.language))
-    _check_cover(cover)
+    with _letter_named(source):
+        text = _collect(rendered, target, supporter, campaign, format_date(date, rendered.language))
+        _check_cover(cover)
     # Lay out once to count the pages, then again with the total in the footer and on the
     # cover. Neither changes where lines break, so the count holds.
     args = (text, rendered, target, supporter, campaign, date, cover)
@@ -561,14 +582,3 @@ def render_letter_pdf(
             raise AssertionError(f"page count changed from {total} to {pdf.pages_count}")
     data = bytes(pdf.output())
     return PdfDocument(data=data, pages=pdf.pages_count)
-
-
-def render_appeal_pdf(
-    appeal: Appeal, target: Target, *, date: dt.date, cover: FaxCover | None = None
-) -> PdfDocument:
-    """The appeal's letter for ``target`` as PDF; text problems name the letter file."""
-    rendered = render_letter(appeal.letter, appeal.supporter, target)
-    with _letter_named(appeal):
-        return render_letter_pdf(
-            rendered, target, appeal.supporter, appeal.campaign, date=date, cover=cover
-        )

@@ -1,19 +1,19 @@
 """Fax gateways: one module per provider behind the interface in :mod:`ua_dispatch.fax.base`.
 
-A provider is chosen by name (``UA_DISPATCH_FAX_PROVIDER``) and imported only when a fax is
-sent, so that adding a provider is one new module plus one line in ``PROVIDERS``.
+A provider is chosen by name (``UA_DISPATCH_FAX_PROVIDER``) and imported only when it is used
+(with ``httpx``), so that the command line starts fast. A provider module declares its own
+settings (:attr:`FaxProvider.settings_model`) and names its local fake
+(:attr:`FaxProvider.fake`): adding one is its module, its fake and its tests, plus one line in
+``PROVIDERS``.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from ua_dispatch.errors import ConfigError
-
-if TYPE_CHECKING:
-    from ua_dispatch.fax.base import FaxProvider
-    from ua_dispatch.settings import Settings
+from ua_dispatch.fax.base import FaxProvider
+from ua_dispatch.settings import Settings, SettingsSection
 
 #: provider name -> "module:class"
 PROVIDERS: dict[str, str] = {
@@ -23,6 +23,7 @@ PROVIDERS: dict[str, str] = {
 
 
 def provider_class(name: str) -> type[FaxProvider]:
+    """The provider called ``name``; a ConfigError naming the setting when there is none."""
     try:
         target = PROVIDERS[name]
     except KeyError:
@@ -40,6 +41,6 @@ def make_provider(settings: Settings) -> FaxProvider:
     return provider_class(settings.fax_provider).from_settings(settings)
 
 
-def check_provider_settings(settings: Settings) -> None:
-    """Raise ConfigError when the configured provider cannot send for real."""
-    provider_class(settings.fax_provider).check_settings(settings)
+def settings_sections() -> list[type[SettingsSection]]:
+    """Every provider's own settings (imports every provider)."""
+    return [provider_class(name).settings_model for name in PROVIDERS]

@@ -1,6 +1,7 @@
 """What every fax gateway provides, and how its failures map to :class:`DeliveryError` kinds.
 
-One backend per provider behind one interface: submit a PDF to one number with labels that carry
+One backend per provider behind one interface (:class:`FaxProvider`; the HTTP plumbing most
+providers share is :mod:`ua_dispatch.fax.rest`): submit a PDF to one number with labels that carry
 our delivery key, read a fax's status, find faxes by label (to reconcile after an ambiguous
 failure), and follow a fax to its end by polling with backoff.
 
@@ -25,22 +26,16 @@ import datetime as dt
 import email.utils
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Generator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Self
-from urllib.parse import quote, urlsplit
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
 
-import httpx
 import structlog
-from pydantic import SecretStr
 
-from ua_dispatch.channels.base import DeliveryError, FailureKind
+from ua_dispatch.delivery import DeliveryError, FailureKind
 from ua_dispatch.errors import ConfigError
-from ua_dispatch.settings import is_loopback_host
-
-if TYPE_CHECKING:
-    from ua_dispatch.settings import Settings
+from ua_dispatch.settings import Settings, SettingsSection, is_loopback_host
 
 log = structlog.get_logger("ua_dispatch.fax")
 
@@ -167,64 +162,6 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
     return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
-def network_error(provider: str, exc: httpx.TransportError, *, request_sent: bool) -> DeliveryError:
-    """A failure below HTTP. Before the request went out it is safe to retry; after, not."""
-    what = exc.__class__.__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        reason = f"{what}: {exc}" if str(exc) else what
-        return DeliveryError(f"cannot reach {provider} ({reason})", kind=FailureKind.TRANSIENT)
-    if not request_sent:
-        return DeliveryError(f"{provider} request failed ({what})", kind=FailureKind.TRANSIENT)
-    return DeliveryError(
-        f"no answer from {provider} after the fax was sent ({what}); it may have been accepted",
-        kind=FailureKind.AMBIGUOUS,
-    )
-
-
-def http_error(
-    provider: str,
-    status: int,
-    message: str,
-    *,
-    retry_after: float | None = None,
-    creates: bool = False,
-    credentials_hint: str = "",
-) -> DeliveryError:
-    """Map an HTTP error reply to a failure kind. ``creates``: the request creates a fax."""
-    label = f"{provider} answered {status}" + (f": {message}" if message else "")
-    code = str(status)
-    if status in (401, 403):
-        return DeliveryError(
-            f"{label}; the gateway refused our credentials{credentials_hint}",
-            kind=FailureKind.STOP_CHANNEL,
-            code=code,
-        )
-    if status == 402:
-        return DeliveryError(
-            f"{label}; the fax account has no funds left: top it up before sending again",
-            kind=FailureKind.STOP_CHANNEL,
-            code=code,
-        )
-    if status == 429:
-        return DeliveryError(
-            f"{label} (rate limited)",
-            kind=FailureKind.TRANSIENT,
-            code=code,
-            retry_after=retry_after,
-            hint="throttle",
-        )
-    if status == 503 or (status >= 500 and not creates):
-        return DeliveryError(label, kind=FailureKind.TRANSIENT, code=code, retry_after=retry_after)
-    if status >= 500:
-        return DeliveryError(
-            f"{label}; the fax may have been accepted",
-            kind=FailureKind.AMBIGUOUS,
-            code=code,
-            retry_after=retry_after,
-        )
-    return DeliveryError(label, kind=FailureKind.PERMANENT, code=code)
-
-
 # --- the interface ---------------------------------------------------------------------------
 
 
@@ -232,6 +169,10 @@ class FaxProvider(ABC):
     """One fax gateway. Open once per run; ``aclose`` releases its HTTP connections."""
 
     name: ClassVar[str]
+    #: the settings it reads (its own section; the fax channel's settings are shared)
+    settings_model: ClassVar[type[SettingsSection]]
+    #: ``module:Class`` of the local fake that speaks its API, for dry runs and tests
+    fake: ClassVar[str]
 
     def __init__(self, *, poll: PollPolicy, line_retry_delay: float):
         self.poll = poll
@@ -336,111 +277,4 @@ class FaxProvider(ABC):
             f"fax {fax_id} still {state} after {self.poll.timeout:g} s{because}; "
             "it may still go through, so it is not sent again",
             kind=FailureKind.AMBIGUOUS,
-        )
-
-
-class BearerAuth(httpx.Auth):
-    """``Authorization: Bearer <token>`` on every request; the token stays a secret."""
-
-    def __init__(self, token: SecretStr):
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token.get_secret_value()}"
-        yield request
-
-
-class RestFaxProvider(FaxProvider):
-    """A provider speaking JSON over one ``httpx.AsyncClient`` (``_client``, rooted at the API,
-    set up by the subclass): sending, reading a fax and reading a page of the fax list work
-    the same way everywhere; what differs is the request body, the reply's shape and the
-    error body."""
-
-    _client: httpx.AsyncClient
-    #: what to check when the gateway refuses our credentials
-    credentials_hint: ClassVar[str] = ""
-
-    @abstractmethod
-    def send_options(self, request: FaxRequest) -> dict[str, Any]:
-        """Keyword arguments for ``POST faxes``: the body of the send request."""
-
-    @abstractmethod
-    def parse_reply(self, body: Any) -> FaxStatus:
-        """The fax in the JSON reply to a send or a status request."""
-
-    @abstractmethod
-    def reply_error(self, response: httpx.Response) -> str:
-        """A one-line summary of an error reply."""
-
-    def open_client(self, api_url: str, http_timeout: float, auth: httpx.Auth) -> None:
-        """The HTTP client every request of this provider goes through: JSON, no redirects
-        followed, a short connect timeout so that "cannot reach" is told apart quickly."""
-        from ua_dispatch import __version__
-
-        self._client = httpx.AsyncClient(
-            base_url=api_url,
-            auth=auth,
-            timeout=httpx.Timeout(http_timeout, connect=min(10.0, http_timeout)),
-            headers={"Accept": "application/json", "User-Agent": f"ua-dispatch/{__version__}"},
-            follow_redirects=False,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def submit(self, request: FaxRequest) -> FaxStatus:
-        try:
-            response = await self._client.post("faxes", **self.send_options(request))
-        except httpx.TransportError as exc:
-            raise network_error(self.name, exc, request_sent=True) from None
-        if response.status_code in (200, 201, 202):
-            try:
-                status = self.parse_reply(response.json())
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DeliveryError(
-                    f"{self.name} accepted the fax but its reply is unreadable ({exc})",
-                    kind=FailureKind.AMBIGUOUS,
-                    code=str(response.status_code),
-                ) from None
-            log.info("fax.submitted", provider=self.name, fax_id=status.id, status=status.state)
-            return status
-        raise self.error(response, creates=True)
-
-    async def get(self, fax_id: str) -> FaxStatus:
-        try:
-            response = await self._client.get(f"faxes/{quote(fax_id, safe='')}")
-        except httpx.TransportError as exc:
-            raise network_error(self.name, exc, request_sent=False) from None
-        if response.status_code == 200:
-            try:
-                return self.parse_reply(response.json())
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DeliveryError(
-                    f"unreadable status of fax {fax_id} ({exc})", kind=FailureKind.TRANSIENT
-                ) from None
-        raise self.error(response, creates=False)
-
-    async def list_page(self, params: dict[str, str | int]) -> Any:
-        """One page of ``GET faxes`` as JSON."""
-        try:
-            response = await self._client.get("faxes", params=params)
-        except httpx.TransportError as exc:
-            raise network_error(self.name, exc, request_sent=False) from None
-        if response.status_code != 200:
-            raise self.error(response, creates=False)
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise DeliveryError(
-                f"unreadable fax list ({exc})", kind=FailureKind.TRANSIENT
-            ) from None
-
-    def error(self, response: httpx.Response, *, creates: bool) -> DeliveryError:
-        return http_error(
-            self.name,
-            response.status_code,
-            self.reply_error(response),
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            creates=creates,
-            credentials_hint=self.credentials_hint,
         )

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from ua_dispatch.channels.base import DeliveryError, FailureKind
+from ua_dispatch.delivery import DeliveryError, FailureKind
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fax.base import (
     FailureClass,
@@ -32,11 +32,11 @@ from ua_dispatch.fax.base import (
     FaxState,
     FaxStatus,
     PollPolicy,
-    RestFaxProvider,
     as_int,
     require_https,
 )
-from ua_dispatch.settings import Settings
+from ua_dispatch.fax.rest import RestFaxProvider
+from ua_dispatch.settings import Settings, SettingsSection, http_url
 
 HEADER_TEXT_MAX = 50
 MAX_RETRIES_MAX = 5
@@ -55,8 +55,24 @@ _DOCUMENT_CODES = frozenset({7, 25, 31, 68, 113})
 _FINAL_CODES = frozenset({75, 76, 79})
 
 
+class SinchSettings(SettingsSection):
+    """The Sinch account: a project and an access key from the Sinch dashboard."""
+
+    base_url: str = Field("https://fax.api.sinch.com", alias="fax_base_url")
+    project_id: str | None = Field(None, alias="fax_project_id")
+    key_id: str | None = Field(None, alias="fax_key_id")
+    key_secret: SecretStr | None = Field(None, alias="fax_key_secret")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return http_url(value)
+
+
 class SinchFax(RestFaxProvider):
     name: ClassVar[str] = "sinch"
+    settings_model = SinchSettings
+    fake = "ua_dispatch.fakes.sinch:FakeSinchGateway"
     credentials_hint: ClassVar[str] = (
         ": check UA_DISPATCH_FAX_KEY_ID, UA_DISPATCH_FAX_KEY_SECRET and UA_DISPATCH_FAX_PROJECT_ID"
     )
@@ -91,14 +107,15 @@ class SinchFax(RestFaxProvider):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SinchFax:
-        if not (settings.fax_project_id and settings.fax_key_id and settings.fax_key_secret):
+        own = settings.section(SinchSettings)
+        if not (own.project_id and own.key_id and own.key_secret):
             cls.check_settings(settings)  # raises the one-line ConfigError
-        assert settings.fax_project_id and settings.fax_key_id and settings.fax_key_secret
+        assert own.project_id and own.key_id and own.key_secret
         return cls(
-            base_url=settings.fax_base_url,
-            project_id=settings.fax_project_id,
-            key_id=settings.fax_key_id,
-            key_secret=settings.fax_key_secret,
+            base_url=own.base_url,
+            project_id=own.project_id,
+            key_id=own.key_id,
+            key_secret=own.key_secret,
             from_number=settings.fax_from,
             max_retries=settings.fax_max_retries,
             retry_delay_seconds=settings.fax_retry_delay_seconds,
@@ -110,12 +127,13 @@ class SinchFax(RestFaxProvider):
 
     @classmethod
     def check_settings(cls, settings: Settings) -> None:
+        own = settings.section(SinchSettings)
         missing = [
             f"UA_DISPATCH_FAX_{name.upper()}"
             for name, value in (
-                ("project_id", settings.fax_project_id),
-                ("key_id", settings.fax_key_id),
-                ("key_secret", settings.fax_key_secret),
+                ("project_id", own.project_id),
+                ("key_id", own.key_id),
+                ("key_secret", own.key_secret),
             )
             if not (value.get_secret_value() if isinstance(value, SecretStr) else value)
         ]
@@ -126,7 +144,7 @@ class SinchFax(RestFaxProvider):
             )
         require_https(
             {
-                "UA_DISPATCH_FAX_BASE_URL": settings.fax_base_url,
+                "UA_DISPATCH_FAX_BASE_URL": own.base_url,
                 "UA_DISPATCH_FAX_CALLBACK_URL": settings.fax_callback_url,
             }
         )

@@ -41,22 +41,21 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 
-from ua_dispatch.channels.base import DeliveryError, FailureKind
+from ua_dispatch.delivery import DeliveryError, FailureKind
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fax.base import (
-    BearerAuth,
     FailureClass,
     FaxRequest,
     FaxState,
     FaxStatus,
     PollPolicy,
-    RestFaxProvider,
     as_int,
     require_https,
 )
-from ua_dispatch.settings import Settings
+from ua_dispatch.fax.rest import BearerAuth, RestFaxProvider
+from ua_dispatch.settings import Settings, SettingsSection, http_url
 
 # 50 stays under every page size Telnyx's list endpoints are known to accept
 LIST_PAGE_SIZE = 50
@@ -147,8 +146,26 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+class TelnyxSettings(SettingsSection):
+    """The Telnyx account: an API key (v2) and the Fax Application faxes are sent with; the
+    sending number is the fax channel's ``fax_from``."""
+
+    base_url: str = Field("https://api.telnyx.com", alias="telnyx_base_url")
+    api_key: SecretStr | None = Field(None, alias="telnyx_api_key")
+    connection_id: str | None = Field(None, alias="telnyx_connection_id")
+    #: how far back the fax list is searched for a fax already sent for a delivery
+    reconcile_days: float = Field(30.0, gt=0, le=366, alias="telnyx_reconcile_days")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return http_url(value)
+
+
 class TelnyxFax(RestFaxProvider):
     name: ClassVar[str] = "telnyx"
+    settings_model = TelnyxSettings
+    fake = "ua_dispatch.fakes.telnyx:FakeTelnyxGateway"
     credentials_hint: ClassVar[str] = (
         ": check UA_DISPATCH_TELNYX_API_KEY and UA_DISPATCH_TELNYX_CONNECTION_ID"
     )
@@ -178,16 +195,17 @@ class TelnyxFax(RestFaxProvider):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelnyxFax:
-        if not (settings.telnyx_api_key and settings.telnyx_connection_id and settings.fax_from):
+        own = settings.section(TelnyxSettings)
+        if not (own.api_key and own.connection_id and settings.fax_from):
             cls.check_settings(settings)  # raises the one-line ConfigError
-        assert settings.telnyx_api_key and settings.telnyx_connection_id and settings.fax_from
+        assert own.api_key and own.connection_id and settings.fax_from
         return cls(
-            base_url=settings.telnyx_base_url,
-            api_key=settings.telnyx_api_key,
-            connection_id=settings.telnyx_connection_id,
+            base_url=own.base_url,
+            api_key=own.api_key,
+            connection_id=own.connection_id,
             from_number=settings.fax_from,
             callback_url=settings.fax_callback_url,
-            reconcile_days=settings.telnyx_reconcile_days,
+            reconcile_days=own.reconcile_days,
             http_timeout=settings.fax_http_timeout,
             poll=PollPolicy.from_settings(settings),
             line_retry_delay=settings.fax_line_retry_delay,
@@ -195,12 +213,13 @@ class TelnyxFax(RestFaxProvider):
 
     @classmethod
     def check_settings(cls, settings: Settings) -> None:
-        key = settings.telnyx_api_key
+        own = settings.section(TelnyxSettings)
+        key = own.api_key
         missing = [
             env
             for env, value in (
                 ("UA_DISPATCH_TELNYX_API_KEY", key.get_secret_value().strip() if key else ""),
-                ("UA_DISPATCH_TELNYX_CONNECTION_ID", (settings.telnyx_connection_id or "").strip()),
+                ("UA_DISPATCH_TELNYX_CONNECTION_ID", (own.connection_id or "").strip()),
                 ("UA_DISPATCH_FAX_FROM", settings.fax_from),
             )
             if not value
@@ -212,7 +231,7 @@ class TelnyxFax(RestFaxProvider):
             )
         require_https(
             {
-                "UA_DISPATCH_TELNYX_BASE_URL": settings.telnyx_base_url,
+                "UA_DISPATCH_TELNYX_BASE_URL": own.base_url,
                 "UA_DISPATCH_FAX_CALLBACK_URL": settings.fax_callback_url,
             }
         )

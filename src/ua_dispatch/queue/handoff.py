@@ -33,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 
-from ua_dispatch.channels.base import FailureKind
+from ua_dispatch.delivery import FailureKind
 from ua_dispatch.engine import Prepared
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status

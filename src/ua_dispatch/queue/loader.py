@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.channels.base import BuildEnv
+from ua_dispatch.channels import get_channel, lookup
+from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.errors import InputError
 from ua_dispatch.files import CSV_MAX_BYTES, letter_max_bytes, open_capped, read_capped
-from ua_dispatch.hours import ambiguous, fax_not_before
 from ua_dispatch.ids import supporter_hash
 from ua_dispatch.letter import Letter, Supporter, make_supporter, parse_letter, render_letter
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
@@ -489,27 +489,32 @@ def _check_letter(
     settings: Settings,
     where: str,
     now: dt.datetime,
-    faxed: set[str],
+    checked: set[tuple[str, str]],
 ) -> None:
     """Refuse now what a channel's builder would refuse when the worker gets to the letter:
-    a letter with nothing but a salutation and a closing, text the fax PDF cannot print, a fax
-    over the page limit.
+    a letter with nothing but a salutation and a closing, and what each channel checks of a
+    queued letter (:meth:`Channel.check_queued`: for a fax, text the PDF cannot print and the
+    page limit).
 
-    What the fax prints of a row (letter, name, place) is the same for every official, and what
-    it prints of an official the same for every row: so each row is checked for one official,
-    and each official (``faxed`` holds those done) once in the file."""
+    What a document prints of a row (letter, name, place) is the same for every official, and
+    what it prints of an official the same for every row: so each row's text is checked for one
+    official, and each official's (``checked`` holds those done) once in the file."""
     letter_field = (
         "letter_file" if appeal.letter.source.startswith(f"{where}: letter_file") else "letter"
     )
     usable = [d for d in deliveries if d.target is not None and d.to is not None]
-    fax: Delivery | None = None
+    current: Delivery | None = None
     try:
         if usable:
             render_letter(appeal.letter, appeal.supporter, usable[0].the_target)
-        faxes = [d for d in usable if d.channel == "fax"]
-        for i, fax in enumerate(faxes):
-            _check_fax(appeal, fax, settings, now, text=i == 0 or fax.slug not in faxed)
-            faxed.add(fax.slug)
+        env = BuildEnv(settings=settings, now=now)
+        seen_in_row: set[str] = set()
+        for current in usable:
+            pair = (current.channel, current.slug)
+            text = current.channel not in seen_in_row or pair not in checked
+            get_channel(current.channel).check_queued(appeal, current, env, text=text)
+            seen_in_row.add(current.channel)
+            checked.add(pair)
     except InputError as exc:
         if exc.source == appeal.letter.source:
             field = letter_field
@@ -517,37 +522,8 @@ def _check_letter(
             field = "name/city/country"
         else:
             field = None
-        why = f" (the fax to {fax.slug})" if fax is not None else ""
+        why = f" (the {current.channel} to {current.slug})" if current is not None else ""
         raise InputError(exc.detail + why, source=where, field=field) from None
-
-
-def _check_fax(
-    appeal: Appeal, d: Delivery, settings: Settings, now: dt.datetime, *, text: bool
-) -> None:
-    # PDF checks (fpdf2, the font's tables) are loaded only when faxes are queued, as the
-    # fax channel loads them only when it builds one
-    from ua_dispatch.documents.fax import build_fax_document, fax_cover
-    from ua_dispatch.documents.pdf import check_appeal_printable, document_date, pages_at_most
-
-    date = document_date(now)
-    cover = None
-    if settings.fax_cover_page:
-        cover = fax_cover(
-            d.the_target,
-            appeal.supporter,
-            appeal.campaign,
-            to_fax=d.to or "",
-            date=date,
-            language=appeal.letter.language,
-            from_fax=settings.fax_from,
-        )
-    if text:
-        check_appeal_printable(appeal, d.the_target, date=date, cover=cover)
-    # the page limit: laid out for real only when a cheap bound cannot promise it is kept
-    if pages_at_most(appeal, d.the_target, cover=cover is not None) > settings.fax_max_pages:
-        build_fax_document(
-            appeal, d, BuildEnv(settings=settings, now=now), from_fax=settings.fax_from
-        )
 
 
 def _count_rows(path: Path, max_chars: int) -> int:
@@ -579,7 +555,7 @@ async def add_letters(
         batch: list[dict[str, Any]] = []
         position = 0
         planned = 0
-        faxed: set[str] = set()
+        checked: set[tuple[str, str]] = set()
         for n, row in read_rows(csv_path, max_chars=settings.letter_max_chars):
             where = f"{csv_path}: row {n}"
             result.rows += 1
@@ -611,8 +587,8 @@ async def add_letters(
                 send_after = start + spread * (position / total)
             position += 1
             appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
-            deliveries = plan_deliveries(appeal, channels)
-            _check_letter(appeal, deliveries, settings, where, now, faxed)
+            deliveries = plan_deliveries(appeal, lookup(channels))
+            _check_letter(appeal, deliveries, settings, where, now, checked)
             for d in deliveries:
                 if d.to is None:
                     why = d.skip_reason or f"{d.slug}: no {d.channel} address"
@@ -620,9 +596,10 @@ async def add_letters(
                     continue
                 planned += 1
                 zone = d.target.time_zone if d.target is not None else None
-                if d.channel == "fax" and d.to and zone is None and ambiguous(d.to):
+                channel = get_channel(d.channel)
+                if zone is None and channel.unclear_zone(d):
                     result.guessed_zones.add(d.slug)
-                due = fax_not_before(settings, d.channel, d.to, send_after, zone)
+                due = channel.not_before(d, send_after, settings, zone)
                 if due != send_after:
                     result.waiting_for_office += 1
                 batch.append(delivery_row(campaign.id, supporter, d, letter, due, now, key))

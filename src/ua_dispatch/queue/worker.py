@@ -38,10 +38,9 @@ import sqlalchemy as sa
 import structlog
 
 from ua_dispatch.channels import CHANNELS, get_channel
-from ua_dispatch.channels.base import BuildEnv, FailureKind, Transport
+from ua_dispatch.delivery import BuildEnv, FailureKind, Transport
 from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
 from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
-from ua_dispatch.hours import fax_not_before
 from ua_dispatch.letter import Letter, Supporter
 from ua_dispatch.limits import RateLimits, parse_rate
 from ua_dispatch.plan import Appeal, Delivery, Status
@@ -372,7 +371,7 @@ class Worker:
             return self._unbuildable(row, exc)
         # Waiting for office hours or a rate limit is decided before the letter is rendered
         # (a fax PDF is not made again each time it is put back).
-        opens = fax_not_before(self.settings, row.channel, delivery.to, now, target.time_zone)
+        opens = channel.not_before(delivery, now, self.settings, target.time_zone)
         if opens > now:
             return self._defer(row, opens, "waiting for the recipient's office hours")
         wants = [
