@@ -31,14 +31,14 @@ from bench_queue import ROOT, free_port, open_campaign, start_sink, write_csv
 # process's CPU time.
 DRIVER = r"""
 import resource, sys
-from ua_dispatch.channels import email as channel
+from ua_dispatch.channels import email as channel, smtp
 from ua_dispatch.delivery import Receipt
 
 stubs = sys.argv[1].split(",")
 if "send" in stubs:
     async def send(self, payload, delivery):
         return Receipt(ref=payload.message_id)
-    channel.SmtpTransport.send = send
+    smtp.SmtpTransport.send = send
 if "build" in stubs:
     real_build = channel.EmailChannel.build
     built = []

@@ -56,18 +56,18 @@ MODULES: dict[str, Module] = {
     "ids": Module("src/ua_dispatch/ids.py", ("tests/test_ids.py", "tests/test_supporter_key.py")),
     "hours": Module("src/ua_dispatch/hours.py", ("tests/test_hours.py",)),
     "smtp-replies": Module(
-        "src/ua_dispatch/channels/email.py",
+        "src/ua_dispatch/channels/smtp.py",
         ("tests/test_email_builder.py", "-k", "smtp_reply or enhanced_status"),
         only=(
-            "ua_dispatch.channels.email.x_classify_smtp_reply__*",
-            "ua_dispatch.channels.email.x_enhanced_status__*",
+            "ua_dispatch.channels.smtp.x_classify_smtp_reply__*",
+            "ua_dispatch.channels.smtp.x_enhanced_status__*",
         ),
     ),
     "fax-replies": Module(
         "src/ua_dispatch/fax/*.py",
         ("tests/test_fax_replies.py",),
         only=(
-            "ua_dispatch.fax.base.x_http_error__*",
+            "ua_dispatch.fax.rest.x_http_error__*",
             "ua_dispatch.fax.base.x_parse_retry_after__*",
             "ua_dispatch.fax.base.xǁFaxProviderǁfailure_error__*",
             "ua_dispatch.fax.sinch.xǁSinchFaxǁfailure_class__*",
@@ -188,11 +188,11 @@ EQUIVALENT: dict[str, str] = {
     "ua_dispatch.limits.xǁRateLimitsǁwait_turn__mutmut_8": (
         "the channel-wide limiter's key 'XX*XX' for '*': any fixed key names the one limiter"
     ),
-    "ua_dispatch.channels.email.x_classify_smtp_reply__mutmut_4": (
+    "ua_dispatch.channels.smtp.x_classify_smtp_reply__mutmut_4": (
         "'XXXX' for '' when the reply has no enhanced status: neither starts with 4.7 or 5.7 "
         "nor equals 4.2.1 or 4.7.1"
     ),
-    "ua_dispatch.channels.email.x_enhanced_status__mutmut_4": (
+    "ua_dispatch.channels.smtp.x_enhanced_status__mutmut_4": (
         "'XXXX' for '' in place of an empty message: neither matches a status"
     ),
     "ua_dispatch.fax.sinch.xǁSinchFaxǁfailure_class__mutmut_4": (

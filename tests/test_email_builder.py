@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import load_campaign
 from ua_dispatch.channels import lookup
-from ua_dispatch.channels.email import EmailChannel, classify_smtp_reply, enhanced_status
+from ua_dispatch.channels.email import EmailChannel
+from ua_dispatch.channels.smtp import classify_smtp_reply, enhanced_status
 from ua_dispatch.delivery import BuildEnv, FailureKind
 from ua_dispatch.letter import load_letter, make_supporter, parse_letter
 from ua_dispatch.plan import Appeal, plan_deliveries
