@@ -17,9 +17,9 @@ from tests.conftest import EXAMPLES, ROOT, SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.channels import get_channel
 from ua_dispatch.delivery import BuildEnv
-from ua_dispatch.documents import PdfDocument, page_format, render_letter_pdf
+from ua_dispatch.documents import FaxCover, PdfDocument
 from ua_dispatch.documents.fax import fax_cover
-from ua_dispatch.documents.pdf import FaxCover, format_date
+from ua_dispatch.documents.pdf import format_date, page_format, render_letter_pdf
 from ua_dispatch.errors import InputError
 from ua_dispatch.letter import Letter, Supporter, load_letter, make_supporter, render_letter
 from ua_dispatch.plan import Appeal, Delivery

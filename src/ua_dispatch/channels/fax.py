@@ -26,7 +26,7 @@ from ua_dispatch import fax as providers
 from ua_dispatch.campaign import Target
 from ua_dispatch.channels.base import Channel
 from ua_dispatch.delivery import BuildEnv, Receipt, Transport
-from ua_dispatch.documents.pdf import PdfDocument
+from ua_dispatch.documents import PdfDocument
 from ua_dispatch.fax.base import FaxProvider, FaxRequest, FaxState, FaxStatus
 from ua_dispatch.hours import ambiguous, next_open
 from ua_dispatch.letter import render_letter

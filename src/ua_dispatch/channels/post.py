@@ -12,7 +12,7 @@ from pathlib import Path
 from ua_dispatch.campaign import Target
 from ua_dispatch.channels.base import Channel
 from ua_dispatch.delivery import BuildEnv
-from ua_dispatch.documents.pdf import PdfDocument
+from ua_dispatch.documents import PdfDocument
 from ua_dispatch.letter import render_letter
 from ua_dispatch.plan import Appeal, Delivery
 

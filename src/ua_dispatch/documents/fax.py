@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from ua_dispatch.campaign import Campaign, Target
-from ua_dispatch.documents.pdf import FaxCover, PdfDocument, render_letter_pdf
+from ua_dispatch.documents import FaxCover, PdfDocument
+from ua_dispatch.documents.pdf import render_letter_pdf
 from ua_dispatch.errors import InputError
 from ua_dispatch.letter import RenderedLetter, Supporter
 

@@ -27,6 +27,7 @@ from fpdf import FPDF
 from fpdf.enums import Align, MethodReturnValue, XPos, YPos
 
 from ua_dispatch.campaign import Campaign, Target
+from ua_dispatch.documents import FaxCover, PdfDocument
 from ua_dispatch.documents.fonts import FAMILY, advances, font_files, printable_code_points
 from ua_dispatch.errors import InputError
 from ua_dispatch.letter import RenderedLetter, Supporter
@@ -56,31 +57,6 @@ COVER_LABEL_WIDTH = 38.0
 FONT = "body"
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n+")
-
-
-@dataclass(frozen=True)
-class FaxCover:
-    """What the cover page of a fax says. Numbers are E.164 and printed in international form."""
-
-    to_name: str
-    to_fax: str
-    from_name: str
-    from_fax: str | None
-    reference: str  # "UA 2/19 (EUR 46/9686/2019)"
-    date: dt.date
-    #: pages of the whole fax, cover included; None counts the rendered document
-    pages: int | None = None
-    to_title: str | None = None
-    from_place: str | None = None
-    subject: str | None = None
-
-
-@dataclass(frozen=True)
-class PdfDocument:
-    """A rendered PDF and its number of pages."""
-
-    data: bytes
-    pages: int
 
 
 def page_format(country: str) -> PageFormat:
