@@ -41,7 +41,7 @@ from ua_dispatch.settings import Settings, load_settings
 if TYPE_CHECKING:
     # The fake servers (aiosmtpd, uvicorn, starlette) are imported by the commands that start
     # them: every other command starts without loading a web server.
-    from ua_dispatch.fakes.fax_gateway import FakeGateway
+    from ua_dispatch.fakes.gateway import FakeGateway
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -251,7 +251,7 @@ async def _send(
     if not dry_run:
         async with keep_lease(settings, reserved):
             return await execute(prepared, settings, appeal.campaign.id, drafts_dir, partial)
-    from ua_dispatch.fakes.fax_gateway import Timing
+    from ua_dispatch.fakes.faxline import Timing
     from ua_dispatch.fakes.smtp import FakeSmtpServer
 
     # A dry run's fake fax gateway answers within a second, and the dry run checks on it often.
@@ -634,7 +634,7 @@ def fakes(
     faults_file: Path | None,
 ) -> None:
     """Run the local fake servers in the foreground until interrupted."""
-    from ua_dispatch.fakes.fax_gateway import parse_outcome_option
+    from ua_dispatch.fakes.faxline import parse_outcome_option
     from ua_dispatch.fakes.smtp import FakeSmtpServer
 
     settings = ctx.settings  # also configures logging
