@@ -19,15 +19,15 @@ from pathlib import Path
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
+from tests.fakes_support import FAST
 from tests.fax_support import tiny_pdf
 
 from ua_dispatch import logs
-from ua_dispatch.fakes.fax_gateway import (
+from ua_dispatch.fakes.sinch import (
     DEFAULT_KEY_ID,
     DEFAULT_KEY_SECRET,
     DEFAULT_PROJECT_ID,
-    FAST,
-    FakeFaxGateway,
+    FakeSinchGateway,
 )
 from ua_dispatch.fax.base import FaxRequest, PollPolicy
 from ua_dispatch.fax.sinch import SinchFax
@@ -35,7 +35,7 @@ from ua_dispatch.fax.sinch import SinchFax
 PDF = tiny_pdf("x" * 40, pages=2) + b"%" + b"0" * 50_000 + b"\n"
 
 
-def provider(gw: FakeFaxGateway) -> SinchFax:
+def provider(gw: FakeSinchGateway) -> SinchFax:
     return SinchFax(
         base_url=gw.base_url,
         project_id=DEFAULT_PROJECT_ID,
@@ -51,7 +51,7 @@ def req(n: int) -> FaxRequest:
 
 async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        async with FakeFaxGateway(Path(tmp), timing=FAST) as gw:
+        async with FakeSinchGateway(Path(tmp), timing=FAST) as gw:
             p = provider(gw)
             await p.submit(req(-1))  # warm up
             t0 = time.perf_counter()

@@ -12,15 +12,17 @@ from typing import Any
 
 import pytest
 
-from ua_dispatch.cli import main
-from ua_dispatch.fakes.fax_gateway import (
+from tests.fakes_support import (
     FAST,
-    FakeFaxGateway,
-    FakeGateway,
-    ThreadedFakeFaxGateway,
+    ThreadedFakeSinchGateway,
+    ThreadedFakeSmtp,
+    ThreadedFakeTelnyxGateway,
 )
-from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
-from ua_dispatch.fakes.telnyx_gateway import FakeTelnyxGateway, ThreadedFakeTelnyxGateway
+from ua_dispatch.cli import main
+from ua_dispatch.fakes.gateway import FakeGateway
+from ua_dispatch.fakes.sinch import FakeSinchGateway
+from ua_dispatch.fakes.smtp import FakeSmtpServer
+from ua_dispatch.fakes.telnyx import FakeTelnyxGateway
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CAMPAIGN = ROOT / "config" / "campaigns" / "chechnya-2019.toml"
@@ -104,9 +106,9 @@ def smtp_env(monkeypatch: pytest.MonkeyPatch, fake_smtp: FakeSmtpServer) -> Fake
 
 
 @pytest.fixture
-def fake_fax(tmp_path: Path) -> Iterator[FakeFaxGateway]:
+def fake_fax(tmp_path: Path) -> Iterator[FakeSinchGateway]:
     """The real fake fax gateway on 127.0.0.1, in a thread, on the fast test clock."""
-    with ThreadedFakeFaxGateway(tmp_path / "fake-fax", timing=FAST) as gateway:
+    with ThreadedFakeSinchGateway(tmp_path / "fake-fax", timing=FAST) as gateway:
         yield gateway
 
 
@@ -122,7 +124,7 @@ def point_fax_at(monkeypatch: pytest.MonkeyPatch, gateway: FakeGateway) -> None:
 
 
 @pytest.fixture
-def fax_env(monkeypatch: pytest.MonkeyPatch, fake_fax: FakeFaxGateway) -> FakeFaxGateway:
+def fax_env(monkeypatch: pytest.MonkeyPatch, fake_fax: FakeSinchGateway) -> FakeSinchGateway:
     """Settings that point a real (not dry-run) send at the fake Sinch gateway."""
     point_fax_at(monkeypatch, fake_fax)
     return fake_fax

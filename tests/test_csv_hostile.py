@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN
-from ua_dispatch.fakes.fax_gateway import FakeFaxGateway
+from ua_dispatch.fakes.sinch import FakeSinchGateway
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.queue.store import Store
 from ua_dispatch.settings import Settings
@@ -508,7 +508,7 @@ def test_the_worker_names_a_delivery_not_a_row(
     open_campaign: Path,
     tmp_path: Path,
     outbox: Path,
-    fax_env: FakeFaxGateway,
+    fax_env: FakeSinchGateway,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "false")

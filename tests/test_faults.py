@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+from tests.fakes_support import ThreadedFakeSmtp
 from ua_dispatch.errors import InputError
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
-from ua_dispatch.fakes.smtp import ThreadedFakeSmtp
 from ua_dispatch.limits import parse_rate
 
 EN = EXAMPLES / "letter-en.txt"

@@ -17,10 +17,12 @@ import pypdf
 import pytest
 
 from tests.conftest import EXAMPLES, ROOT, SHIPPED_CAMPAIGN, SUPPORTER_ARGS
+from tests.fakes_support import ThreadedFakeSinchGateway
 from tests.fax_support import assert_channel_stopped
 from ua_dispatch.channels import CHANNELS
 from ua_dispatch.channels.fax import DELIVERY_LABEL, FaxChannel
-from ua_dispatch.fakes.fax_gateway import FakeFaxGateway, ThreadedFakeFaxGateway, Timing
+from ua_dispatch.fakes.faxline import Timing
+from ua_dispatch.fakes.sinch import FakeSinchGateway
 
 PRESIDENT = "+74959102134"
 AMBASSADOR = "+12022985735"
@@ -51,7 +53,7 @@ def test_fax_is_a_registered_per_target_channel() -> None:
 
 
 def test_send_faxes_each_target_once_and_reports_sent_on_completed(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway
 ) -> None:
     result = send_fax(run_cli, open_campaign)
     assert result.code == 0, result.stderr
@@ -83,7 +85,7 @@ def test_send_faxes_each_target_once_and_reports_sent_on_completed(
 
 
 def test_sending_the_same_letter_again_faxes_nobody_twice(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway
 ) -> None:
     first = send_fax(run_cli, open_campaign)
     again = send_fax(run_cli, open_campaign)
@@ -99,7 +101,7 @@ def test_sending_the_same_letter_again_faxes_nobody_twice(
 
 
 def test_a_line_that_was_busy_last_time_is_tried_again(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway
 ) -> None:
     fax_env.set_outcome(AMBASSADOR, "busy")
     assert send_fax(run_cli, open_campaign).code == 1
@@ -114,7 +116,7 @@ def test_a_fax_still_going_when_time_runs_out_is_not_reported_sent_nor_sent_agai
     run_cli, open_campaign: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     slow = Timing(queued=60.0, call=60.0, retry_scale=0.0)
-    with ThreadedFakeFaxGateway(tmp_path / "slow-fax", timing=slow) as gateway:
+    with ThreadedFakeSinchGateway(tmp_path / "slow-fax", timing=slow) as gateway:
         for key, value in gateway.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.01")
@@ -132,7 +134,7 @@ def test_a_fax_still_going_when_time_runs_out_is_not_reported_sent_nor_sent_agai
 
 
 def test_busy_destination_fails_retryable_with_the_gateway_code(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway
 ) -> None:
     fax_env.set_outcome(AMBASSADOR, "busy")
     result = send_fax(run_cli, open_campaign)
@@ -150,7 +152,7 @@ def test_busy_destination_fails_retryable_with_the_gateway_code(
 
 
 def test_not_operational_number_fails_permanently(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway
 ) -> None:
     fax_env.set_outcome(PRESIDENT, "not-operational")
     result = send_fax(run_cli, open_campaign)
@@ -163,7 +165,7 @@ def test_not_operational_number_fails_permanently(
 
 
 def test_dropped_connection_after_accept_creates_no_second_fax(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway
 ) -> None:
     fax_env.inject("drop-after-accept")  # the first fax is created, its answer never arrives
     result = send_fax(run_cli, open_campaign)
@@ -178,7 +180,7 @@ def test_dropped_connection_after_accept_creates_no_second_fax(
 
 
 def test_dropped_connection_before_accept_sends_once_more(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway
 ) -> None:
     fax_env.inject("drop-before-accept")  # nothing was created: the lookup finds none
     result = send_fax(run_cli, open_campaign)
@@ -191,7 +193,7 @@ def test_dropped_connection_before_accept_sends_once_more(
     assert sorted(numbers) == sorted(d["to"] for d in deliveries)  # one fax per official
 
 
-def test_rate_limit_is_waited_out(run_cli, open_campaign: Path, fax_env: FakeFaxGateway) -> None:
+def test_rate_limit_is_waited_out(run_cli, open_campaign: Path, fax_env: FakeSinchGateway) -> None:
     fax_env.inject("http", status=429, retry_after="0")
     result = send_fax(run_cli, open_campaign)
     assert result.code == 0, result.stderr
@@ -201,7 +203,7 @@ def test_rate_limit_is_waited_out(run_cli, open_campaign: Path, fax_env: FakeFax
 
 
 def test_refused_credentials_stop_the_channel(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway, monkeypatch: pytest.MonkeyPatch
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("UA_DISPATCH_FAX_KEY_SECRET", "not-the-right-secret-9f3a")
     result = send_fax(run_cli, open_campaign)
@@ -209,7 +211,7 @@ def test_refused_credentials_stop_the_channel(
 
 
 def test_missing_credentials_exit_2_and_nothing_is_sent(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway, monkeypatch: pytest.MonkeyPatch
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("UA_DISPATCH_FAX_KEY_SECRET")
     result = send_fax(run_cli, open_campaign)
@@ -219,7 +221,7 @@ def test_missing_credentials_exit_2_and_nothing_is_sent(
 
 
 def test_plain_http_to_a_remote_gateway_is_refused(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway, monkeypatch: pytest.MonkeyPatch
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("UA_DISPATCH_FAX_BASE_URL", "http://fax.example.org")
     result = send_fax(run_cli, open_campaign)
@@ -228,7 +230,7 @@ def test_plain_http_to_a_remote_gateway_is_refused(
 
 
 def test_a_sender_number_that_is_not_e164_is_a_settings_error(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway, monkeypatch: pytest.MonkeyPatch
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("UA_DISPATCH_FAX_FROM", "020 7123 4567")
     result = send_fax(run_cli, open_campaign)
@@ -246,7 +248,7 @@ def test_a_sender_number_that_is_not_e164_is_a_settings_error(
     ],
 )
 def test_an_invalid_fax_number_in_the_campaign_exits_2_before_sending(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway, number: str, why: str
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway, number: str, why: str
 ) -> None:
     text = open_campaign.read_text(encoding="utf-8")
     open_campaign.write_text(
@@ -260,7 +262,7 @@ def test_an_invalid_fax_number_in_the_campaign_exits_2_before_sending(
 
 
 def test_a_letter_too_long_to_fax_exits_2_before_sending(
-    run_cli, open_campaign: Path, fax_env: FakeFaxGateway, monkeypatch: pytest.MonkeyPatch
+    run_cli, open_campaign: Path, fax_env: FakeSinchGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("UA_DISPATCH_FAX_MAX_PAGES", "1")
     result = send_fax(run_cli, open_campaign)
@@ -384,7 +386,7 @@ def test_a_fax_being_dialled_does_not_hold_the_concurrency_cap(
     import datetime as dt
 
     slow_call = Timing(queued=0.01, call=2.0, retry_scale=0.0)
-    with ThreadedFakeFaxGateway(tmp_path / "slow-fax", timing=slow_call) as gateway:
+    with ThreadedFakeSinchGateway(tmp_path / "slow-fax", timing=slow_call) as gateway:
         for key, value in gateway.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.05")

@@ -15,20 +15,17 @@ import pytest
 from pydantic import SecretStr
 
 import ua_dispatch.fax.sinch as sinch_module
+from tests.fakes_support import FAST
 from tests.fax_support import tiny_pdf
 from ua_dispatch.delivery import FailureKind
-from ua_dispatch.fakes.fax_gateway import (
+from ua_dispatch.fakes.faxline import OUTCOMES, FaxRecord, Timing, parse_outcome_option
+from ua_dispatch.fakes.sinch import (
     DEFAULT_KEY_ID,
     DEFAULT_KEY_SECRET,
     DEFAULT_PROJECT_ID,
-    FAST,
-    OUTCOMES,
-    FakeFaxGateway,
-    FaxRecord,
-    Timing,
-    new_fax_id,
-    parse_outcome_option,
+    FakeSinchGateway,
 )
+from ua_dispatch.fakes.sinch_api import new_fax_id, sinch_fax
 from ua_dispatch.fax.base import (
     DeliveryError,
     FailureClass,
@@ -46,12 +43,12 @@ FAST_POLL = PollPolicy(interval=0.01, max_interval=0.05, timeout=5.0)
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[FakeFaxGateway]:
-    async with FakeFaxGateway(tmp_path / "fax", timing=FAST) as gw:
+async def gateway(tmp_path: Path) -> AsyncIterator[FakeSinchGateway]:
+    async with FakeSinchGateway(tmp_path / "fax", timing=FAST) as gw:
         yield gw
 
 
-def adapter(gw: FakeFaxGateway, **kw: Any) -> SinchFax:
+def adapter(gw: FakeSinchGateway, **kw: Any) -> SinchFax:
     options: dict[str, Any] = {
         "base_url": gw.base_url,
         "project_id": DEFAULT_PROJECT_ID,
@@ -76,13 +73,13 @@ def request(to: str = AMBASSADOR, key: str = "k1", **kw: Any) -> FaxRequest:
     )
 
 
-def raw_client(gw: FakeFaxGateway, **kw: Any) -> httpx.AsyncClient:
+def raw_client(gw: FakeSinchGateway, **kw: Any) -> httpx.AsyncClient:
     kw.setdefault("auth", (DEFAULT_KEY_ID, DEFAULT_KEY_SECRET))
     return httpx.AsyncClient(base_url=f"{gw.base_url}/v3/projects/{DEFAULT_PROJECT_ID}/", **kw)
 
 
 async def test_submit_sends_the_sinch_body_and_follows_the_fax_to_completed(
-    gateway: FakeFaxGateway,
+    gateway: FakeSinchGateway,
 ) -> None:
     pdf = tiny_pdf("Dear Ambassador", pages=2)
     provider = adapter(gateway, from_number="+442071234567")
@@ -139,7 +136,7 @@ def test_request_body_fields_match_the_reference() -> None:
 
 
 async def test_wrong_credentials_get_an_empty_401_and_stop_the_channel(
-    gateway: FakeFaxGateway,
+    gateway: FakeSinchGateway,
 ) -> None:
     async with raw_client(gateway, auth=("fake-key-id", "wrong")) as client:
         response = await client.get("faxes")
@@ -156,7 +153,7 @@ async def test_wrong_credentials_get_an_empty_401_and_stop_the_channel(
     assert gateway.store.records() == []
 
 
-async def test_a_wrong_project_is_refused_too(gateway: FakeFaxGateway) -> None:
+async def test_a_wrong_project_is_refused_too(gateway: FakeSinchGateway) -> None:
     provider = adapter(gateway, project_id="someone-elses-project")
     with pytest.raises(DeliveryError) as exc:
         await provider.submit(request())
@@ -190,7 +187,7 @@ def body_with(**fields: Any) -> dict[str, Any]:
     ],
 )
 async def test_request_shape_is_checked_with_sinch_error_bodies(
-    gateway: FakeFaxGateway, body: dict[str, Any], field: str
+    gateway: FakeSinchGateway, body: dict[str, Any], field: str
 ) -> None:
     async with raw_client(gateway) as client:
         response = await client.post("faxes", json=body)
@@ -201,7 +198,7 @@ async def test_request_shape_is_checked_with_sinch_error_bodies(
     assert gateway.store.records() == []
 
 
-async def test_malformed_bodies_are_400(gateway: FakeFaxGateway) -> None:
+async def test_malformed_bodies_are_400(gateway: FakeSinchGateway) -> None:
     async with raw_client(gateway) as client:
         not_json = await client.post(
             "faxes", content=b"{nope", headers={"Content-Type": "application/json"}
@@ -213,7 +210,7 @@ async def test_malformed_bodies_are_400(gateway: FakeFaxGateway) -> None:
     assert wrong_type.status_code == 400
 
 
-async def test_a_422_is_permanent_and_names_the_field(gateway: FakeFaxGateway) -> None:
+async def test_a_422_is_permanent_and_names_the_field(gateway: FakeSinchGateway) -> None:
     provider = adapter(gateway)
     with pytest.raises(DeliveryError) as exc:
         await provider.submit(request(to="+1555"))
@@ -223,7 +220,7 @@ async def test_a_422_is_permanent_and_names_the_field(gateway: FakeFaxGateway) -
     assert "to:" in str(exc.value)
 
 
-async def test_multipart_send_list_by_label_and_file_download(gateway: FakeFaxGateway) -> None:
+async def test_multipart_send_list_by_label_and_file_download(gateway: FakeSinchGateway) -> None:
     pdf = tiny_pdf("multipart")
     async with raw_client(gateway) as client:
         sent = await client.post(
@@ -246,7 +243,7 @@ async def test_multipart_send_list_by_label_and_file_download(gateway: FakeFaxGa
 
 
 async def test_busy_line_is_redialled_then_fails_transient_with_the_gateway_code(
-    gateway: FakeFaxGateway,
+    gateway: FakeSinchGateway,
 ) -> None:
     gateway.set_outcome(AMBASSADOR, "busy")
     provider = adapter(gateway, max_retries=2, line_retry_delay=7200.0)
@@ -273,7 +270,7 @@ async def test_busy_line_is_redialled_then_fails_transient_with_the_gateway_code
     ],
 )
 async def test_line_outcomes_map_to_failure_kinds(
-    gateway: FakeFaxGateway, outcome: str, kind: FailureKind, code: str
+    gateway: FakeSinchGateway, outcome: str, kind: FailureKind, code: str
 ) -> None:
     gateway.set_outcome(PRESIDENT, outcome)
     provider = adapter(gateway, max_retries=0)
@@ -286,7 +283,7 @@ async def test_line_outcomes_map_to_failure_kinds(
     assert (error.kind, error.code) == (kind, code)
 
 
-async def test_a_document_that_is_not_a_pdf_fails_conversion(gateway: FakeFaxGateway) -> None:
+async def test_a_document_that_is_not_a_pdf_fails_conversion(gateway: FakeSinchGateway) -> None:
     provider = adapter(gateway)
     try:
         final = await provider.wait((await provider.submit(request(pdf=b"plain text"))).id)
@@ -332,7 +329,7 @@ def test_failure_codes_from_the_reference_are_classified() -> None:
     ],
 )
 async def test_http_errors_on_send_map_to_failure_kinds(
-    gateway: FakeFaxGateway, status: int, retry_after: str | None, kind: FailureKind
+    gateway: FakeSinchGateway, status: int, retry_after: str | None, kind: FailureKind
 ) -> None:
     gateway.inject("http", status=status, retry_after=retry_after)
     provider = adapter(gateway)
@@ -347,7 +344,7 @@ async def test_http_errors_on_send_map_to_failure_kinds(
 
 
 async def test_drop_after_accept_is_ambiguous_and_the_fax_is_found_by_label(
-    gateway: FakeFaxGateway,
+    gateway: FakeSinchGateway,
 ) -> None:
     gateway.inject("drop-after-accept")
     provider = adapter(gateway)
@@ -363,7 +360,7 @@ async def test_drop_after_accept_is_ambiguous_and_the_fax_is_found_by_label(
 
 
 async def test_drop_before_accept_is_ambiguous_and_nothing_is_found(
-    gateway: FakeFaxGateway,
+    gateway: FakeSinchGateway,
 ) -> None:
     gateway.inject("drop-before-accept")
     provider = adapter(gateway)
@@ -377,7 +374,7 @@ async def test_drop_before_accept_is_ambiguous_and_nothing_is_found(
     assert found == [] and gateway.store.records() == []
 
 
-async def test_a_read_timeout_after_the_post_is_ambiguous(gateway: FakeFaxGateway) -> None:
+async def test_a_read_timeout_after_the_post_is_ambiguous(gateway: FakeSinchGateway) -> None:
     gateway.inject("slow-accept", delay=0.5)
     provider = adapter(gateway, http_timeout=0.1)
     with pytest.raises(DeliveryError) as exc:
@@ -404,7 +401,7 @@ async def test_connection_refused_is_transient(tmp_path: Path) -> None:
 
 
 async def test_find_by_label_reads_every_page(
-    gateway: FakeFaxGateway, monkeypatch: pytest.MonkeyPatch
+    gateway: FakeSinchGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sinch_module, "LIST_PAGE_SIZE", 2)
     provider = adapter(gateway)
@@ -419,7 +416,7 @@ async def test_find_by_label_reads_every_page(
 
 async def test_waiting_too_long_is_ambiguous(tmp_path: Path) -> None:
     slow = Timing(queued=30.0, call=30.0, retry_scale=0.0)
-    async with FakeFaxGateway(tmp_path / "slow", timing=slow) as gw:
+    async with FakeSinchGateway(tmp_path / "slow", timing=slow) as gw:
         provider = adapter(gw, poll=PollPolicy(interval=0.01, max_interval=0.02, timeout=0.1))
         try:
             first = await provider.submit(request())
@@ -465,12 +462,12 @@ def test_status_moves_queued_in_progress_completed_on_the_clock() -> None:
     assert busy.state_at(100 + 1 + 32 + 1) == ("IN_PROGRESS", 1)
     assert busy.state_at(100 + 66) == ("IN_PROGRESS", 2)
     assert busy.state_at(100 + 67) == ("FAILURE", 2)
-    fax = busy.to_json(100 + 67)
+    fax = sinch_fax(busy, 100 + 67)
     assert (fax["errorType"], fax["errorCode"]) == ("CALL_ERROR", 17)
 
 
 async def test_inspection_api_lists_faxes_and_sets_outcomes_and_faults(
-    gateway: FakeFaxGateway,
+    gateway: FakeSinchGateway,
 ) -> None:
     async with httpx.AsyncClient(base_url=gateway.base_url) as client:
         put = await client.put(f"/_fake/outcomes/{PRESIDENT}", json={"outcome": "busy"})
@@ -510,7 +507,7 @@ def test_outcome_option_parsing() -> None:
 
 
 async def test_a_gateway_restarted_on_its_folder_remembers_its_faxes(tmp_path: Path) -> None:
-    async with FakeFaxGateway(tmp_path / "fax", timing=FAST) as first:
+    async with FakeSinchGateway(tmp_path / "fax", timing=FAST) as first:
         first.set_outcome(PRESIDENT, "busy")
         provider = adapter(first, max_retries=0)
         try:
@@ -518,7 +515,7 @@ async def test_a_gateway_restarted_on_its_folder_remembers_its_faxes(tmp_path: P
             busy = await provider.wait((await provider.submit(request(PRESIDENT, "kept-2"))).id)
         finally:
             await provider.aclose()
-    async with FakeFaxGateway(tmp_path / "fax", timing=FAST) as again:
+    async with FakeSinchGateway(tmp_path / "fax", timing=FAST) as again:
         provider = adapter(again)
         try:
             (found,) = await provider.find_by_label("ua-delivery", "kept")

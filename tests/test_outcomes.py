@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLES, SUPPORTER_ARGS, point_fax_at, point_smtp_at
+from tests.fakes_support import ThreadedFakeSinchGateway, ThreadedFakeSmtp
 from tests.queue_support import pg_database, write_letters
 from tests.test_queue import _env, _worker, db_url, rows, statuses
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
-from ua_dispatch.fakes.fax_gateway import ThreadedFakeFaxGateway, Timing
-from ua_dispatch.fakes.smtp import ThreadedFakeSmtp
+from ua_dispatch.fakes.faxline import Timing
 from ua_dispatch.queue.store import OutcomeWriter, Store
 from ua_dispatch.queue.worker import Worker
 from ua_dispatch.settings import Settings
@@ -143,7 +143,7 @@ def test_a_fax_still_dialled_when_its_tries_run_out_is_looked_up_and_recorded_se
     recorded sent, one fax, never failed."""
     # the fax ends 0.9 s after it was made; each follow gives up after 0.5 s
     slow = Timing(queued=0.1, call=0.8, retry_scale=0.0)
-    with ThreadedFakeFaxGateway(tmp_path / "fax", timing=slow) as gateway:
+    with ThreadedFakeSinchGateway(tmp_path / "fax", timing=slow) as gateway:
         point_fax_at(monkeypatch, gateway)
         for key, value in {
             "UA_DISPATCH_FAX_OFFICE_HOURS_ONLY": "false",

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import point_smtp_at
+from tests.fakes_support import ThreadedFakeSmtp
 from tests.queue_support import rows, scratch_database
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
-from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
+from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.ids import address_digest
 from ua_dispatch.queue import store as store_module
 

@@ -20,11 +20,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN, point_smtp_at
+from tests.fakes_support import ThreadedFakeSmtp
 from tests.queue_support import empty_pg_database, pg_database, rows, truncate, write_letters
 from ua_dispatch.campaign import load_campaign
 from ua_dispatch.channels import get_channel
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
-from ua_dispatch.fakes.smtp import FakeSmtpServer, ThreadedFakeSmtp
+from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.queue.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
 from ua_dispatch.queue.owners import is_gone, new_owner, process_space
 from ua_dispatch.queue.store import OutcomeWriter, Store, utcnow
@@ -1062,10 +1063,11 @@ def test_faxes_being_dialled_do_not_stall_the_emails(
 ) -> None:
     """One consumer a channel (--concurrency 1): while the fax consumer follows a fax that
     takes seconds to dial, the email consumer delivers every email."""
-    from ua_dispatch.fakes.fax_gateway import ThreadedFakeFaxGateway, Timing
+    from tests.fakes_support import ThreadedFakeSinchGateway
+    from ua_dispatch.fakes.faxline import Timing
 
     letters = write_letters(tmp_path / "letters.csv", 3)
-    with ThreadedFakeFaxGateway(tmp_path / "fax", timing=Timing(0.01, 2.0, 0.0)) as gateway:
+    with ThreadedFakeSinchGateway(tmp_path / "fax", timing=Timing(0.01, 2.0, 0.0)) as gateway:
         for key, value in gateway.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "false")
@@ -1097,7 +1099,8 @@ def test_once_claims_again_when_a_delivery_ends_during_a_claim(
     """`--once` ends when a claim finds nothing while the worker is idle. A fax that ends while
     a claim for the emails alone runs frees its channel's turn, which that claim did not ask
     for: the worker claims again instead of ending with the other number's fax left queued."""
-    from ua_dispatch.fakes.fax_gateway import ThreadedFakeFaxGateway, Timing
+    from tests.fakes_support import ThreadedFakeSinchGateway
+    from ua_dispatch.fakes.faxline import Timing
     from ua_dispatch.queue.worker import Worker
 
     letters = write_letters(tmp_path / "letters.csv", 1)
@@ -1112,7 +1115,7 @@ def test_once_claims_again_when_a_delivery_ends_during_a_claim(
         return await real_claim(self, owner, wants, *args)
 
     monkeypatch.setattr(Store, "claim", claim_as_a_fax_ends)
-    with ThreadedFakeFaxGateway(tmp_path / "fax", timing=Timing(0.01, 0.3, 0.0)) as gateway:
+    with ThreadedFakeSinchGateway(tmp_path / "fax", timing=Timing(0.01, 0.3, 0.0)) as gateway:
         for key, value in gateway.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "false")

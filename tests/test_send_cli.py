@@ -351,9 +351,10 @@ def test_after_ctrl_c_what_went_out_is_recorded_and_not_sent_again(
     import signal
     import time
 
-    from ua_dispatch.fakes.fax_gateway import ThreadedFakeFaxGateway, Timing
+    from tests.fakes_support import ThreadedFakeSinchGateway
+    from ua_dispatch.fakes.faxline import Timing
 
-    with ThreadedFakeFaxGateway(tmp_path / "fax", timing=Timing(0.01, 30.0, 0.0)) as gateway:
+    with ThreadedFakeSinchGateway(tmp_path / "fax", timing=Timing(0.01, 30.0, 0.0)) as gateway:
         for key, value in gateway.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("UA_DISPATCH_FAX_POLL_INTERVAL", "0.05")

@@ -13,13 +13,13 @@ import pytest
 from pydantic import SecretStr
 
 import ua_dispatch.fax.telnyx as telnyx_module
+from tests.fakes_support import FAST
 from tests.fax_support import assert_channel_stopped, tiny_pdf
 from tests.test_fax_channel import AMBASSADOR, PRESIDENT, pdf_text, send_fax
 from ua_dispatch.channels.fax import DELIVERY_LABEL
 from ua_dispatch.delivery import DeliveryError, FailureKind
 from ua_dispatch.errors import ConfigError
-from ua_dispatch.fakes.fax_gateway import FAST
-from ua_dispatch.fakes.telnyx_gateway import (
+from ua_dispatch.fakes.telnyx import (
     DEFAULT_API_KEY,
     DEFAULT_CONNECTION_ID,
     DEFAULT_FROM,

@@ -30,8 +30,9 @@ from ua_dispatch.errors import (
     OutboxUnavailable,
     UaDispatchError,
 )
-from ua_dispatch.fakes import FAKE_GATEWAYS, fake_gateway_class
+from ua_dispatch.fakes import fake_gateway_class
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
+from ua_dispatch.fax import PROVIDERS
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status
@@ -41,7 +42,7 @@ from ua_dispatch.settings import Settings, load_settings
 if TYPE_CHECKING:
     # The fake servers (aiosmtpd, uvicorn, starlette) are imported by the commands that start
     # them: every other command starts without loading a web server.
-    from ua_dispatch.fakes.fax_gateway import FakeGateway
+    from ua_dispatch.fakes.gateway import FakeGateway
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -251,7 +252,7 @@ async def _send(
     if not dry_run:
         async with keep_lease(settings, reserved):
             return await execute(prepared, settings, appeal.campaign.id, drafts_dir, partial)
-    from ua_dispatch.fakes.fax_gateway import Timing
+    from ua_dispatch.fakes.faxline import Timing
     from ua_dispatch.fakes.smtp import FakeSmtpServer
 
     # A dry run's fake fax gateway answers within a second, and the dry run checks on it often.
@@ -604,7 +605,7 @@ def campaign_check(ctx: Ctx, campaign_file: Path, as_json: bool) -> None:
 @click.option("--fax-port", type=int, default=8975, show_default=True, help="0 picks a free port.")
 @click.option(
     "--fax-provider",
-    type=click.Choice(sorted(FAKE_GATEWAYS)),
+    type=click.Choice(sorted(PROVIDERS)),
     help="Which gateway API the fake speaks (default: UA_DISPATCH_FAX_PROVIDER, or sinch).",
 )
 @click.option(
@@ -634,7 +635,7 @@ def fakes(
     faults_file: Path | None,
 ) -> None:
     """Run the local fake servers in the foreground until interrupted."""
-    from ua_dispatch.fakes.fax_gateway import parse_outcome_option
+    from ua_dispatch.fakes.faxline import parse_outcome_option
     from ua_dispatch.fakes.smtp import FakeSmtpServer
 
     settings = ctx.settings  # also configures logging

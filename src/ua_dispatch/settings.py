@@ -12,7 +12,6 @@ import datetime as dt
 import difflib
 import ipaddress
 import os
-import re
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,6 +41,7 @@ from ua_dispatch.errors import ConfigError, InputError
 from ua_dispatch.files import SETTINGS_MAX_BYTES, read_capped
 from ua_dispatch.headertext import header_text
 from ua_dispatch.limits import parse_rate
+from ua_dispatch.numbers import E164_EXAMPLE, is_e164
 
 ENV_PREFIX = "UA_DISPATCH_"
 SETTINGS_FILE_ENV = "UA_DISPATCH_SETTINGS_FILE"
@@ -53,7 +53,6 @@ EmailIdentity = Literal["relay", "own"]
 LogFormat = Literal["auto", "console", "json"]
 
 _DEFAULT_PORTS: dict[str, int] = {"tls": 465, "starttls": 587, "none": 25}
-_E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 class SettingsSection(BaseModel):
@@ -255,8 +254,8 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         value = value.strip()
-        if not _E164_RE.match(value):
-            raise ValueError("must be a number in E.164 form, such as +14155550100")
+        if not is_e164(value):
+            raise ValueError(f"must be a number in E.164 form, such as {E164_EXAMPLE}")
         return value
 
     @field_validator("fax_callback_url")

@@ -1,22 +1,25 @@
-"""Local fake servers for dry runs and tests: real protocols on loopback, nothing leaves."""
+"""Local fake servers for dry runs and tests: real protocols on loopback, nothing leaves.
+
+Each fax provider names its own fake (:attr:`ua_dispatch.fax.base.FaxProvider.fake`), so a new
+provider's fake needs no line here. Importing this package loads no web server: a provider's
+fake (uvicorn, starlette) is imported when :func:`fake_gateway_class` is asked for it.
+"""
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ua_dispatch.fakes.fax_gateway import FakeGateway
+from ua_dispatch.fax import provider_class
 
-#: fax provider name (as in ``UA_DISPATCH_FAX_PROVIDER``) -> "module:class" of its fake
-FAKE_GATEWAYS: dict[str, str] = {
-    "sinch": "ua_dispatch.fakes.fax_gateway:FakeFaxGateway",
-    "telnyx": "ua_dispatch.fakes.telnyx_gateway:FakeTelnyxGateway",
-}
+if TYPE_CHECKING:
+    # for the annotation only: importing it would load uvicorn and starlette at start-up
+    from ua_dispatch.fakes.gateway import FakeGateway
 
 
 def fake_gateway_class(provider: str) -> type[FakeGateway]:
-    """The fake that speaks ``provider``'s API (the Sinch one for a provider without a fake)."""
-    module_name, _, attr = FAKE_GATEWAYS.get(provider, FAKE_GATEWAYS["sinch"]).partition(":")
+    """The fake that speaks ``provider``'s API; a one-line ConfigError naming
+    ``UA_DISPATCH_FAX_PROVIDER`` for a provider there is none of."""
+    module_name, _, attr = provider_class(provider).fake.partition(":")
     cls: type[FakeGateway] = getattr(importlib.import_module(module_name), attr)
     return cls

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ua_dispatch.errors import InputError
 from ua_dispatch.files import FAULTS_MAX_BYTES, read_capped
 from ua_dispatch.limits import parse_rate
+from ua_dispatch.numbers import require_e164
 
 Step = Literal["mail", "rcpt", "data", "after_dot"]
 _REPLY = re.compile(r"^[245]\d\d( .*)?$")
@@ -95,7 +96,6 @@ class SmtpFaults(_Model):
 
 FaxFaultKind = Literal["http", "slow-accept", "drop-after-accept", "drop-before-accept"]
 FaxOutcome = Literal["ok", "busy", "no-answer", "not-operational", "conversion-error", "no-funds"]
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 class FaxFault(_Model):
@@ -117,8 +117,7 @@ class FaxFaults(_Model):
     @classmethod
     def _numbers(cls, value: dict[str, str]) -> dict[str, str]:
         for number in value:
-            if not _E164.match(number):
-                raise ValueError(f"{number!r} is not a number in E.164 form (+14155550100)")
+            require_e164(number)
         return value
 
 

@@ -1,8 +1,7 @@
 """A fake SMTP server (aiosmtpd) that stores every accepted message.
 
 Each message lands as ``DIR/messages/<seq>-<hash>.eml`` plus one JSON line in ``DIR/index.jsonl``
-(envelope, Message-ID, time). It runs in the caller's event loop (``async with FakeSmtpServer``)
-or in a thread of its own (:class:`ThreadedFakeSmtp`, for tests that call the synchronous CLI).
+(envelope, Message-ID, time). It runs in the caller's event loop (``async with FakeSmtpServer``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from ua_dispatch.fakes.base import LOOPBACK, FakeServer, InThread
+from ua_dispatch.fakes.base import LOOPBACK, FakeServer
 from ua_dispatch.fakes.faults import FaultPlan, FaultProfile
 from ua_dispatch.limits import parse_rate
 
@@ -286,16 +285,3 @@ class FakeSmtpServer(FakeServer):
     @property
     def address(self) -> str:
         return f"smtp://{self.host}:{self.port}"
-
-
-class ThreadedFakeSmtp(InThread[FakeSmtpServer]):
-    """The fake server on an event loop of its own thread (for synchronous callers)."""
-
-    def __init__(
-        self,
-        store_dir: Path,
-        host: str = LOOPBACK,
-        port: int = 0,
-        faults: FaultProfile | None = None,
-    ):
-        super().__init__(FakeSmtpServer(store_dir, host, port, faults), name="fake-smtp")

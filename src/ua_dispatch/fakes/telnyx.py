@@ -1,8 +1,8 @@
 """A fake Telnyx Programmable Fax API (v2), on a real HTTP server on loopback.
 
-It shares the store, the line outcome per number, the fault injection, the clock and the
-``/_fake/`` inspection API with the fake Sinch gateway (:class:`FakeGateway`); what differs is
-the surface, under ``/v2``:
+The store, the line outcome per number, the fault injection, the clock and the ``/_fake/``
+inspection API are every fake gateway's (:class:`~ua_dispatch.fakes.gateway.FakeGateway`);
+what is Telnyx's is the surface, under ``/v2``:
 
 - ``POST /faxes``: multipart/form-data (the PDF as the ``contents`` file part) or JSON (with
   ``media_url``, which this fake does not fetch: such a fax fails ``file_download_failed``).
@@ -30,7 +30,6 @@ import hmac
 import json
 import math
 import operator
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -43,14 +42,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ua_dispatch.fakes.base import LOOPBACK, InThread
-from ua_dispatch.fakes.fax_gateway import FakeGateway, FaxRecord, Timing, _Invalid
+from ua_dispatch.fakes.base import LOOPBACK
+from ua_dispatch.fakes.faxline import DEFAULT_TIMING, URL_NOT_FETCHED, FaxRecord, Timing, iso_utc
+from ua_dispatch.fakes.gateway import FakeGateway, InvalidField
+from ua_dispatch.numbers import is_e164
 
 DEFAULT_API_KEY = "KEY0FAKE0TELNYX0API0KEY"  # a dummy the fake accepts
 DEFAULT_CONNECTION_ID = "1293384261075731499"
 DEFAULT_FROM = "+13125550100"
 
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _QUALITIES = frozenset({"normal", "high", "very_high", "ultra_light", "ultra_dark"})
 #: line outcome (shared with the Sinch fake) -> Telnyx's failure_reason
 FAILURE_REASONS = {
@@ -61,7 +61,6 @@ FAILURE_REASONS = {
     "no-funds": "account_disabled",
 }
 _COMPARE = {"gte": operator.ge, "gt": operator.gt, "lte": operator.le, "lt": operator.lt}
-_NOT_FETCHED_CODE = 54  # the shared outcome for a document given by URL
 _ERRORS = {
     400: ("10015", "Bad Request"),
     401: ("10009", "Authentication failed"),
@@ -91,15 +90,11 @@ class _Send:
     documents: list[tuple[bytes, str]] = field(default_factory=list)
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def _when(value: str, name: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise _Invalid(name, "must be an ISO 8601 date and time") from None
+        raise InvalidField(name, "must be an ISO 8601 date and time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
@@ -118,7 +113,7 @@ class FakeTelnyxGateway(FakeGateway):
         api_key: str = DEFAULT_API_KEY,
         connection_id: str = DEFAULT_CONNECTION_ID,
         from_number: str = DEFAULT_FROM,
-        timing: Timing | None = None,
+        timing: Timing = DEFAULT_TIMING,
         outcomes: dict[str, str] | None = None,
         echo_client_state: bool = True,
     ):
@@ -126,7 +121,7 @@ class FakeTelnyxGateway(FakeGateway):
         self.connection_id = connection_id
         self.from_number = from_number
         self.echo_client_state = echo_client_state
-        super().__init__(store_dir, host, port, timing=timing or Timing(), outcomes=outcomes)
+        super().__init__(store_dir, host, port, timing=timing, outcomes=outcomes)
 
     def settings_update(self) -> dict[str, Any]:
         return {
@@ -149,6 +144,9 @@ class FakeTelnyxGateway(FakeGateway):
     ) -> Response:
         return telnyx_error(status, message, headers=headers)
 
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
     # --- the fax object --------------------------------------------------------------------
 
     def status_at(self, record: FaxRecord, now: float) -> str:
@@ -159,7 +157,7 @@ class FakeTelnyxGateway(FakeGateway):
         return {"IN_PROGRESS": "sending", "COMPLETED": "delivered"}.get(state, "failed")
 
     def failure_reason(self, record: FaxRecord) -> str:
-        if record.outcome.error_code == _NOT_FETCHED_CODE:
+        if record.outcome == URL_NOT_FETCHED:
             return "file_download_failed"
         return FAILURE_REASONS.get(record.outcome.name, "service_unavailable")
 
@@ -167,6 +165,7 @@ class FakeTelnyxGateway(FakeGateway):
         status = self.status_at(record, now)
         end, _ = record.timeline()
         elapsed = min(max(now - record.created_mono, 0.0), end)
+        updated = record.created_wall + dt.timedelta(seconds=elapsed)
         fax: dict[str, Any] = {
             "record_type": "fax",
             "id": record.id,
@@ -178,8 +177,8 @@ class FakeTelnyxGateway(FakeGateway):
             "status": status,
             "store_media": False,
             "webhook_failover_url": "",
-            "created_at": _iso(record.created_wall),
-            "updated_at": _iso(record.created_wall + dt.timedelta(seconds=elapsed)),
+            "created_at": iso_utc(record.created_wall, "microseconds"),
+            "updated_at": iso_utc(updated, "microseconds"),
             "failure_reason": self.failure_reason(record) if status == "failed" else None,
         }
         if record.content_urls:
@@ -205,22 +204,22 @@ class FakeTelnyxGateway(FakeGateway):
             try:
                 data = json.loads(await request.body())
             except (ValueError, UnicodeDecodeError):
-                raise _Invalid("/", "The request body is not valid JSON.") from None
+                raise InvalidField("/", "The request body is not valid JSON.") from None
             if not isinstance(data, dict):
-                raise _Invalid("/", "The request body must be a JSON object.")
+                raise InvalidField("/", "The request body must be a JSON object.")
             if "contents" in data:
-                raise _Invalid("/contents", "Upload the file as multipart/form-data.")
+                raise InvalidField("/contents", "Upload the file as multipart/form-data.")
             fields = {k: str(v) for k, v in data.items() if isinstance(v, str | int | bool)}
             return _Send(fields)
         if ctype != "multipart/form-data":
-            raise _Invalid("/", "Send the fax as application/json or multipart/form-data.")
+            raise InvalidField("/", "Send the fax as application/json or multipart/form-data.")
         form = await request.form(max_files=10, max_fields=100)
         send = _Send({k: v for k, v in form.multi_items() if isinstance(v, str)})
         for upload in form.getlist("contents"):
             if isinstance(upload, UploadFile):
                 data = await upload.read()
                 if not data:
-                    raise _Invalid("/contents", "The file is empty.")
+                    raise InvalidField("/contents", "The file is empty.")
                 name = (upload.filename or "").lower()
                 kind = (upload.content_type or "").lower()
                 pdf = kind in ("application/pdf", "application/octet-stream")
@@ -232,28 +231,28 @@ class FakeTelnyxGateway(FakeGateway):
         f = send.fields
         for name in ("connection_id", "to", "from"):
             if not f.get(name):
-                raise _Invalid(f"/{name}", "A required parameter was missing.")
+                raise InvalidField(f"/{name}", "A required parameter was missing.")
         if f["connection_id"] != self.connection_id:
-            raise _Invalid("/connection_id", "One of the associated fields does not exist.")
+            raise InvalidField("/connection_id", "One of the associated fields does not exist.")
         for name in ("to", "from"):
-            if not _E164.match(f[name]):
-                raise _Invalid(f"/{name}", "The phone number must be in +E.164 format.")
+            if not is_e164(f[name]):
+                raise InvalidField(f"/{name}", "The phone number must be in +E.164 format.")
         sources = [n for n in ("media_url", "media_name") if f.get(n)]
         if send.documents:
             sources.append("contents")
         if len(sources) != 1:
-            raise _Invalid("/media_url", "Give exactly one of media_url, media_name, contents.")
+            raise InvalidField("/media_url", "Give exactly one of media_url, media_name, contents.")
         if "media_name" in sources:
-            raise _Invalid("/media_name", "This fake has no media storage.")
+            raise InvalidField("/media_name", "This fake has no media storage.")
         if f.get("client_state"):
             try:
                 base64.b64decode(f["client_state"], validate=True)
             except (binascii.Error, ValueError):
-                raise _Invalid("/client_state", "Must be a valid Base-64 string.") from None
+                raise InvalidField("/client_state", "Must be a valid Base-64 string.") from None
         if f.get("quality", "high") not in _QUALITIES:
-            raise _Invalid("/quality", f"Must be one of {', '.join(sorted(_QUALITIES))}.")
+            raise InvalidField("/quality", f"Must be one of {', '.join(sorted(_QUALITIES))}.")
         if f.get("webhook_url") and not f["webhook_url"].startswith(("http://", "https://")):
-            raise _Invalid("/webhook_url", "The URL provided was invalid.")
+            raise InvalidField("/webhook_url", "The URL provided was invalid.")
 
     async def _send(self, request: Request) -> Response:
         if not self._authorized(request):
@@ -262,9 +261,9 @@ class FakeTelnyxGateway(FakeGateway):
         try:
             send = await self._parse(request, ctype)
             self._validate(send)
-        except _Invalid as exc:
+        except InvalidField as exc:
             return telnyx_error(422, exc.description, exc.field)
-        return await self._accept(
+        return await self.accept(
             request,
             lambda: [self._create(request, send, ctype)],
             lambda record: JSONResponse({"data": self.fax_json(record, time.monotonic())}, 202),
@@ -275,13 +274,12 @@ class FakeTelnyxGateway(FakeGateway):
         extra = {"quality": f.get("quality", "high")}
         if f.get("client_state"):
             extra["client_state"] = f["client_state"]
-        return self._new_record(
+        return self.new_record(
             request,
             to=f["to"],
             content_type=ctype,
             documents=send.documents,
             content_urls=[f["media_url"]] if f.get("media_url") else [],
-            fax_id=str(uuid.uuid4()),
             project_id=self.connection_id,
             from_number=f["from"],
             labels={},
@@ -318,7 +316,7 @@ class FakeTelnyxGateway(FakeGateway):
                 for op in _COMPARE
                 if f"filter[created_at][{op}]" in q
             }
-        except _Invalid as exc:
+        except InvalidField as exc:
             return telnyx_error(400, exc.description, exc.field)
         now = time.monotonic()
         rows = []
@@ -344,22 +342,3 @@ class FakeTelnyxGateway(FakeGateway):
                 },
             }
         )
-
-
-class ThreadedFakeTelnyxGateway(InThread[FakeTelnyxGateway]):
-    """The fake Telnyx gateway on an event loop of its own thread (for synchronous callers)."""
-
-    def __init__(self, store_dir: Path, host: str = LOOPBACK, port: int = 0, **kw: Any):
-        super().__init__(FakeTelnyxGateway(store_dir, host, port, **kw), name="fake-telnyx")
-        self.gateway = self.server
-
-
-__all__ = [
-    "DEFAULT_API_KEY",
-    "DEFAULT_CONNECTION_ID",
-    "DEFAULT_FROM",
-    "FAILURE_REASONS",
-    "FakeTelnyxGateway",
-    "ThreadedFakeTelnyxGateway",
-    "telnyx_error",
-]
