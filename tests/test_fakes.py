@@ -3,6 +3,7 @@ and that the fault profile's fax words are the fake line's."""
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from typing import get_args
@@ -12,9 +13,10 @@ import pytest
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fakes import fake_gateway_class
 from ua_dispatch.fakes.faults import FaxFaultKind, FaxOutcome
-from ua_dispatch.fakes.faxline import OUTCOMES
+from ua_dispatch.fakes.faxline import OUTCOMES, FaxRecord, Timing, parse_outcome_option
 from ua_dispatch.fakes.gateway import Fault
 from ua_dispatch.fakes.sinch import FakeSinchGateway
+from ua_dispatch.fakes.sinch_api import new_fax_id, sinch_fax
 from ua_dispatch.fakes.telnyx import FakeTelnyxGateway
 from ua_dispatch.fax import PROVIDERS
 
@@ -50,3 +52,51 @@ def test_importing_the_package_loads_no_web_server() -> None:
 def test_fault_profile_words_match_the_fake_line() -> None:
     assert set(get_args(FaxOutcome)) == set(OUTCOMES)
     assert set(get_args(FaxFaultKind)) == set(Fault.KINDS)
+
+
+AMBASSADOR = "+12022985735"
+
+
+def test_status_moves_queued_in_progress_completed_on_the_clock() -> None:
+    timing = Timing(queued=1.0, call=2.0, retry_scale=0.5)
+    record = FaxRecord(
+        seq=1,
+        id=new_fax_id(),
+        project_id="p",
+        to=AMBASSADOR,
+        from_number=None,
+        labels={},
+        header_text="",
+        max_retries=2,
+        retry_delay_seconds=60,
+        callback_url=None,
+        callback_content_type="application/json",
+        content_urls=[],
+        outcome=OUTCOMES["ok"],
+        pages=1,
+        files=[],
+        size=0,
+        content_type="application/json",
+        peer="127.0.0.1",
+        created_wall=dt.datetime.now(dt.UTC),
+        created_mono=100.0,
+        timing=timing,
+    )
+    assert record.state_at(100.5) == ("QUEUED", 0)
+    assert record.state_at(102.0) == ("IN_PROGRESS", 0)
+    assert record.state_at(103.0) == ("COMPLETED", 0)
+    busy = FaxRecord(**{**record.__dict__, "outcome": OUTCOMES["busy"]})
+    # three calls of 2 s, 30 s apart (60 s scaled by 0.5): ends at 1 + 3*2 + 2*30 = 67 s
+    assert busy.state_at(100 + 1 + 2 + 1) == ("IN_PROGRESS", 0)
+    assert busy.state_at(100 + 1 + 32 + 1) == ("IN_PROGRESS", 1)
+    assert busy.state_at(100 + 66) == ("IN_PROGRESS", 2)
+    assert busy.state_at(100 + 67) == ("FAILURE", 2)
+    fax = sinch_fax(busy, 100 + 67)
+    assert (fax["errorType"], fax["errorCode"]) == ("CALL_ERROR", 17)
+
+
+def test_outcome_option_parsing() -> None:
+    assert parse_outcome_option("+12022985735=busy") == ("+12022985735", "busy")
+    for bad in ("+12022985735", "12022985735=busy", "+12022985735=on-fire"):
+        with pytest.raises(ValueError):
+            parse_outcome_option(bad)

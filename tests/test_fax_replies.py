@@ -6,6 +6,7 @@ The tables here are copied from the gateways' references by hand, not from the c
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 from collections.abc import AsyncIterator
 
 import pytest
@@ -242,3 +243,12 @@ def test_failure_error_code_is_the_number_else_the_type(
     assert sinch.failure_error(_failed(error_type="CALL_ERROR")).code == "CALL_ERROR"
     assert sinch.failure_error(_failed()).code is None
     assert telnyx.failure_error(_failed(error_type="user_busy")).code == "user_busy"
+
+
+def test_parse_retry_after_seconds_and_http_dates() -> None:
+    now = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+    later = email.utils.format_datetime(now + dt.timedelta(seconds=90), usegmt=True)
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after(later, now=now) == 90.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None

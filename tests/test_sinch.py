@@ -1,10 +1,9 @@
-"""The Sinch adapter against the fake gateway, both real, over HTTP on 127.0.0.1."""
+"""The Sinch provider (``ua_dispatch.fax.sinch``) against the fake Sinch gateway, both real,
+over HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import email.utils
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,14 +17,14 @@ import ua_dispatch.fax.sinch as sinch_module
 from tests.fakes_support import FAST
 from tests.fax_support import tiny_pdf
 from ua_dispatch.delivery import FailureKind
-from ua_dispatch.fakes.faxline import OUTCOMES, FaxRecord, Timing, parse_outcome_option
+from ua_dispatch.fakes.faxline import Timing
 from ua_dispatch.fakes.sinch import (
     DEFAULT_KEY_ID,
     DEFAULT_KEY_SECRET,
     DEFAULT_PROJECT_ID,
     FakeSinchGateway,
 )
-from ua_dispatch.fakes.sinch_api import new_fax_id, sinch_fax
+from ua_dispatch.fakes.sinch_api import new_fax_id
 from ua_dispatch.fax.base import (
     DeliveryError,
     FailureClass,
@@ -33,7 +32,6 @@ from ua_dispatch.fax.base import (
     FaxState,
     FaxStatus,
     PollPolicy,
-    parse_retry_after,
 )
 from ua_dispatch.fax.sinch import SinchFax
 
@@ -428,44 +426,6 @@ async def test_waiting_too_long_is_ambiguous(tmp_path: Path) -> None:
     assert "QUEUED" in str(exc.value)
 
 
-def test_status_moves_queued_in_progress_completed_on_the_clock() -> None:
-    timing = Timing(queued=1.0, call=2.0, retry_scale=0.5)
-    record = FaxRecord(
-        seq=1,
-        id=new_fax_id(),
-        project_id="p",
-        to=AMBASSADOR,
-        from_number=None,
-        labels={},
-        header_text="",
-        max_retries=2,
-        retry_delay_seconds=60,
-        callback_url=None,
-        callback_content_type="application/json",
-        content_urls=[],
-        outcome=OUTCOMES["ok"],
-        pages=1,
-        files=[],
-        size=0,
-        content_type="application/json",
-        peer="127.0.0.1",
-        created_wall=dt.datetime.now(dt.UTC),
-        created_mono=100.0,
-        timing=timing,
-    )
-    assert record.state_at(100.5) == ("QUEUED", 0)
-    assert record.state_at(102.0) == ("IN_PROGRESS", 0)
-    assert record.state_at(103.0) == ("COMPLETED", 0)
-    busy = FaxRecord(**{**record.__dict__, "outcome": OUTCOMES["busy"]})
-    # three calls of 2 s, 30 s apart (60 s scaled by 0.5): ends at 1 + 3*2 + 2*30 = 67 s
-    assert busy.state_at(100 + 1 + 2 + 1) == ("IN_PROGRESS", 0)
-    assert busy.state_at(100 + 1 + 32 + 1) == ("IN_PROGRESS", 1)
-    assert busy.state_at(100 + 66) == ("IN_PROGRESS", 2)
-    assert busy.state_at(100 + 67) == ("FAILURE", 2)
-    fax = sinch_fax(busy, 100 + 67)
-    assert (fax["errorType"], fax["errorCode"]) == ("CALL_ERROR", 17)
-
-
 async def test_inspection_api_lists_faxes_and_sets_outcomes_and_faults(
     gateway: FakeSinchGateway,
 ) -> None:
@@ -488,22 +448,6 @@ async def test_inspection_api_lists_faxes_and_sets_outcomes_and_faults(
     assert [f["id"] for f in listed] == [sent.id]
     assert listed[0]["outcome"] == "busy" and listed[0]["files"]
     assert file.content.startswith(b"%PDF-")
-
-
-def test_parse_retry_after_seconds_and_http_dates() -> None:
-    now = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
-    later = email.utils.format_datetime(now + dt.timedelta(seconds=90), usegmt=True)
-    assert parse_retry_after("120") == 120.0
-    assert parse_retry_after(later, now=now) == 90.0
-    assert parse_retry_after("soon") is None
-    assert parse_retry_after(None) is None
-
-
-def test_outcome_option_parsing() -> None:
-    assert parse_outcome_option("+12022985735=busy") == ("+12022985735", "busy")
-    for bad in ("+12022985735", "12022985735=busy", "+12022985735=on-fire"):
-        with pytest.raises(ValueError):
-            parse_outcome_option(bad)
 
 
 async def test_a_gateway_restarted_on_its_folder_remembers_its_faxes(tmp_path: Path) -> None:
