@@ -105,3 +105,31 @@ def test_supporter_name_with_line_breaks_is_refused(name: str) -> None:
 def test_supporter_email_is_checked(email: str) -> None:
     with pytest.raises(InputError, match="email"):
         make_supporter(name="Alex", email=email)
+
+
+def test_a_first_sentence_is_not_taken_for_a_salutation() -> None:
+    target = load_campaign(SHIPPED_CAMPAIGN).targets[1]
+    alex = make_supporter(name="Alex", email="alex@example.org")
+    text = "Hello, I am writing to urge you to release them.\nPlease act now."
+    r = render_letter(
+        parse_letter(text.encode(), source="l", max_chars=999, language="en", accepted=["en"]),
+        alex,
+        target,
+    )
+    assert r.body.startswith("Hello, I am writing to urge you")
+    for salutation in ("Dear Sir or Madam,", "Dear Ambassador Antonov:", "Hello!", "Dear all"):
+        lt = parse_letter(
+            f"{salutation}\nPlease act now.".encode(),
+            source="l",
+            max_chars=999,
+            language="en",
+            accepted=["en"],
+        )
+        assert render_letter(lt, alex, target).body == "Please act now."
+
+
+def test_non_ascii_addresses() -> None:
+    # a non-ASCII domain is kept in the ASCII form every server takes
+    assert make_supporter(name="A", email="posol@пример.рф").email == "posol@xn--e1afmkfd.xn--p1ai"
+    with pytest.raises(InputError, match="email"):
+        make_supporter(name="A", email="жо@example.org")

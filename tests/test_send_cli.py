@@ -391,3 +391,28 @@ def test_after_ctrl_c_what_went_out_is_recorded_and_not_sent_again(
     assert email_out["status"] == "sent" and email_out["attempts"] == 0
     assert len(smtp_env.store.index()) == 1  # the embassy got the email once
     assert len(faxes) == 2  # one fax per official, none sent again
+
+
+def test_blank_channel_list_is_refused(run_cli, open_campaign: Path) -> None:
+    result = run_cli("draft", open_campaign, EN, *SUPPORTER_ARGS, "--channels", " ", "--out", "out")
+    assert result.code == 2 and "--channels" in result.stderr
+
+
+def test_store_that_is_a_file_is_one_line_exit_2(run_cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("x", encoding="utf-8")
+    result = run_cli(
+        "send",
+        SHIPPED_CAMPAIGN,
+        EN,
+        *SUPPORTER_ARGS,
+        "--channels",
+        "email",
+        "--dry-run",
+        "--yes",
+        "--store",
+        blocker,
+    )
+    assert result.code == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("ua-dispatch: error:")

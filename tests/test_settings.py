@@ -278,3 +278,10 @@ def test_an_unknown_provider_is_a_configuration_error_naming_the_setting() -> No
         fax.check_settings(settings)
     with pytest.raises(ConfigError, match=r"UA_DISPATCH_FAX_PROVIDER"):
         fax.fake_server(settings)
+
+
+def test_unknown_key_in_settings_file(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('limit_email_per_recipent = "1/h"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="limit_email_per_recipent: not a setting"):
+        load_settings(f)

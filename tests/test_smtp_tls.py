@@ -14,7 +14,7 @@ import trustme
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from tests.conftest import EXAMPLES, SUPPORTER_ARGS
-from ua_dispatch.fakes.smtp import MessageStore, StoringHandler
+from ua_dispatch.fakes.smtp import FakeSmtpServer, MessageStore, StoringHandler
 
 USER, PASSWORD = "relay-user", "correct horse battery staple"
 
@@ -135,3 +135,24 @@ def test_untrusted_certificate_is_refused(
     (failed,) = [d for d in result.json()["deliveries"] if d["status"] == "failed"]
     assert "certificate" in failed["error"].lower()
     assert tls_server.store.index() == []
+
+
+def test_tls_to_a_plaintext_server_stops_the_channel(
+    run_cli, open_campaign: Path, smtp_env: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_SMTP_HOST", "localhost")
+    monkeypatch.setenv("UA_DISPATCH_SMTP_SECURITY", "starttls")
+    result = run_cli(
+        "send",
+        open_campaign,
+        EXAMPLES / "letter-en.txt",
+        *SUPPORTER_ARGS,
+        "--channels",
+        "email",
+        "--yes",
+        "--json",
+    )
+    assert result.code == 1
+    (failed,) = [d for d in result.json()["deliveries"] if d["status"] == "failed"]
+    assert failed["error_kind"] == "stop-channel" and failed["attempts"] == 1
+    assert smtp_env.store.index() == []
