@@ -1213,9 +1213,9 @@ def test_what_a_send_did_not_finish_is_given_back_as_it_was() -> None:
     """A send's own account refused (stop-channel) or a run stopped before a delivery started
     says nothing about the delivery: its row goes back as it was, not to failed."""
     from ua_dispatch.channels.base import FailureKind
+    from ua_dispatch.outbox.store import _final_values
     from ua_dispatch.outcome import Outcome
     from ua_dispatch.plan import Status
-    from ua_dispatch.outbox.store import _final_values
 
     now = dt.datetime(2030, 1, 7, 9, 0)
     later = now + dt.timedelta(minutes=5)

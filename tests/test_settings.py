@@ -219,3 +219,17 @@ def test_queue_add_refuses_a_language_outside_iso_639_1_by_row(
     (line,) = result.stderr.strip().splitlines()
     assert "letters.csv: row 2: language: 'xx' is not an ISO 639-1 language code" in line, line
     assert "0 delivery(ies)" in run_cli("queue", "list").stdout
+
+
+def test_the_outbox_defaults_to_the_users_data_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, data_dir is the per-user data folder, not the current one: a send run from any
+    folder finds the same outbox, so nothing is sent twice."""
+    import platformdirs
+
+    monkeypatch.delenv("UA_DISPATCH_DATA_DIR")
+    expected = Path(platformdirs.user_data_dir("ua-dispatch"))
+    assert Settings(_env_file=None).data_dir == expected
+    assert load_settings(None).data_dir == expected
+    assert expected.is_absolute() and expected != Path(".ua-dispatch").resolve()
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", "/srv/ua")
+    assert Settings(_env_file=None).data_dir == Path("/srv/ua")

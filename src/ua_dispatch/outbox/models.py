@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ua_dispatch.outbox.records import FINAL, QStatus
+from ua_dispatch.outbox.status import FINAL, QStatus
 
 __all__ = ["FINAL", "QStatus", "campaigns", "deliveries", "metadata", "send_slots"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
 from typing import Any
 
 from ua_dispatch.campaign import Campaign
@@ -16,24 +15,21 @@ from ua_dispatch.channels import get_channel
 from ua_dispatch.errors import InputError
 from ua_dispatch.ids import supporter_hash
 from ua_dispatch.letter import Letter, Supporter
+from ua_dispatch.outbox.status import FINAL, QStatus
 from ua_dispatch.outcome import Outcome as SendOutcome
 from ua_dispatch.plan import Appeal, Delivery
 
-
-class QStatus(StrEnum):
-    QUEUED = "queued"
-    HELD = "held"
-    IN_FLIGHT = "in_flight"
-    SENT = "sent"
-    FAILED = "failed"
-    #: may have arrived, and neither we nor the other side can tell (an SMTP session lost
-    #: after the final dot): not sent again until a person has checked
-    AMBIGUOUS = "ambiguous"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-
-FINAL = (QStatus.SENT, QStatus.FAILED, QStatus.AMBIGUOUS, QStatus.CANCELLED, QStatus.EXPIRED)
+__all__ = [
+    "FINAL",
+    "DeliveryRecord",
+    "NewDelivery",
+    "Outcome",
+    "QStatus",
+    "Recorded",
+    "Reservation",
+    "delivery_row",
+    "utcnow",
+]
 
 
 def utcnow() -> dt.datetime:

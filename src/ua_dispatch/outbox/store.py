@@ -44,7 +44,6 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
@@ -951,9 +950,7 @@ def _filter(stmt: Any, *, campaign: str | None, statuses: list[str], target: str
     return stmt
 
 
-def _final_values(
-    o: SendOutcome, now: dt.datetime, due: dt.datetime, queue_retryable: bool
-) -> Any:
+def _final_values(o: SendOutcome, now: dt.datetime, due: dt.datetime, queue_retryable: bool) -> Any:
     """Column values for a delivery a send made, or None to give the row back as it was."""
     if o.status == Status.SENT and o.attempts > 0:
         return {

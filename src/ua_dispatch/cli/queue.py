@@ -1,53 +1,29 @@
-"""Command line for organisers: ``queue ...``, ``worker`` and ``report``."""
+"""The organizers' commands: ``queue ...``, ``worker`` and ``report``."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ua_dispatch.campaign import load_campaign
-from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
-from ua_dispatch.errors import EXIT_DELIVERY_FAILED, EXIT_OK, InputError
-from ua_dispatch.queue.loader import add_letters, check_still_open, parse_at, parse_duration
-from ua_dispatch.queue.models import QStatus
-from ua_dispatch.queue.store import Store
-from ua_dispatch.queue.worker import Worker, WorkerStats, sending_channels
+from ua_dispatch.cli.common import ChannelsOption, Ctx, err, out, show_notice
+from ua_dispatch.errors import EXIT_DELIVERY_FAILED, EXIT_OK
+from ua_dispatch.outbox.status import QStatus
 
 if TYPE_CHECKING:
-    from ua_dispatch.cli import Ctx
+    # annotations only; the worker is imported by the service when it runs (start-up)
+    from ua_dispatch.queue.worker import WorkerStats
 
-T = TypeVar("T")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-SENDING = [name for name, c in CHANNELS.items() if c.sends]
 #: rows `queue list` shows unless told otherwise
 LIST_LIMIT = 200
-
-
-def _with_store(ctx: Ctx, work: Callable[[Store], Awaitable[T]]) -> T:
-    settings = ctx.settings
-
-    async def run() -> T:
-        store = await Store.open(settings)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 @click.group("queue")
@@ -58,12 +34,7 @@ def queue_group() -> None:
 @queue_group.command("add")
 @click.argument("campaign_file", metavar="CAMPAIGN", type=click.Path(path_type=Path))
 @click.argument("letters_file", metavar="LETTERS.csv", type=click.Path(path_type=Path))
-@click.option(
-    "--channels",
-    "channels_opt",
-    metavar="LIST",
-    help=f"Comma-separated channels (default: {', '.join(SENDING)}).",
-)
+@click.option("--channels", "channels_opt", metavar="LIST", cls=ChannelsOption, sending=True)
 @click.option(
     "--at", "at_opt", metavar="ISO-TIME", help="Send no earlier than this (UTC if no zone)."
 )
@@ -80,32 +51,12 @@ def queue_add(
     spread: str | None,
 ) -> None:
     """Queue every approved letter in LETTERS.csv for the officials in CAMPAIGN."""
-    campaign = load_campaign(campaign_file)
-    channels = parse_channels(channels_opt or ",".join(SENDING))
-    for name in channels:
-        if not get_channel(name).sends:
-            raise InputError(
-                f"{name} is completed by a person, not delivered; queue one of "
-                f"{', '.join(SENDING)}",
-                source="--channels",
-            )
-    at = parse_at(at_opt) if at_opt else None
-    span = parse_duration(spread) if spread else None
-    check_still_open(campaign, campaign_file, at, span)
-    settings = ctx.settings
+    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
 
-    result = _with_store(
-        ctx,
-        lambda store: add_letters(
-            store,
-            campaign,
-            letters_file,
-            channels,
-            settings=settings,
-            at=at,
-            spread=span,
-        ),
+    added = service.queue_letters(
+        ctx.settings, campaign_file, letters_file, channels=channels_opt, at=at_opt, spread=spread
     )
+    result = added.result
     for slug in sorted(result.guessed_zones):
         err.print(
             f"note: the fax number of {slug} spans several time zones; its office hours are "
@@ -119,8 +70,8 @@ def queue_add(
     for n, who in result.skipped_rows:
         err.print(f"{letters_file}: row {n}: not approved, skipped ({who})", markup=False)
     out.print(
-        f"{campaign.id}: {result.rows} row(s) read, {len(result.skipped_rows)} not approved; "
-        f"{result.queued} delivery(ies) queued, {result.already} already queued"
+        f"{added.campaign.id}: {result.rows} row(s) read, {len(result.skipped_rows)} not "
+        f"approved; {result.queued} delivery(ies) queued, {result.already} already queued"
         + (
             f"; {result.waiting_for_office} fax(es) wait for the recipient's office hours"
             if result.waiting_for_office
@@ -163,22 +114,16 @@ def queue_list(
 
     At most --limit rows are shown; how many more match is said on stderr (the --json lines
     on stdout stay one delivery each)."""
+    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
 
-    async def fetch(s: Store) -> tuple[list[Any], int]:
-        await _check_filters(s, campaign_id, target)
-        got = await s.rows(
-            campaign=campaign_id,
-            statuses=statuses,
-            target=target,
-            limit=None if show_all else limit,
-        )
-        total = len(got)
-        if not show_all and total == limit:
-            total = await s.count_rows(campaign=campaign_id, statuses=statuses, target=target)
-        return got, total
-
-    rows, total = _with_store(ctx, fetch)
-    left_out = max(0, total - len(rows))  # (rows may change between the two reads)
+    listing = service.list_deliveries(
+        ctx.settings,
+        campaign=campaign_id,
+        statuses=statuses,
+        target=target,
+        limit=None if show_all else limit,
+    )
+    rows, total, left_out = listing.rows, listing.total, listing.left_out
     note = (
         f"{left_out} more matching delivery(ies) not shown; --limit {total} or --all to see "
         "them, or narrow with --status, --target or --campaign"
@@ -211,83 +156,54 @@ def queue_list(
         err.print(note, markup=False)
 
 
-async def _check_filters(store: Store, campaign_id: str | None, target: str | None) -> None:
-    """A campaign or target slug the outbox does not know is a mistake (a typo would
-    otherwise match nothing and look like success): exit 2 naming the known ones."""
-    if campaign_id is None and target is None:
-        return
-    ids, slugs = await store.known_targets(campaign_id)
-    if campaign_id is not None and campaign_id not in ids:
-        known = ", ".join(ids) if ids else "none: nothing was ever queued"
-        raise InputError(
-            f"no campaign {campaign_id!r} in the outbox; known: {known}", source="--campaign"
-        )
-    if target is not None and target not in slugs:
-        where = f"campaign {campaign_id}" if campaign_id else "the outbox's campaigns"
-        known = ", ".join(slugs) if slugs else "none: nothing was ever queued"
-        raise InputError(
-            f"no official {target!r} in {where}; known target slugs: {known}", source="--target"
-        )
-
-
-def _move(
-    ctx: Ctx,
-    from_: list[QStatus],
-    to: QStatus,
-    campaign_id: str | None,
-    target: str | None,
-    *,
-    due_now: bool = False,
-) -> int:
-    """What hold, release, cancel and retry share: one status change in the outbox, after
-    the campaign and target given are checked."""
-
-    async def move(s: Store) -> int:
-        await _check_filters(s, campaign_id, target)
-        return await s.move(from_, to, campaign=campaign_id, target=target, due_now=due_now)
-
-    return _with_store(ctx, move)
-
-
 def _target_option(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option(
         "--target", required=required, metavar="SLUG", help="The official's slug in the campaign."
     )
 
 
+_campaign_option = click.option("--campaign", "campaign_id", help="Only this campaign.")
+
+
 @queue_group.command("hold")
 @_target_option(True)
-@click.option("--campaign", "campaign_id", help="Only this campaign.")
+@_campaign_option
 @click.pass_obj
 def queue_hold(ctx: Ctx, target: str, campaign_id: str | None) -> None:
     """Pause everything queued to one official."""
-    n = _move(ctx, [QStatus.QUEUED], QStatus.HELD, campaign_id, target)
+    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+
+    n = service.hold(ctx.settings, target, campaign_id)
     out.print(f"{n} delivery(ies) to {target} held")
 
 
 @queue_group.command("release")
 @_target_option(True)
-@click.option("--campaign", "campaign_id", help="Only this campaign.")
+@_campaign_option
 @click.pass_obj
 def queue_release(ctx: Ctx, target: str, campaign_id: str | None) -> None:
     """Resume what was held for one official."""
-    n = _move(ctx, [QStatus.HELD], QStatus.QUEUED, campaign_id, target)
+    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+
+    n = service.release(ctx.settings, target, campaign_id)
     out.print(f"{n} delivery(ies) to {target} released")
 
 
 @queue_group.command("cancel")
 @_target_option(False)
-@click.option("--campaign", "campaign_id", help="Only this campaign.")
+@_campaign_option
 @click.pass_obj
 def queue_cancel(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
     """End queued and held deliveries without sending them."""
-    n = _move(ctx, [QStatus.QUEUED, QStatus.HELD], QStatus.CANCELLED, campaign_id, target)
+    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+
+    n = service.cancel(ctx.settings, target, campaign_id)
     out.print(f"{n} delivery(ies) cancelled")
 
 
 @queue_group.command("retry")
 @_target_option(False)
-@click.option("--campaign", "campaign_id", help="Only this campaign.")
+@_campaign_option
 @click.option(
     "--ambiguous",
     "with_ambiguous",
@@ -299,8 +215,9 @@ def queue_retry(
     ctx: Ctx, target: str | None, campaign_id: str | None, with_ambiguous: bool
 ) -> None:
     """Queue failed deliveries again, due now."""
-    which = [QStatus.FAILED, QStatus.AMBIGUOUS] if with_ambiguous else [QStatus.FAILED]
-    n = _move(ctx, which, QStatus.QUEUED, campaign_id, target, due_now=True)
+    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+
+    n = service.retry(ctx.settings, target, campaign_id, with_ambiguous=with_ambiguous)
     what = "failed or ambiguous" if with_ambiguous else "failed"
     out.print(f"{n} {what} delivery(ies) queued again")
 
@@ -315,10 +232,9 @@ def queue_retry(
 @click.pass_obj
 def queue_purge(ctx: Ctx, days: float | None) -> None:
     """Erase supporters' names, addresses and letters from finished deliveries; keep counts."""
-    days = days if days is not None else ctx.settings.retention_days
-    if days is None:
-        raise InputError("give --older-than DAYS or set UA_DISPATCH_RETENTION_DAYS", source="purge")
-    n = _with_store(ctx, lambda s: s.purge(days, scrub=True))
+    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+
+    n = service.purge(ctx.settings, days)
     out.print(f"personal data erased from {n} finished delivery(ies)")
 
 
@@ -338,17 +254,13 @@ def queue_purge(ctx: Ctx, days: float | None) -> None:
 @click.pass_obj
 def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
     """Deliver due deliveries from the queue, within the rate limits."""
-    settings = ctx.settings
-    channels, skipped = sending_channels(settings)
-    for name, why in skipped.items():
-        err.print(f"note: {name} deliveries stay queued: {why}", markup=False)
-    if not channels:
-        raise InputError("no channel can deliver with these settings", source="settings")
+    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
 
-    async def work(store: Store) -> WorkerStats:
-        total, _ = await store.pending(channels)
-        progress: Progress | None = None
-        task = None
+    progress: Progress | None = None
+    task: Any = None
+
+    def on_start(total: int) -> None:
+        nonlocal progress, task
         if err.is_terminal:
             progress = Progress(
                 TextColumn("delivering"),
@@ -359,33 +271,33 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
                 console=err,
             )
             task = progress.add_task("deliver", total=total or None, detail="")
+            progress.start()
 
-        def on_progress(stats: WorkerStats) -> None:
-            if progress is not None and task is not None:
-                progress.update(
-                    task,
-                    completed=stats.done,
-                    detail=(
-                        f"sent {stats.sent}, failed {stats.failed}, "
-                        f"later {stats.requeued + stats.deferred}"
-                    ),
-                )
-
-        worker = Worker(
-            store,
-            settings,
-            concurrency=concurrency,
-            channels=channels,
-            poll_interval=poll,
-            on_progress=on_progress,
-        )
-        worker.install_signal_handlers()
+    def on_progress(stats: WorkerStats) -> None:
         if progress is not None:
-            with progress:
-                return await worker.run(once=once)
-        return await worker.run(once=once)
+            progress.update(
+                task,
+                completed=stats.done,
+                detail=(
+                    f"sent {stats.sent}, failed {stats.failed}, "
+                    f"later {stats.requeued + stats.deferred}"
+                ),
+            )
 
-    stats = _with_store(ctx, work)
+    def on_stop() -> None:
+        if progress is not None:
+            progress.stop()
+
+    stats = service.run_worker(
+        ctx.settings,
+        once=once,
+        concurrency=concurrency,
+        poll=poll,
+        notify=show_notice,
+        on_start=on_start,
+        on_progress=on_progress,
+        on_stop=on_stop,
+    )
     out.print(
         f"sent {stats.sent}, failed {stats.failed}, queued again {stats.requeued}, "
         f"expired {stats.expired}, released {stats.released}, "
@@ -419,23 +331,16 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
     """Totals per channel, target and status, and how many supporters acted.
 
     CAMPAIGN is the campaign's id, or its file."""
-    path = Path(campaign_id)
-    if path.suffix == ".toml" and path.is_file():
-        campaign_id = load_campaign(path).id
-    rows, acted = _with_store(ctx, lambda s: s.report(campaign_id))
-    if not rows:
-        raise InputError("nothing queued for this campaign", source=campaign_id)
-    statuses = [str(s) for s in QStatus]
+    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+
+    found = service.report(ctx.settings, campaign_id)
+    rows = found.rows
     if fmt == "json":
         doc = {
-            "campaign": campaign_id,
-            "supporters_acted": acted,
+            "campaign": found.campaign_id,
+            "supporters_acted": found.acted,
             "totals": [{"channel": c, "target": t, "status": s, "count": n} for c, t, s, n in rows],
-            "by_status": {
-                s: sum(n for _, _, st, n in rows if st == s)
-                for s in statuses
-                if any(st == s for _, _, st, _ in rows)
-            },
+            "by_status": found.by_status(),
         }
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
@@ -446,17 +351,19 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
         w.writerows(rows)
         click.echo(buf.getvalue(), nl=False)
         return
-    present = [s for s in statuses if any(st == s for _, _, st, _ in rows)]
+    present = list(found.by_status())
     grid: dict[tuple[str, str], dict[str, int]] = {}
     for c, t, s, n in rows:
         grid.setdefault((c, t), {})[s] = n
-    table = Table(title=f"{campaign_id}: {acted} supporter(s) acted", title_justify="left")
+    table = Table(
+        title=f"{found.campaign_id}: {found.acted} supporter(s) acted", title_justify="left"
+    )
     for col in ("channel", "target", *present, "total"):
         table.add_column(col, justify="right" if col in present or col == "total" else "left")
     for (c, t), counts in grid.items():
         table.add_row(c, t, *(str(counts.get(s, 0)) for s in present), str(sum(counts.values())))
     out.print(table)
-    unclear = sum(n for _, _, s, n in rows if s == QStatus.AMBIGUOUS)
+    unclear = found.by_status().get(str(QStatus.AMBIGUOUS), 0)
     if unclear:
         out.print(
             f"{unclear} ambiguous: may have arrived, not counted as sent; "
