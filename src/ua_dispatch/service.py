@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import datetime as dt
+import io
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -160,6 +162,37 @@ class SendReport:
     def failed(self) -> bool:
         return any(o.status == Status.FAILED for o in self.outcomes)
 
+    def as_json(self) -> dict[str, Any]:
+        """The report as one JSON object."""
+        doc: dict[str, Any] = {"campaign": self.campaign.id, "dry_run": self.dry_run}
+        if self.store is not None:
+            doc["store"] = str(self.store)
+        else:
+            doc["queued_for_worker"] = [
+                {"channel": o.channel, "target": o.target} for o in self.queued_for_worker
+            ]
+        if self.interrupted:
+            doc["interrupted"] = True
+        doc["deliveries"] = [o.to_json() for o in self.outcomes]
+        return doc
+
+    def captured(self) -> list[str]:
+        """A dry run: what the fakes received, and where it is kept."""
+        if self.store is None:
+            return []
+        smtp, fax = self.store / "smtp", self.store / "fax"
+        sent = [o.channel for o in self.outcomes if o.status == Status.SENT]
+        lines = [
+            f"Captured {sent.count('email')} email(s) in {smtp / 'messages'} "
+            f"(index: {smtp / 'index.jsonl'})"
+        ]
+        if "fax" in self.channels:
+            lines.append(
+                f"{sent.count('fax')} fax(es) sent; the fake gateway keeps what it receives in "
+                f"{fax / 'faxes'} (index: {fax / 'index.jsonl'})"
+            )
+        return lines
+
     @property
     def notes(self) -> list[str]:
         return [n.text for n in self.notices if n.kind == "note"]
@@ -178,6 +211,14 @@ class DraftReport:
     @property
     def failed(self) -> bool:
         return any(o.status == Status.FAILED for o in self.outcomes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign.id,
+            "dry_run": True,
+            "out": str(self.out_dir),
+            "deliveries": [o.to_json() for o in self.outcomes],
+        }
 
 
 @dataclass(frozen=True)
@@ -561,6 +602,15 @@ class QueueAdded:
     campaign: Campaign
     result: AddResult
 
+    def summary(self) -> str:
+        r = self.result
+        waiting = r.waiting_for_office
+        return (
+            f"{self.campaign.id}: {r.rows} row(s) read, {len(r.skipped_rows)} not approved; "
+            f"{r.queued} delivery(ies) queued, {r.already} already queued"
+            + (f"; {waiting} fax(es) wait for the recipient's office hours" if waiting else "")
+        )
+
 
 def queue_letters(
     settings: Settings,
@@ -570,6 +620,7 @@ def queue_letters(
     channels: str | None = None,
     at: str | None = None,
     spread: str | None = None,
+    notify: Notify | None = None,
 ) -> QueueAdded:
     """Queue every approved letter of a CSV for the campaign's officials, all or nothing."""
     # the CSV loader writes to the outbox (SQLAlchemy): loaded for this command only
@@ -593,6 +644,17 @@ def queue_letters(
             outbox, campaign, letters_file, names, settings=settings, at=when, spread=span
         ),
     )
+    notices = _Notices(notify)
+    for slug in sorted(result.guessed_zones):
+        notices.add(
+            "note",
+            f"the fax number of {slug} spans several time zones; its office hours are "
+            f"guessed. Give the target a time_zone in {campaign_file} to be sure.",
+        )
+    for why, n in sorted(result.no_address.items()):
+        notices.add("note", f"{why} in {campaign_file}: {n} letter(s) not queued that way")
+    for n, who in result.skipped_rows:
+        notices.add("info", f"{letters_file}: row {n}: not approved, skipped ({who})")
     return QueueAdded(campaign, result)
 
 
@@ -713,6 +775,23 @@ class CampaignReport:
     #: distinct supporters with a sent delivery
     acted: int
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign_id,
+            "supporters_acted": self.acted,
+            "totals": [
+                {"channel": c, "target": t, "status": s, "count": n} for c, t, s, n in self.rows
+            ],
+            "by_status": self.by_status(),
+        }
+
+    def as_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["channel", "target", "status", "count"])
+        w.writerows(self.rows)
+        return buf.getvalue()
+
     def by_status(self) -> dict[str, int]:
         totals: dict[str, int] = {}
         for status in QStatus:
@@ -742,11 +821,10 @@ def run_worker(
     notify: Notify | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[WorkerStats], None] | None = None,
-    on_stop: Callable[[], None] | None = None,
 ) -> WorkerStats:
     """Deliver due deliveries from the queue until stopped (``once``: what is due now).
     ``on_start`` is told how many deliveries are pending, ``on_progress`` the counts as
-    outcomes are written, ``on_stop`` that the worker stopped."""
+    outcomes are written."""
     # the worker loads the outbox (SQLAlchemy) and every transport: for this command only
     from ua_dispatch.queue.worker import Worker, sending_channels
 
@@ -770,11 +848,83 @@ def run_worker(
             on_progress=on_progress,
         )
         worker.install_signal_handlers()
-        try:
-            return await worker.run(once=once)
-        finally:
-            if on_stop is not None:
-                on_stop()
+        return await worker.run(once=once)
 
     stats: WorkerStats = _with_outbox(settings, work)
+    if stats.ambiguous:
+        notices.add(
+            "info",
+            f"{stats.ambiguous} delivery(ies) may have arrived and could not be checked: "
+            "see `ua-dispatch queue list --status ambiguous`",
+        )
+    for name, why in stats.stopped_channels.items():
+        notices.add("info", f"{name} stopped: {why}; its deliveries stay queued")
     return stats
+
+
+# --- the local fake servers ---
+
+
+def run_fakes(
+    settings: Settings,
+    store: Path,
+    *,
+    host: str,
+    smtp_port: int,
+    fax_port: int,
+    fax_provider: str | None,
+    fax_outcomes: Sequence[str],
+    faults_file: Path | None,
+    announce: Callable[[str], None],
+) -> None:
+    """Run the fake SMTP server and fax gateway until interrupted; ``announce`` is told where
+    they listen and how to point ``ua-dispatch`` at them."""
+    # the fake servers (aiosmtpd, uvicorn, starlette) load for this command only
+    from ua_dispatch.fakes.fax_gateway import parse_outcome_option
+    from ua_dispatch.fakes.smtp import FakeSmtpServer
+
+    provider = fax_provider or settings.fax_provider
+    profile = load_profile(faults_file) if faults_file else FaultProfile()
+    outcomes: dict[str, str] = {}
+    for value in fax_outcomes:
+        try:
+            number, outcome = parse_outcome_option(value)
+        except ValueError as exc:
+            raise InputError(str(exc), source="--fax-outcome") from None
+        outcomes[number] = outcome
+
+    async def run() -> None:
+        async with (
+            FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp,
+            fake_gateway_class(provider)(store / "fax", host, fax_port) as fax,
+        ):
+            fax.apply(profile.fax)
+            for number, outcome in outcomes.items():  # --fax-outcome wins over the profile
+                fax.set_outcome(number, outcome)
+            announce(f"fake SMTP server listening on {smtp.address}")
+            announce(f"  {profile.describe()}")
+            announce(
+                f"  storing messages in {smtp.store.messages_dir}, index {smtp.store.index_path}"
+            )
+            announce(
+                f"  point ua-dispatch at it: UA_DISPATCH_SMTP_HOST={smtp.host} "
+                f"UA_DISPATCH_SMTP_PORT={smtp.port} UA_DISPATCH_SMTP_SECURITY=none"
+            )
+            announce(f"{fax.label} ({fax.api_name}) listening on {fax.address}")
+            announce(
+                f"  storing faxes in {fax.store.faxes_dir}, index {fax.store.index_path}; "
+                f"inspect at {fax.address}/_fake/faxes"
+            )
+            if fax.outcomes():
+                listed = ", ".join(f"{n}={o}" for n, o in fax.outcomes().items())
+                announce(f"  line outcomes: {listed} (every other number completes)")
+            announce(f"  {profile.describe_fax()}")
+            settings_line = " ".join(f"{k}={v}" for k, v in fax.env().items())
+            announce(
+                f"  point ua-dispatch at it: {settings_line} "
+                "(and UA_DISPATCH_FAX_POLL_INTERVAL=1 to follow its faxes closely)"
+            )
+            announce("Press Ctrl-C to stop.")
+            await asyncio.Event().wait()
+
+    asyncio.run(run())

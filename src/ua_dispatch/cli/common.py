@@ -86,11 +86,10 @@ def print_outcomes(outcomes: list[Outcome], title: str) -> None:
         out.print(f"Drafts for you to finish (post, call, social): {folder}")
 
 
-def emit(as_json: bool, payload: dict[str, Any], outcomes: list[Outcome], title: str) -> int:
-    """Print the outcomes (a table, or one JSON object); returns the exit code they mean."""
+def emit(as_json: bool, doc: dict[str, Any], outcomes: list[Outcome], title: str) -> int:
+    """Print the outcomes (a table, or ``doc`` as JSON); returns the exit code they mean."""
     if as_json:
-        payload["deliveries"] = [o.to_json() for o in outcomes]
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         print_outcomes(outcomes, title)
     failed = any(o.status == Status.FAILED for o in outcomes)

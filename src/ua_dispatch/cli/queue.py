@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from collections.abc import Callable
@@ -14,7 +12,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ua_dispatch.cli.common import ChannelsOption, Ctx, err, out, show_notice
+from ua_dispatch.cli.common import ChannelsOption, Ctx, err, options, out, show_notice
 from ua_dispatch.errors import EXIT_DELIVERY_FAILED, EXIT_OK
 from ua_dispatch.outbox.status import QStatus
 
@@ -22,8 +20,9 @@ if TYPE_CHECKING:
     # annotations only; the worker is imported by the service when it runs (start-up)
     from ua_dispatch.queue.worker import WorkerStats
 
-#: rows `queue list` shows unless told otherwise
+#: rows `queue list` shows unless told otherwise, and their columns
 LIST_LIMIT = 200
+LIST_COLUMNS = ("id", "campaign_id", "channel", "target_slug", "recipient", "status", "attempts")
 
 
 @click.group("queue")
@@ -34,51 +33,20 @@ def queue_group() -> None:
 @queue_group.command("add")
 @click.argument("campaign_file", metavar="CAMPAIGN", type=click.Path(path_type=Path))
 @click.argument("letters_file", metavar="LETTERS.csv", type=click.Path(path_type=Path))
-@click.option("--channels", "channels_opt", metavar="LIST", cls=ChannelsOption, sending=True)
-@click.option(
-    "--at", "at_opt", metavar="ISO-TIME", help="Send no earlier than this (UTC if no zone)."
-)
+@click.option("--channels", metavar="LIST", cls=ChannelsOption, sending=True)
+@click.option("--at", metavar="ISO-TIME", help="Send no earlier than this (UTC if no zone).")
 @click.option(
     "--spread", metavar="DURATION", help="Space the letters evenly over 90s, 30m, 6h, 2d."
 )
 @click.pass_obj
-def queue_add(
-    ctx: Ctx,
-    campaign_file: Path,
-    letters_file: Path,
-    channels_opt: str | None,
-    at_opt: str | None,
-    spread: str | None,
-) -> None:
+def queue_add(ctx: Ctx, /, campaign_file: Path, letters_file: Path, **given: Any) -> None:
     """Queue every approved letter in LETTERS.csv for the officials in CAMPAIGN."""
     from ua_dispatch import service  # here, not at start-up: it loads channels and engine
 
     added = service.queue_letters(
-        ctx.settings, campaign_file, letters_file, channels=channels_opt, at=at_opt, spread=spread
+        ctx.settings, campaign_file, letters_file, notify=show_notice, **given
     )
-    result = added.result
-    for slug in sorted(result.guessed_zones):
-        err.print(
-            f"note: the fax number of {slug} spans several time zones; its office hours are "
-            f"guessed. Give the target a time_zone in {campaign_file} to be sure.",
-            markup=False,
-        )
-    for why, n in sorted(result.no_address.items()):
-        err.print(
-            f"note: {why} in {campaign_file}: {n} letter(s) not queued that way", markup=False
-        )
-    for n, who in result.skipped_rows:
-        err.print(f"{letters_file}: row {n}: not approved, skipped ({who})", markup=False)
-    out.print(
-        f"{added.campaign.id}: {result.rows} row(s) read, {len(result.skipped_rows)} not "
-        f"approved; {result.queued} delivery(ies) queued, {result.already} already queued"
-        + (
-            f"; {result.waiting_for_office} fax(es) wait for the recipient's office hours"
-            if result.waiting_for_office
-            else ""
-        ),
-        markup=False,
-    )
+    out.print(added.summary(), markup=False)
 
 
 @queue_group.command("list")
@@ -123,103 +91,90 @@ def queue_list(
         target=target,
         limit=None if show_all else limit,
     )
-    rows, total, left_out = listing.rows, listing.total, listing.left_out
+    left_out = listing.left_out
     note = (
-        f"{left_out} more matching delivery(ies) not shown; --limit {total} or --all to see "
-        "them, or narrow with --status, --target or --campaign"
+        f"{left_out} more matching delivery(ies) not shown; --limit {listing.total} or --all "
+        "to see them, or narrow with --status, --target or --campaign"
     )
-    cols = ("id", "campaign_id", "channel", "target_slug", "recipient", "status", "attempts")
     if as_json:
-        for r in rows:
-            doc = {c: getattr(r, c) for c in cols}
+        for r in listing.rows:
+            doc = {c: getattr(r, c) for c in LIST_COLUMNS}
             doc.update(
                 next_attempt_at=r.next_attempt_at.isoformat(),
                 last_error=r.last_error,
                 provider_ref=r.provider_ref,
             )
             click.echo(json.dumps(doc, ensure_ascii=False))
-        if left_out:
-            err.print(note, markup=False)
-        return
-    title = f"{len(rows)} of {total} delivery(ies)" if left_out else f"{len(rows)} delivery(ies)"
-    table = Table(title=title, title_justify="left")
-    for c in (*cols, "next attempt (UTC)", "ref / error"):
-        table.add_column(c)
-    for r in rows:
-        table.add_row(
-            *(str(getattr(r, c) or "") for c in cols),
-            r.next_attempt_at.isoformat(timespec="seconds"),
-            r.last_error or r.provider_ref or "",
-        )
-    out.print(table)
+    else:
+        shown = len(listing.rows)
+        title = f"{shown} of {listing.total}" if left_out else f"{shown}"
+        table = Table(title=f"{title} delivery(ies)", title_justify="left")
+        for c in (*LIST_COLUMNS, "next attempt (UTC)", "ref / error"):
+            table.add_column(c)
+        for r in listing.rows:
+            table.add_row(
+                *(str(getattr(r, c) or "") for c in LIST_COLUMNS),
+                r.next_attempt_at.isoformat(timespec="seconds"),
+                r.last_error or r.provider_ref or "",
+            )
+        out.print(table)
     if left_out:
         err.print(note, markup=False)
 
 
-def _target_option(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option(
+def _status_command(
+    name: str, doc: str, required: bool, said: Callable[[int, dict[str, Any]], str], *extra: Any
+) -> None:
+    """``queue hold``, ``release``, ``cancel`` and ``retry``: the service's function of the
+    same name makes the change; ``said`` tells what it did."""
+
+    @queue_group.command(name, help=doc)
+    @click.option(
         "--target", required=required, metavar="SLUG", help="The official's slug in the campaign."
     )
+    @click.option("--campaign", "campaign_id", help="Only this campaign.")
+    @options(*extra)
+    @click.pass_obj
+    def command(ctx: Ctx, /, **given: Any) -> None:
+        from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+
+        n = getattr(service, name)(ctx.settings, **given)
+        out.print(said(n, given), markup=False)
 
 
-_campaign_option = click.option("--campaign", "campaign_id", help="Only this campaign.")
-
-
-@queue_group.command("hold")
-@_target_option(True)
-@_campaign_option
-@click.pass_obj
-def queue_hold(ctx: Ctx, target: str, campaign_id: str | None) -> None:
-    """Pause everything queued to one official."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
-
-    n = service.hold(ctx.settings, target, campaign_id)
-    out.print(f"{n} delivery(ies) to {target} held")
-
-
-@queue_group.command("release")
-@_target_option(True)
-@_campaign_option
-@click.pass_obj
-def queue_release(ctx: Ctx, target: str, campaign_id: str | None) -> None:
-    """Resume what was held for one official."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
-
-    n = service.release(ctx.settings, target, campaign_id)
-    out.print(f"{n} delivery(ies) to {target} released")
-
-
-@queue_group.command("cancel")
-@_target_option(False)
-@_campaign_option
-@click.pass_obj
-def queue_cancel(ctx: Ctx, target: str | None, campaign_id: str | None) -> None:
-    """End queued and held deliveries without sending them."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
-
-    n = service.cancel(ctx.settings, target, campaign_id)
-    out.print(f"{n} delivery(ies) cancelled")
-
-
-@queue_group.command("retry")
-@_target_option(False)
-@_campaign_option
-@click.option(
-    "--ambiguous",
-    "with_ambiguous",
-    is_flag=True,
-    help="Also the ambiguous ones (they may have arrived: check with the recipient first).",
+_status_command(
+    "hold",
+    "Pause everything queued to one official.",
+    True,
+    lambda n, given: f"{n} delivery(ies) to {given['target']} held",
 )
-@click.pass_obj
-def queue_retry(
-    ctx: Ctx, target: str | None, campaign_id: str | None, with_ambiguous: bool
-) -> None:
-    """Queue failed deliveries again, due now."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
-
-    n = service.retry(ctx.settings, target, campaign_id, with_ambiguous=with_ambiguous)
-    what = "failed or ambiguous" if with_ambiguous else "failed"
-    out.print(f"{n} {what} delivery(ies) queued again")
+_status_command(
+    "release",
+    "Resume what was held for one official.",
+    True,
+    lambda n, given: f"{n} delivery(ies) to {given['target']} released",
+)
+_status_command(
+    "cancel",
+    "End queued and held deliveries without sending them.",
+    False,
+    lambda n, _: f"{n} delivery(ies) cancelled",
+)
+_status_command(
+    "retry",
+    "Queue failed deliveries again, due now.",
+    False,
+    lambda n, given: (
+        f"{n} {'failed or ambiguous' if given['with_ambiguous'] else 'failed'} "
+        "delivery(ies) queued again"
+    ),
+    click.option(
+        "--ambiguous",
+        "with_ambiguous",
+        is_flag=True,
+        help="Also the ambiguous ones (they may have arrived: check with the recipient first).",
+    ),
+)
 
 
 @queue_group.command("purge")
@@ -256,48 +211,32 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
     """Deliver due deliveries from the queue, within the rate limits."""
     from ua_dispatch import service  # here, not at start-up: it loads channels and engine
 
-    progress: Progress | None = None
-    task: Any = None
-
-    def on_start(total: int) -> None:
-        nonlocal progress, task
-        if err.is_terminal:
-            progress = Progress(
-                TextColumn("delivering"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[detail]}"),
-                TimeElapsedColumn(),
-                console=err,
-            )
-            task = progress.add_task("deliver", total=total or None, detail="")
-            progress.start()
+    bar = Progress(
+        TextColumn("delivering"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+    task = bar.add_task("deliver", total=None, detail="")
 
     def on_progress(stats: WorkerStats) -> None:
-        if progress is not None:
-            progress.update(
-                task,
-                completed=stats.done,
-                detail=(
-                    f"sent {stats.sent}, failed {stats.failed}, "
-                    f"later {stats.requeued + stats.deferred}"
-                ),
-            )
+        later = stats.requeued + stats.deferred
+        detail = f"sent {stats.sent}, failed {stats.failed}, later {later}"
+        bar.update(task, completed=stats.done, detail=detail)
 
-    def on_stop() -> None:
-        if progress is not None:
-            progress.stop()
-
-    stats = service.run_worker(
-        ctx.settings,
-        once=once,
-        concurrency=concurrency,
-        poll=poll,
-        notify=show_notice,
-        on_start=on_start,
-        on_progress=on_progress,
-        on_stop=on_stop,
-    )
+    with bar:
+        stats = service.run_worker(
+            ctx.settings,
+            once=once,
+            concurrency=concurrency,
+            poll=poll,
+            notify=show_notice,
+            on_start=lambda total: bar.update(task, total=total or None),
+            on_progress=on_progress,
+        )
     out.print(
         f"sent {stats.sent}, failed {stats.failed}, queued again {stats.requeued}, "
         f"expired {stats.expired}, released {stats.released}, "
@@ -305,14 +244,6 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
         + (f", ambiguous {stats.ambiguous}" if stats.ambiguous else ""),
         markup=False,
     )
-    if stats.ambiguous:
-        err.print(
-            f"{stats.ambiguous} delivery(ies) may have arrived and could not be checked: "
-            "see `ua-dispatch queue list --status ambiguous`",
-            markup=False,
-        )
-    for name, why in stats.stopped_channels.items():
-        err.print(f"{name} stopped: {why}; its deliveries stay queued", markup=False)
     failed = stats.failed or stats.ambiguous or stats.stopped_channels
     sys.exit(EXIT_DELIVERY_FAILED if failed else EXIT_OK)
 
@@ -334,26 +265,17 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
     from ua_dispatch import service  # here, not at start-up: it loads channels and engine
 
     found = service.report(ctx.settings, campaign_id)
-    rows = found.rows
-    if fmt == "json":
-        doc = {
-            "campaign": found.campaign_id,
-            "supporters_acted": found.acted,
-            "totals": [{"channel": c, "target": t, "status": s, "count": n} for c, t, s, n in rows],
-            "by_status": found.by_status(),
-        }
-        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
-        return
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["channel", "target", "status", "count"])
-        w.writerows(rows)
-        click.echo(buf.getvalue(), nl=False)
+    if fmt != "table":
+        text = (
+            found.as_csv()
+            if fmt == "csv"
+            else json.dumps(found.as_json(), ensure_ascii=False, indent=2)
+        )
+        click.echo(text, nl=fmt != "csv")
         return
     present = list(found.by_status())
     grid: dict[tuple[str, str], dict[str, int]] = {}
-    for c, t, s, n in rows:
+    for c, t, s, n in found.rows:
         grid.setdefault((c, t), {})[s] = n
     table = Table(
         title=f"{found.campaign_id}: {found.acted} supporter(s) acted", title_justify="left"

@@ -4,44 +4,28 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ua_dispatch.cli.common import ChannelsOption, Ctx, emit, err, options, out, show_notice
 from ua_dispatch.errors import EXIT_INTERRUPTED, InputError
-from ua_dispatch.plan import Status
 
 if TYPE_CHECKING:
     # annotations only; the service is imported by the command bodies (start-up stays fast)
-    from ua_dispatch.service import AppealRequest, Approve, Preview
+    from ua_dispatch.service import Approve, Preview
 
 appeal_options = options(
     click.argument("campaign_file", metavar="CAMPAIGN", type=click.Path(path_type=Path)),
     click.argument("letter_file", metavar="LETTER", type=click.Path(path_type=Path)),
     click.option("--name", required=True, help="Your name, as the letter is signed."),
-    click.option("--email", "email_addr", required=True, help="Your email address."),
+    click.option("--email", required=True, help="Your email address."),
     click.option("--city", help="Your town or city, for the signature."),
     click.option("--country", help="Your country, for the signature."),
     click.option("--language", help="Language code of the letter (default: detected)."),
-    click.option("--channels", "channels_opt", metavar="LIST", cls=ChannelsOption),
+    click.option("--channels", metavar="LIST", cls=ChannelsOption),
     click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
 )
-
-
-def _request(service: ModuleType, given: dict[str, Any]) -> AppealRequest:
-    request: AppealRequest = service.AppealRequest(
-        campaign_file=given["campaign_file"],
-        letter_file=given["letter_file"],
-        name=given["name"],
-        email=given["email_addr"],
-        city=given["city"],
-        country=given["country"],
-        language=given["language"],
-        channels=given["channels_opt"],
-    )
-    return request
 
 
 def _show_preview(preview: Preview) -> None:
@@ -108,7 +92,7 @@ def send(
     settings = ctx.settings
     report = service.send(
         settings,
-        _request(service, given),
+        service.AppealRequest(**given),
         dry_run=dry_run,
         store=store,
         faults_file=faults_file,
@@ -116,28 +100,11 @@ def send(
         approve=_approver(yes),
         notify=show_notice,
     )
-    doc: dict[str, Any] = {"campaign": report.campaign.id, "dry_run": dry_run}
-    if report.store is not None:
-        doc["store"] = str(report.store)
-    else:
-        doc["queued_for_worker"] = [
-            {"channel": o.channel, "target": o.target} for o in report.queued_for_worker
-        ]
-    if report.interrupted:
-        doc["interrupted"] = True
     title = f"{report.campaign.ua_number}: {report.campaign.title}"
     title += (" (dry run)" if dry_run else "") + (" (interrupted)" if report.interrupted else "")
-    code = emit(as_json, doc, report.outcomes, title)
-    if report.store is not None and not as_json:
-        smtp, fax = report.store / "smtp", report.store / "fax"
-        n = sum(o.status == Status.SENT for o in report.outcomes if o.channel == "email")
-        out.print(f"Captured {n} email(s) in {smtp / 'messages'} (index: {smtp / 'index.jsonl'})")
-        if "fax" in report.channels:
-            n_fax = sum(o.status == Status.SENT for o in report.outcomes if o.channel == "fax")
-            out.print(
-                f"{n_fax} fax(es) sent; the fake gateway keeps what it receives in "
-                f"{fax / 'faxes'} (index: {fax / 'index.jsonl'})"
-            )
+    code = emit(as_json, report.as_json(), report.outcomes, title)
+    for line in [] if as_json else report.captured():
+        out.print(line, markup=False)
     if report.interrupted:
         err.print(
             "ua-dispatch: interrupted; the list shows what went out before it stopped", markup=False
@@ -160,6 +127,5 @@ def draft(ctx: Ctx, /, as_json: bool, out_dir: Path, **given: Any) -> None:
     """Render every payload to files under --out without sending anything."""
     from ua_dispatch import service  # here, not at start-up: it loads channels and engine
 
-    report = service.draft(ctx.settings, _request(service, given), out_dir)
-    doc = {"campaign": report.campaign.id, "dry_run": True, "out": str(out_dir)}
-    sys.exit(emit(as_json, doc, report.outcomes, f"Drafts in {out_dir}"))
+    report = service.draft(ctx.settings, service.AppealRequest(**given), out_dir)
+    sys.exit(emit(as_json, report.as_json(), report.outcomes, f"Drafts in {out_dir}"))
