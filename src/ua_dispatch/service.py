@@ -1,10 +1,11 @@
 """What ``ua-dispatch`` does, for every front door (the command line, a web page).
 
 The one-step send (:func:`send`): load the campaign, letter and supporter, check the deadline
-and the channels' settings, prepare every payload, ask for approval, reserve the deliveries in
-the outbox, deliver them (to local fakes on a dry run), record what went out and leave what
-could not finish yet to the queue's worker. It runs in one event loop over one outbox
-connection, and returns a :class:`SendReport`. Nothing here prints: notes and warnings are
+and the channels' settings, prepare every payload (:func:`plan_send`), ask for approval, then
+(:func:`deliver`) reserve the deliveries in the outbox, deliver them (to local fakes on a dry
+run), record what went out and leave what could not finish yet to the queue's worker, in one
+event loop over one outbox connection; it returns a :class:`SendReport`. A front door that
+asks for approval in a request of its own calls :func:`plan_send` and :func:`deliver` itself. Nothing here prints: notes and warnings are
 data (:class:`Notice`), handed to a callback as they arise and kept in the report, and
 approval is a callback the front door passes in.
 
@@ -21,6 +22,7 @@ import csv
 import datetime as dt
 import io
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +69,9 @@ Notify = Callable[[Notice], None]
 
 
 class _Notices:
-    def __init__(self, notify: Notify | None):
+    def __init__(self, notify: Notify | None, kept: list[Notice] | None = None):
         self.notify = notify
-        self.all: list[Notice] = []
+        self.all: list[Notice] = kept if kept is not None else []
 
     def add(self, kind: Literal["note", "warning", "info"], text: str) -> None:
         notice = Notice(kind, text)
@@ -290,7 +292,27 @@ def _configured(
     return kept
 
 
-def send(
+@dataclass
+class PlannedSend:
+    """A send prepared and checked, waiting for approval; :func:`deliver` carries it out."""
+
+    settings: Settings
+    appeal: Appeal
+    channels: list[str]
+    prepared: list[Prepared]
+    dry_run: bool
+    #: a dry run: the fakes' fault profile and where they keep what they receive
+    faults: FaultProfile
+    store: Path
+    notices: list[Notice]
+    notify: Notify | None = None
+
+    @property
+    def preview(self) -> Preview:
+        return Preview.of(self.appeal, self.prepared)
+
+
+def plan_send(
     settings: Settings,
     request: AppealRequest,
     *,
@@ -298,14 +320,9 @@ def send(
     store: Path | None = None,
     faults_file: Path | None = None,
     after_deadline: bool = False,
-    approve: Approve | None = None,
     notify: Notify | None = None,
-) -> SendReport:
-    """Send a supporter's letter to every official of the campaign, on every channel asked
-    for. ``approve`` is asked once everything is prepared (None: approved already); a no
-    raises :class:`~ua_dispatch.errors.NotApproved` before anything is reserved or sent.
-    Ctrl-C while delivering ends the run with ``interrupted`` set and what went out recorded;
-    Ctrl-C before anything started raises KeyboardInterrupt."""
+) -> PlannedSend:
+    """Load and check the appeal and prepare every payload; nothing is sent or reserved."""
     notices = _Notices(notify)
     appeal, channels = load_appeal(settings, request)
     if faults_file and not dry_run:
@@ -325,18 +342,66 @@ def send(
             settings, channels, named=request.channels is not None, notices=notices
         )
     prepared = prepare(appeal, channels, settings)
-    if approve is not None and not approve(Preview.of(appeal, prepared)):
-        raise NotApproved
-    report = SendReport(appeal.campaign, channels, dry_run, notices=notices.all)
-    store_dir = store or settings.dry_run_store
-    drafts_dir = (store_dir / "drafts" if dry_run else settings.drafts_dir) / appeal.campaign.id
-    if dry_run:
-        report.store = store_dir
-        run = _dry_run(appeal, prepared, settings, store_dir, drafts_dir, profile, notices)
+    return PlannedSend(
+        settings,
+        appeal,
+        channels,
+        prepared,
+        dry_run,
+        profile,
+        store or settings.dry_run_store,
+        notices.all,
+        notify,
+    )
+
+
+async def deliver(planned: PlannedSend) -> SendReport:
+    """Reserve, deliver and record an approved send, over one outbox connection (a dry run:
+    to local fakes, without the outbox). Cancelled while delivering (Ctrl-C under
+    :func:`asyncio.run`), the report is ``interrupted`` and what went out is recorded;
+    cancelled before anything started, KeyboardInterrupt."""
+    notices = _Notices(planned.notify, planned.notices)
+    appeal, prepared, settings = planned.appeal, planned.prepared, planned.settings
+    report = SendReport(appeal.campaign, planned.channels, planned.dry_run, notices=notices.all)
+    if planned.dry_run:
+        report.store = store = planned.store
+        drafts_dir = store / "drafts" / appeal.campaign.id
+        run = _dry_run(appeal, prepared, settings, store, drafts_dir, planned.faults, notices)
     else:
+        drafts_dir = settings.drafts_dir / appeal.campaign.id
         run = _real_run(appeal, prepared, settings, drafts_dir, notices, report)
-    report.outcomes, report.interrupted = asyncio.run(run)
+    report.outcomes, report.interrupted = await run
     return report
+
+
+def send(
+    settings: Settings,
+    request: AppealRequest,
+    *,
+    dry_run: bool = False,
+    store: Path | None = None,
+    faults_file: Path | None = None,
+    after_deadline: bool = False,
+    approve: Approve | None = None,
+    notify: Notify | None = None,
+) -> SendReport:
+    """:func:`plan_send`, then ``approve`` (None: approved already; a no raises
+    :class:`~ua_dispatch.errors.NotApproved` before anything is reserved or sent), then
+    :func:`deliver` in one event loop. Ctrl-C while delivering ends the run with
+    ``interrupted`` set and what went out recorded; before anything started, it raises
+    KeyboardInterrupt."""
+    planned = plan_send(
+        settings,
+        request,
+        dry_run=dry_run,
+        store=store,
+        faults_file=faults_file,
+        after_deadline=after_deadline,
+        notify=notify,
+    )
+    if approve is not None and not approve(planned.preview):
+        raise NotApproved
+    return asyncio.run(deliver(planned))
 
 
 async def _delivered(
@@ -528,8 +593,10 @@ async def _record(
 
     if outbox is None or not reserved.taken:
         return
-    # A second Ctrl-C must not cut the record of what was sent.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A second Ctrl-C must not cut the record of what was sent (signals reach only the main
+    # thread: a front door running the service in another thread has none to ignore).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
         done = await record(
             settings, prepared, outcomes, reserved, queue_retryable=not interrupted, outbox=outbox
@@ -542,7 +609,8 @@ async def _record(
         )
         return
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main:
+            signal.signal(signal.SIGINT, previous)
     if done.lost:
         notices.add(
             "warning",

@@ -544,7 +544,7 @@ class Outbox:
     async def _scrub(self) -> None:
         """Wipe the old versions of erased rows from the database's files.
 
-        SQLite: every outbox connection runs with ``secure_delete`` (``queue.db``), so freed
+        SQLite: every outbox connection runs with ``secure_delete`` (``outbox.db``), so freed
         cells and pages are zeroed as they are freed; the older page images still in the
         write-ahead log go with a ``TRUNCATE`` checkpoint, which copies the newest pages into
         the database file and empties the log. It waits a little for other processes' reads
