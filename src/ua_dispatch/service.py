@@ -5,9 +5,10 @@ and the channels' settings, prepare every payload (:func:`plan_send`), ask for a
 (:func:`deliver`) reserve the deliveries in the outbox, deliver them (to local fakes on a dry
 run), record what went out and leave what could not finish yet to the queue's worker, in one
 event loop over one outbox connection; it returns a :class:`SendReport`. A front door that
-asks for approval in a request of its own calls :func:`plan_send` and :func:`deliver` itself. Nothing here prints: notes and warnings are
-data (:class:`Notice`), handed to a callback as they arise and kept in the report, and
-approval is a callback the front door passes in.
+asks for approval in a request of its own calls :func:`plan_send` and :func:`deliver` itself.
+
+Nothing here prints: notes and warnings are data (:class:`Notice`), handed to a callback as
+they arise and kept in the report, and approval is a callback the front door passes in.
 
 The organizers' commands (``queue add``, ``list``, ``hold``, ``release``, ``cancel``,
 ``retry``, ``purge``, ``report`` and ``worker``) are here too, over :class:`~ua_dispatch.
