@@ -41,8 +41,8 @@ with atheris.instrument_imports():
     from ua_dispatch.campaign import load_campaign
     from ua_dispatch.errors import UaDispatchError
     from ua_dispatch.fakes.faults import load_profile
+    from ua_dispatch.outbox.store import Outbox as Store
     from ua_dispatch.queue.loader import add_letters
-    from ua_dispatch.queue.store import Store
     from ua_dispatch.settings import Settings
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="ua-fuzz-"))

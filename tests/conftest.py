@@ -47,6 +47,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith("UA_DISPATCH_"):
             monkeypatch.delenv(key)
+    # never the real per-user data folder: the outbox of a test lives in its own folder,
+    # also for commands run as child processes without the UA_DISPATCH_ variables
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / ".ua-dispatch"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.chdir(tmp_path)
 
 

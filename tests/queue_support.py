@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ua_dispatch.queue.store import Store
+from ua_dispatch.outbox.store import Outbox as Store
 from ua_dispatch.settings import Settings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"

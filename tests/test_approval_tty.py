@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, ROOT, SHIPPED_CAMPAIGN, SUPPORTER_ARGS
+from ua_dispatch.errors import EXIT_NOT_APPROVED
 
 
 def run_on_tty(args: list[str], answer: str, cwd: Path) -> tuple[int, str]:
@@ -54,7 +55,7 @@ def run_on_tty(args: list[str], answer: str, cwd: Path) -> tuple[int, str]:
     return code, seen.decode("utf-8", "replace")
 
 
-@pytest.mark.parametrize(("answer", "expected_code"), [("n", 2), ("y", 0)])
+@pytest.mark.parametrize(("answer", "expected_code"), [("n", EXIT_NOT_APPROVED), ("y", 0)])
 def test_preview_then_confirm(answer: str, expected_code: int, tmp_path: Path) -> None:
     store = tmp_path / "dry"
     args = [
@@ -78,6 +79,47 @@ def test_preview_then_confirm(answer: str, expected_code: int, tmp_path: Path) -
     else:
         assert "not approved" in screen
         assert sent == []
+
+
+def _dry_send_on_tty(answer: str, tmp_path: Path) -> tuple[int, str, Path]:
+    store = tmp_path / "dry"
+    args = [
+        "send",
+        str(SHIPPED_CAMPAIGN),
+        str(EXAMPLES / "letter-en.txt"),
+        *SUPPORTER_ARGS,
+        "--channels",
+        "email",
+        "--dry-run",
+        "--store",
+        str(store),
+    ]
+    code, screen = run_on_tty(args, answer, ROOT)
+    return code, screen, store
+
+
+def test_the_preview_shows_every_long_line_whole(tmp_path: Path) -> None:
+    """Paragraphs far wider than the 100-column terminal are shown whole (the terminal wraps
+    them as the official's mail reader does), not cut at the edge of a box."""
+    code, screen, _ = _dry_send_on_tty("n", tmp_path)
+    assert code == EXIT_NOT_APPROVED, screen
+    long_lines = [
+        line
+        for line in (EXAMPLES / "letter-en.txt").read_text(encoding="utf-8").splitlines()
+        if len(line) > 100
+    ]
+    assert long_lines
+    for line in long_lines:
+        assert line in screen, line[:60]
+
+
+def test_no_says_plainly_that_nothing_was_sent(tmp_path: Path) -> None:
+    code, screen, store = _dry_send_on_tty("n", tmp_path)
+    assert code == EXIT_NOT_APPROVED == 3
+    assert "nothing was sent, because the letter was not approved" in screen
+    assert "error" not in screen.split("Send these now?")[1]
+    assert "--yes" not in screen.split("Send these now?")[1]
+    assert not (store / "smtp").exists()
 
 
 def test_ctrl_c_still_reports_what_went_out(tmp_path: Path) -> None:

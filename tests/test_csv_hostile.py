@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN
 from ua_dispatch.fakes.sinch import FakeSinchGateway
 from ua_dispatch.fakes.smtp import FakeSmtpServer
-from ua_dispatch.queue.store import Store
+from ua_dispatch.outbox.store import Outbox as Store
 from ua_dispatch.settings import Settings
 
 HEADER = ["name", "email", "city", "country", "language", "letter", "approved"]

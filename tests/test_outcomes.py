@@ -20,7 +20,8 @@ from tests.queue_support import pg_database, write_letters
 from tests.test_queue import _env, _worker, db_url, rows, statuses
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.faxline import Timing
-from ua_dispatch.queue.store import OutcomeWriter, Store
+from ua_dispatch.outbox.store import Outbox as Store
+from ua_dispatch.outbox.store import OutcomeWriter
 from ua_dispatch.queue.worker import Worker
 from ua_dispatch.settings import Settings
 

@@ -26,7 +26,7 @@ from tests.queue_support import rows, scratch_database
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.ids import address_digest
-from ua_dispatch.queue import store as store_module
+from ua_dispatch.outbox import store as store_module
 
 CAMPAIGN_ID = "ua-2-19-chechnya"
 LETTERS = 200

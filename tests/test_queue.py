@@ -26,9 +26,10 @@ from ua_dispatch.campaign import load_campaign
 from ua_dispatch.channels import get_channel
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer
-from ua_dispatch.queue.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
-from ua_dispatch.queue.owners import is_gone, new_owner, process_space
-from ua_dispatch.queue.store import OutcomeWriter, Store, utcnow
+from ua_dispatch.outbox.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
+from ua_dispatch.outbox.owners import is_gone, new_owner, process_space
+from ua_dispatch.outbox.store import Outbox as Store
+from ua_dispatch.outbox.store import OutcomeWriter, utcnow
 from ua_dispatch.settings import Settings
 
 __all__ = ["empty_pg_database", "pg_database"]
@@ -1219,9 +1220,9 @@ def test_what_a_send_did_not_finish_is_given_back_as_it_was() -> None:
     """A send's own account refused (stop-channel) or a run stopped before a delivery started
     says nothing about the delivery: its row goes back as it was, not to failed."""
     from ua_dispatch.delivery import FailureKind
+    from ua_dispatch.outbox.store import _final_values
     from ua_dispatch.outcome import Outcome
     from ua_dispatch.plan import Status
-    from ua_dispatch.queue.handoff import _final_values
 
     now = dt.datetime(2030, 1, 7, 9, 0)
     later = now + dt.timedelta(minutes=5)
@@ -1315,7 +1316,7 @@ def test_an_up_to_date_outbox_opens_without_loading_alembic(db_url: str) -> None
     assert rows(db_url) == []  # creates the schema
     probe = (
         "import asyncio, sys\n"
-        "from ua_dispatch.queue.store import Store\n"
+        "from ua_dispatch.outbox.store import Outbox as Store\n"
         "from ua_dispatch.settings import Settings\n"
         "async def main():\n"
         f"    store = await Store.open(Settings(database_url={db_url!r}))\n"

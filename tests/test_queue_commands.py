@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.queue_support import scratch_database, write_letters
-from ua_dispatch.queue.store import Store
+from ua_dispatch.outbox.store import Outbox as Store
 from ua_dispatch.settings import Settings
 
 

@@ -285,3 +285,17 @@ def test_unknown_key_in_settings_file(tmp_path: Path) -> None:
     f.write_text('limit_email_per_recipent = "1/h"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="limit_email_per_recipent: not a setting"):
         load_settings(f)
+
+
+def test_the_outbox_defaults_to_the_users_data_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset, data_dir is the per-user data folder, not the current one: a send run from any
+    folder finds the same outbox, so nothing is sent twice."""
+    import platformdirs
+
+    monkeypatch.delenv("UA_DISPATCH_DATA_DIR")
+    expected = Path(platformdirs.user_data_dir("ua-dispatch"))
+    assert Settings(_env_file=None).data_dir == expected
+    assert load_settings(None).data_dir == expected
+    assert expected.is_absolute() and expected != Path(".ua-dispatch").resolve()
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", "/srv/ua")
+    assert Settings(_env_file=None).data_dir == Path("/srv/ua")

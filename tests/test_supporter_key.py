@@ -20,8 +20,8 @@ from tests.conftest import EXAMPLES, SUPPORTER_ARGS
 from tests.queue_support import scratch_database, write_letters
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.ids import address_digest
-from ua_dispatch.queue.db import KEY_FILE, database_url, supporter_key
-from ua_dispatch.queue.store import Store
+from ua_dispatch.outbox.db import KEY_FILE, database_url, supporter_key
+from ua_dispatch.outbox.store import Outbox as Store
 from ua_dispatch.settings import Settings
 
 CAMPAIGN_ID = "ua-2-19-chechnya"
@@ -180,7 +180,7 @@ def _at_0002_with_plain_hashes(url: str) -> None:
     from alembic.config import Config
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from ua_dispatch.queue.db import MIGRATIONS
+    from ua_dispatch.outbox.db import MIGRATIONS
 
     async def run() -> None:
         engine = create_async_engine(database_url(Settings(database_url=url)))

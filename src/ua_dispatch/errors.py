@@ -1,6 +1,7 @@
 """Errors the command line turns into one-line messages and exit codes.
 
-Exit codes: 0 every delivery done, 1 some delivery failed, 2 bad input or configuration.
+Exit codes: 0 every delivery done, 1 some delivery failed, 2 bad input or configuration,
+3 the letter was not approved (nothing sent), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 EXIT_OK = 0
 EXIT_DELIVERY_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_NOT_APPROVED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -41,3 +43,12 @@ class ConfigError(UaDispatchError):
 class OutboxUnavailable(ConfigError):
     """The outbox database cannot be reached or created (the server is down, the folder is not
     writable). Queue commands stop on it; a one-step send goes on without re-run protection."""
+
+
+class NotApproved(UaDispatchError):
+    """The supporter did not approve the letter when asked: nothing was sent."""
+
+    exit_code = EXIT_NOT_APPROVED
+
+    def __init__(self) -> None:
+        super().__init__("nothing was sent, because the letter was not approved")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
 from dotenv import dotenv_values
+from platformdirs import user_data_dir
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -179,8 +180,10 @@ class Settings(BaseSettings):
 
     # --- queue (organisers): where the outbox lives and how workers share it ---
     # SQLite file under data_dir unless database_url names another database
-    # ("sqlite:///PATH" or "postgresql://user@host/db")
-    data_dir: Path = Path(".ua-dispatch")
+    # ("sqlite:///PATH" or "postgresql://user@host/db"). The default is this user's data
+    # folder (~/.local/share/ua-dispatch on Linux), whichever folder a command runs from, so
+    # one supporter's sends share one outbox and a letter is never sent twice.
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("ua-dispatch")))
     database_url: str | None = None
     # seconds a worker holds a claimed delivery before another worker may take it over
     worker_lease: float = Field(default=300.0, gt=0)

@@ -31,19 +31,16 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.channels import get_channel, lookup
 from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.errors import InputError
 from ua_dispatch.files import CSV_MAX_BYTES, letter_max_bytes, open_capped, read_capped
-from ua_dispatch.ids import supporter_hash
-from ua_dispatch.letter import Letter, Supporter, make_supporter, parse_letter, render_letter
+from ua_dispatch.letter import make_supporter, parse_letter, render_letter
+from ua_dispatch.outbox.records import NewDelivery, utcnow
+from ua_dispatch.outbox.store import Outbox
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
-from ua_dispatch.queue.db import supporter_key
-from ua_dispatch.queue.models import QStatus
-from ua_dispatch.queue.store import BULK, Store, utcnow
 from ua_dispatch.settings import Settings
 
 #: columns every CSV has, and the two ways of giving the letter (at least one of them)
@@ -534,7 +531,7 @@ def _count_rows(path: Path, max_chars: int) -> int:
 
 
 async def add_letters(
-    store: Store,
+    outbox: Outbox,
     campaign: Campaign,
     csv_path: Path,
     channels: list[str],
@@ -543,105 +540,83 @@ async def add_letters(
     at: dt.datetime | None = None,
     spread: dt.timedelta | None = None,
 ) -> AddResult:
-    start = at or utcnow()
-    total = _count_rows(csv_path, settings.letter_max_chars) if spread else 0
     result = AddResult()
-    csv_dir = csv_path.parent
-    now = utcnow()
-    key = supporter_key(settings)
-    async with store.engine.begin() as conn:
-        await store.put_campaign(conn, campaign)
-        before = await store.count(conn, campaign_id=campaign.id)
-        batch: list[dict[str, Any]] = []
-        position = 0
-        planned = 0
-        checked: set[tuple[str, str]] = set()
-        for n, row in read_rows(csv_path, max_chars=settings.letter_max_chars):
-            where = f"{csv_path}: row {n}"
-            result.rows += 1
-            if not _approved(row["approved"], where):
-                result.skipped_rows.append((n, row["email"].strip() or row["name"].strip()))
-                continue
-            supporter = make_supporter(
-                name=row["name"],
-                email=row["email"],
-                city=row["city"] or None,
-                country=row["country"] or None,
-                source=where,
-            )
-            raw, source = _letter_bytes(row, csv_dir, where, settings.letter_max_chars)
-            try:
-                letter = parse_letter(
-                    raw,
-                    source=source,
-                    max_chars=settings.letter_max_chars,
-                    language=row["language"].strip() or None,
-                    accepted=campaign.languages,
-                )
-            except InputError as exc:
-                if exc.source == "--language":
-                    raise InputError(exc.detail, source=where, field="language") from None
-                raise
-            send_after = start
-            if spread and total:
-                send_after = start + spread * (position / total)
-            position += 1
-            appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
-            deliveries = plan_deliveries(appeal, lookup(channels))
-            _check_letter(appeal, deliveries, settings, where, now, checked)
-            for d in deliveries:
-                if d.to is None:
-                    why = d.skip_reason or f"{d.slug}: no {d.channel} address"
-                    result.no_address[why] = result.no_address.get(why, 0) + 1
-                    continue
-                planned += 1
-                zone = d.target.time_zone if d.target is not None else None
-                channel = get_channel(d.channel)
-                if zone is None and channel.unclear_zone(d):
-                    result.guessed_zones.add(d.slug)
-                due = channel.not_before(d, send_after, settings, zone)
-                if due != send_after:
-                    result.waiting_for_office += 1
-                batch.append(delivery_row(campaign.id, supporter, d, letter, due, now, key))
-            if len(batch) >= _BATCH:
-                await store.insert_rows(conn, batch)
-                batch = []
-        await store.insert_rows(conn, batch)
-        after = await store.count(conn, campaign_id=campaign.id)
-    result.queued = after - before
-    result.already = planned - result.queued
-    if result.queued >= BULK:
-        await store.tidy()
+    planned = [0]
+    added = await outbox.add_deliveries(
+        campaign, _batches(campaign, csv_path, channels, settings, at, spread, result, planned)
+    )
+    result.queued = added
+    result.already = planned[0] - result.queued
     return result
 
 
-def delivery_row(
-    campaign_id: str,
-    s: Supporter,
-    d: Delivery,
-    letter: Letter,
-    send_after: dt.datetime,
-    now: dt.datetime,
-    supporter_key: bytes,
-) -> dict[str, Any]:
-    return {
-        "key": d.key,
-        "campaign_id": campaign_id,
-        "supporter_name": s.name,
-        "supporter_email": s.email,
-        "supporter_city": s.city,
-        "supporter_country": s.country,
-        "supporter_hash": supporter_hash(s.email, supporter_key),
-        "target_slug": d.slug,
-        "channel": d.channel,
-        "recipient": d.to,
-        "letter_text": letter.text,
-        "letter_hash": letter.hash,
-        "language": letter.language,
-        "send_after": send_after,
-        "next_attempt_at": send_after,
-        "status": str(QStatus.QUEUED),
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
+def _batches(
+    campaign: Campaign,
+    csv_path: Path,
+    channels: list[str],
+    settings: Settings,
+    at: dt.datetime | None,
+    spread: dt.timedelta | None,
+    result: AddResult,
+    planned: list[int],
+) -> Iterator[list[NewDelivery]]:
+    """The CSV's deliveries in batches, counted into ``result`` and ``planned[0]`` as they
+    are read; a bad row raises, and the outbox rolls the whole file back."""
+    start = at or utcnow()
+    total = _count_rows(csv_path, settings.letter_max_chars) if spread else 0
+    csv_dir = csv_path.parent
+    now = utcnow()
+    batch: list[NewDelivery] = []
+    position = 0
+    checked: set[tuple[str, str]] = set()
+    for n, row in read_rows(csv_path, max_chars=settings.letter_max_chars):
+        where = f"{csv_path}: row {n}"
+        result.rows += 1
+        if not _approved(row["approved"], where):
+            result.skipped_rows.append((n, row["email"].strip() or row["name"].strip()))
+            continue
+        supporter = make_supporter(
+            name=row["name"],
+            email=row["email"],
+            city=row["city"] or None,
+            country=row["country"] or None,
+            source=where,
+        )
+        raw, source = _letter_bytes(row, csv_dir, where, settings.letter_max_chars)
+        try:
+            letter = parse_letter(
+                raw,
+                source=source,
+                max_chars=settings.letter_max_chars,
+                language=row["language"].strip() or None,
+                accepted=campaign.languages,
+            )
+        except InputError as exc:
+            if exc.source == "--language":
+                raise InputError(exc.detail, source=where, field="language") from None
+            raise
+        send_after = start
+        if spread and total:
+            send_after = start + spread * (position / total)
+        position += 1
+        appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
+        deliveries = plan_deliveries(appeal, lookup(channels))
+        _check_letter(appeal, deliveries, settings, where, now, checked)
+        for d in deliveries:
+            if d.to is None:
+                why = d.skip_reason or f"{d.slug}: no {d.channel} address"
+                result.no_address[why] = result.no_address.get(why, 0) + 1
+                continue
+            planned[0] += 1
+            zone = d.target.time_zone if d.target is not None else None
+            channel = get_channel(d.channel)
+            if zone is None and channel.unclear_zone(d):
+                result.guessed_zones.add(d.slug)
+            due = channel.not_before(d, send_after, settings, zone)
+            if due != send_after:
+                result.waiting_for_office += 1
+            batch.append(NewDelivery(campaign.id, supporter, d, letter, due))
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    yield batch

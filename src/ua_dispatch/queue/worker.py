@@ -34,19 +34,17 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
 from ua_dispatch.channels import CHANNELS, get_channel
 from ua_dispatch.delivery import BuildEnv, FailureKind, Transport
 from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
-from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
-from ua_dispatch.letter import Letter, Supporter
+from ua_dispatch.errors import ConfigError, InputError
 from ua_dispatch.limits import RateLimits, parse_rate
-from ua_dispatch.plan import Appeal, Delivery, Status
-from ua_dispatch.queue.models import QStatus
-from ua_dispatch.queue.owners import new_owner
-from ua_dispatch.queue.store import Outcome, Store, utcnow
+from ua_dispatch.outbox.owners import new_owner
+from ua_dispatch.outbox.records import DeliveryRecord, Outcome, QStatus, utcnow
+from ua_dispatch.outbox.store import Outbox, outbox_error
+from ua_dispatch.plan import Status
 from ua_dispatch.settings import Settings
 
 log = structlog.get_logger("ua_dispatch.worker")
@@ -98,7 +96,7 @@ GONE_OWNERS_EVERY = 30.0
 class Worker:
     def __init__(
         self,
-        store: Store,
+        store: Outbox,
         settings: Settings,
         *,
         concurrency: int = 8,
@@ -117,7 +115,7 @@ class Worker:
         self.stop = asyncio.Event()
         # One buffer and one set of consumers per channel: a fax followed for minutes while
         # it is dialled holds a fax consumer, never one the emails need.
-        self._buffers: dict[str, asyncio.Queue[sa.Row[Any] | None]] = {
+        self._buffers: dict[str, asyncio.Queue[DeliveryRecord | None]] = {
             name: asyncio.Queue() for name in self.channels
         }
         self._want = asyncio.Event()
@@ -181,7 +179,9 @@ class Worker:
         try:
             await self._flush()
             await self._release_buffered()
-        except sa.exc.SQLAlchemyError as exc:
+        except Exception as exc:
+            if outbox_error(exc) is None:
+                raise
             # what is not recorded stays in flight and is taken over when the lease ends
             log.error(
                 "worker.outcomes_not_recorded", outcomes=len(self._outcomes), error=_one_line(exc)
@@ -189,9 +189,10 @@ class Worker:
             failure = failure or exc
         finally:
             await self._writer.close()
-        if isinstance(failure, sa.exc.SQLAlchemyError):
-            raise OutboxUnavailable(f"the outbox failed: {_one_line(failure)}") from None
         if failure is not None:
+            lost = outbox_error(failure)
+            if lost is not None:
+                raise lost from None
             raise failure
         log.info("worker.stop", owner=self.owner, **_stats_fields(self.stats))
         return self.stats
@@ -340,7 +341,7 @@ class Worker:
 
     async def _deliver(
         self,
-        row: sa.Row[Any],
+        row: DeliveryRecord,
         transports: dict[str, Transport[Any]],
         stack: AsyncExitStack,
         last: asyncio.Future[bool] | None = None,
@@ -363,12 +364,10 @@ class Worker:
             return self._requeue(row, row.attempts, self.stats.stopped_channels[row.channel])
         channel = get_channel(row.channel)
         try:
-            target = campaign.target(row.target_slug)
-            delivery = Delivery(row.channel, target, channel.address_of(target), row.key)
-            if delivery.to is None:
-                raise InputError(f"{row.target_slug} has no {row.channel} address any more")
+            delivery = row.delivery(campaign)
         except (InputError, KeyError) as exc:
             return self._unbuildable(row, exc)
+        target = campaign.target(row.target_slug)
         # Waiting for office hours or a rate limit is decided before the letter is rendered
         # (a fax PDF is not made again each time it is put back).
         opens = channel.not_before(delivery, now, self.settings, target.time_zone)
@@ -383,16 +382,7 @@ class Worker:
         if free_at is not None:
             return self._defer(row, free_at, "waiting for the recipient's rate limit")
         try:
-            supporter = Supporter.model_construct(
-                name=row.supporter_name,
-                email=row.supporter_email,
-                city=row.supporter_city,
-                country=row.supporter_country,
-            )
-            letter = Letter(
-                text=row.letter_text, language=row.language, source=f"delivery {row.id}"
-            )
-            appeal = Appeal(campaign=campaign, letter=letter, supporter=supporter)
+            appeal = row.appeal(campaign)
             env = BuildEnv(settings=self.settings, now=dt.datetime.now(dt.UTC))
             payload = channel.build(appeal, delivery, env)
         except InputError as exc:
@@ -446,7 +436,7 @@ class Worker:
             ref=result.ref if unclear else None,
         )
 
-    def _unbuildable(self, row: sa.Row[Any], exc: Exception) -> Outcome:
+    def _unbuildable(self, row: DeliveryRecord, exc: Exception) -> Outcome:
         self.stats.failed += 1
         msg = (
             f"target {row.target_slug} is no longer in the campaign"
@@ -455,7 +445,7 @@ class Worker:
         )
         return Outcome(row.id, QStatus.FAILED, row.attempts, error=msg, error_kind="permanent")
 
-    def _defer(self, row: sa.Row[Any], until: dt.datetime, why: str) -> Outcome:
+    def _defer(self, row: DeliveryRecord, until: dt.datetime, why: str) -> Outcome:
         """Back to the queue until ``until`` without spending an attempt: waiting for office
         hours or a rate limit is not a failure."""
         self.stats.deferred += 1
@@ -470,7 +460,7 @@ class Worker:
 
     def _requeue(
         self,
-        row: sa.Row[Any],
+        row: DeliveryRecord,
         attempts: int,
         error: str,
         *,

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import sqlalchemy as sa
+
+from ua_dispatch.outbox.status import FINAL, QStatus
+
+__all__ = ["FINAL", "QStatus", "campaigns", "deliveries", "metadata", "send_slots"]
 
 metadata = sa.MetaData()
 
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-
-class QStatus(StrEnum):
-    QUEUED = "queued"
-    HELD = "held"
-    IN_FLIGHT = "in_flight"
-    SENT = "sent"
-    FAILED = "failed"
-    #: may have arrived, and neither we nor the other side can tell (an SMTP session lost
-    #: after the final dot): not sent again until a person has checked
-    AMBIGUOUS = "ambiguous"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-
-
-FINAL = (QStatus.SENT, QStatus.FAILED, QStatus.AMBIGUOUS, QStatus.CANCELLED, QStatus.EXPIRED)
 
 campaigns = sa.Table(
     "campaigns",

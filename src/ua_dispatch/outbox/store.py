@@ -1,9 +1,31 @@
-"""Reading and changing the outbox. Every change is one short transaction.
+"""The outbox: every statement that reads or changes it, behind one class, :class:`Outbox`.
+
+Every change is one short transaction. Database failures leave it as
+:class:`~ua_dispatch.errors.OutboxUnavailable`, so callers never see SQLAlchemy's errors.
 
 Claiming: a worker takes due rows (queued and due, or in flight under a lease that ran out) and
 marks them in flight under its own lease. On PostgreSQL the candidate rows are locked with
 ``FOR UPDATE SKIP LOCKED`` so concurrent workers never take the same row; SQLite serialises
 writers, so the same statement is safe there too.
+
+One-step sends reserve their deliveries before delivering them (:meth:`Outbox.reserve`), all
+in one transaction:
+
+- one recorded as sent by an earlier run is not sent again;
+- one another process holds right now (a queue worker, or the same send started twice) is left
+  to it;
+- one the organizers hold or cancelled (the case changed) is not sent;
+- one that ended ``ambiguous`` (it may have arrived) is not sent again until a person checked;
+- one waiting in the queue (queued, failed, expired, or in flight under a lease that ran out) is
+  taken over, and one not in the outbox yet is added, in flight under the send's own lease,
+  so no worker and no second copy of the send delivers it meanwhile.
+
+The send renews that lease while it runs (:meth:`Outbox.keep_lease`). Afterwards
+(:meth:`Outbox.record`) a sent delivery is recorded as sent, a permanent failure as failed (as
+ambiguous when it may have arrived), and one whose in-process retry budget was spent on
+transient failures is left queued, due after ``queue_retry_delay``, for the worker to try again
+with the same delivery key (and so the same Message-ID). What the send did not finish (Ctrl-C,
+its own account refused) is given back as it was.
 """
 
 from __future__ import annotations
@@ -11,29 +33,53 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.queue.db import BUSY_TIMEOUT_MS, open_engine, sqlite_pragmas
-from ua_dispatch.queue.models import FINAL, QStatus, campaigns, deliveries, send_slots
-from ua_dispatch.queue.owners import is_gone
+from ua_dispatch.delivery import FailureKind
+from ua_dispatch.errors import OutboxUnavailable
+from ua_dispatch.outbox.db import BUSY_TIMEOUT_MS, open_engine, sqlite_pragmas, supporter_key
+from ua_dispatch.outbox.models import FINAL, QStatus, campaigns, deliveries, send_slots
+from ua_dispatch.outbox.owners import is_gone, new_owner
+from ua_dispatch.outbox.records import (
+    DeliveryRecord,
+    NewDelivery,
+    Outcome,
+    Recorded,
+    Reservation,
+    delivery_row,
+    utcnow,
+)
+from ua_dispatch.outcome import Outcome as SendOutcome
+from ua_dispatch.plan import Appeal, Delivery, Status
 from ua_dispatch.settings import Settings
+
+__all__ = ["BULK", "Outbox", "OutcomeWriter", "outbox_error", "utcnow"]
 
 D = deliveries.c
 log = structlog.get_logger("ua_dispatch.outbox")
 S = send_slots.c
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 _NEVER = dt.datetime(1970, 1, 1)
-#: rows changed at once from which the outbox is tidied (see Store.tidy)
+#: rows changed at once from which the outbox is tidied (see Outbox.tidy)
 BULK = 1000
 #: after a purge, how often and how long (ms) a TRUNCATE checkpoint waits for other processes'
 #: reads to end (it holds back their writes meanwhile), and how long VACUUM FULL waits for
@@ -42,44 +88,66 @@ _SCRUB_TRIES = 3
 _CHECKPOINT_WAIT_MS = 2_000
 _VACUUM_LOCK_WAIT = "10s"
 
+#: why a reserved delivery is not sent by this run, by the row's status
+_NOT_MINE = {
+    str(QStatus.IN_FLIGHT): "another process (a queue worker, or this send started twice) is "
+    "delivering it now; see `ua-dispatch queue list`",
+    str(QStatus.HELD): "the organizers hold deliveries to this official; "
+    "`ua-dispatch queue release` resumes them",
+    str(QStatus.CANCELLED): "the organizers cancelled deliveries to this official",
+    str(QStatus.AMBIGUOUS): "an earlier try may have delivered it and nobody could tell; "
+    "check with the recipient, then `ua-dispatch queue retry --ambiguous` sends it again",
+}
+
 
 class _SlotBusy(Exception):
     def __init__(self, free_at: dt.datetime):
         self.free_at = free_at
 
 
-def utcnow() -> dt.datetime:
-    """Naive UTC: what every timestamp column holds."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+def outbox_error(exc: BaseException) -> OutboxUnavailable | None:
+    """The outbox error a database failure stands for; None for any other exception."""
+    if isinstance(exc, OutboxUnavailable):
+        return exc
+    if isinstance(exc, sa.exc.SQLAlchemyError | sqlite3.Error):
+        return OutboxUnavailable(f"the outbox failed: {_one_line(exc)}")
+    return None
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What a worker records for one claimed row."""
-
-    id: int
-    status: QStatus
-    attempts: int
-    next_attempt_at: dt.datetime | None = None
-    error: str | None = None
-    error_kind: str | None = None
-    code: str | None = None
-    ref: str | None = None
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
 
 
-class Store:
-    def __init__(self, engine: AsyncEngine):
+def _translated(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Database errors of an outbox method leave it as OutboxUnavailable."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            raise OutboxUnavailable(f"the outbox failed: {_one_line(exc)}") from exc
+
+    return wrapper
+
+
+class Outbox:
+    """The outbox database: open it with :meth:`open`, close it with :meth:`close` (or use it
+    as ``async with``)."""
+
+    def __init__(self, engine: AsyncEngine, settings: Settings):
         self.engine = engine
+        self.settings = settings
         self._campaigns: dict[str, Campaign] = {}
 
     @classmethod
-    async def open(cls, settings: Settings) -> Store:
-        return cls(await open_engine(settings))
+    async def open(cls, settings: Settings) -> Outbox:
+        return cls(await open_engine(settings), settings)
 
     async def close(self) -> None:
         await self.engine.dispose()
 
-    async def __aenter__(self) -> Store:
+    async def __aenter__(self) -> Outbox:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -156,6 +224,7 @@ class Store:
         async with self.engine.connect() as c:
             return int((await c.execute(stmt)).scalar_one())
 
+    @_translated
     async def campaign(self, campaign_id: str) -> Campaign:
         found = self._campaigns.get(campaign_id)
         if found is None:
@@ -170,6 +239,7 @@ class Store:
 
     # --- organiser commands ---
 
+    @_translated
     async def rows(
         self,
         *,
@@ -177,14 +247,15 @@ class Store:
         statuses: Iterable[str] = (),
         target: str | None = None,
         limit: int | None = None,
-    ) -> list[sa.Row[Any]]:
+    ) -> list[DeliveryRecord]:
         stmt = sa.select(deliveries).order_by(D.next_attempt_at, D.id)
         stmt = _filter(stmt, campaign=campaign, statuses=list(statuses), target=target)
         if limit is not None:
             stmt = stmt.limit(limit)
         async with self.engine.connect() as conn:
-            return list((await conn.execute(stmt)).all())
+            return [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
 
+    @_translated
     async def count_rows(
         self,
         *,
@@ -198,6 +269,7 @@ class Store:
         async with self.engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 
+    @_translated
     async def known_targets(self, campaign: str | None = None) -> tuple[list[str], list[str]]:
         """The campaign ids in the outbox, and the target slugs of those campaigns (only
         ``campaign``'s when given) together with the slugs their deliveries name."""
@@ -214,6 +286,7 @@ class Store:
                 slugs.update(t.slug for t in (await self.campaign(cid)).targets)
         return ids, sorted(slugs)
 
+    @_translated
     async def move(
         self,
         from_statuses: Sequence[QStatus],
@@ -258,6 +331,7 @@ class Store:
             # the change itself is committed; tidying is a courtesy to the next claims
             log.warning("outbox.tidy_skipped", error=" ".join(str(exc).split())[:200])
 
+    @_translated
     async def claim(
         self,
         owner: str,
@@ -265,7 +339,7 @@ class Store:
         lease: float,
         spacing: Mapping[str, float] | None = None,
         due_by: dt.datetime | None = None,
-    ) -> list[sa.Row[Any]]:
+    ) -> list[DeliveryRecord]:
         """Take due rows under a lease: up to ``wants[channel]`` of each channel. ``spacing``
         (scope -> seconds, e.g. ``{"fax.number": 120}``) are the per-recipient limits this
         worker enforces: rows to a recipient whose last letter is more recent are left for
@@ -295,7 +369,7 @@ class Store:
                 )
             )
             slot_busy = sa.select(S.key).where(S.key == sa.func.lower(D.recipient), recent).exists()
-        claimed: list[sa.Row[Any]] = []
+        claimed: list[DeliveryRecord] = []
         async with self.engine.begin() as conn:
             # Channel by channel, so the due index (status, channel, next_attempt_at, id) is
             # walked per channel: a backlog of faxes waiting for their numbers never stands
@@ -323,11 +397,12 @@ class Store:
                         )
                         .returning(*deliveries.c)
                     )
-                    got = (await conn.execute(stmt)).all()
+                    got = [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
                     taken += len(got)
                     claimed += got
         return claimed
 
+    @_translated
     async def take_slots(self, wants: Sequence[tuple[str, str, float]]) -> dt.datetime | None:
         """Take a send slot for every ``(scope, key, spacing seconds)``, all or none.
 
@@ -370,6 +445,7 @@ class Store:
         over one connection it keeps (see OutcomeWriter)."""
         return OutcomeWriter(self.engine, owner)
 
+    @_translated
     async def release(self, owner: str, ids: Sequence[int]) -> int:
         """Give rows back to the queue untouched (a worker stopping before it sent them)."""
         if not ids:
@@ -384,6 +460,7 @@ class Store:
         async with self.engine.begin() as conn:
             return int((await conn.execute(stmt)).rowcount)
 
+    @_translated
     async def end_leases_of_gone_owners(self) -> int:
         """End the leases of owners that are processes of this machine and have ended (see
         ``owners``), so their rows are claimed now rather than when the leases run out.
@@ -405,6 +482,7 @@ class Store:
         log.info("outbox.leases_of_gone_owners_ended", owners=len(gone), rows=freed)
         return int(freed)
 
+    @_translated
     async def renew(self, owner: str, lease: float) -> None:
         """Extend the lease on every row this worker still holds."""
         stmt = (
@@ -415,6 +493,7 @@ class Store:
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
 
+    @_translated
     async def pending(self, channels: Sequence[str]) -> tuple[int, dt.datetime | None]:
         """How many rows are still to be worked on, and when the next one is due."""
         live = [str(QStatus.QUEUED), str(QStatus.IN_FLIGHT)]
@@ -425,6 +504,7 @@ class Store:
             n, first = (await conn.execute(stmt)).one()
         return int(n), first
 
+    @_translated
     async def purge(self, days: float, *, scrub: bool = False) -> int:
         """Erase personal data from deliveries that finished more than ``days`` ago.
 
@@ -464,7 +544,7 @@ class Store:
     async def _scrub(self) -> None:
         """Wipe the old versions of erased rows from the database's files.
 
-        SQLite: every outbox connection runs with ``secure_delete`` (``queue.db``), so freed
+        SQLite: every outbox connection runs with ``secure_delete`` (``outbox.db``), so freed
         cells and pages are zeroed as they are freed; the older page images still in the
         write-ahead log go with a ``TRUNCATE`` checkpoint, which copies the newest pages into
         the database file and empties the log. It waits a little for other processes' reads
@@ -510,8 +590,203 @@ class Store:
             # the erasing itself is committed; `queue purge` tries the wiping again
             log.warning("outbox.scrub_incomplete", error=" ".join(str(exc).split())[:200])
 
+    # --- adding letters ---
+
+    @_translated
+    async def add_deliveries(
+        self, campaign: Campaign, batches: Iterable[Sequence[NewDelivery]]
+    ) -> int:
+        """Store ``campaign`` (replacing the stored copy) and add every delivery of every
+        batch, in one transaction: an exception raised while the batches are made (a bad
+        CSV row) rolls all of it back. A key already in the outbox is left as it is.
+        Returns how many deliveries were new."""
+        key = supporter_key(self.settings)
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            await self.put_campaign(conn, campaign)
+            before = await self.count(conn, campaign_id=campaign.id)
+            for batch in batches:
+                await self.insert_rows(conn, [delivery_row(new, now, key) for new in batch])
+            added = await self.count(conn, campaign_id=campaign.id) - before
+        if added >= BULK:
+            await self.tidy()
+        return added
+
+    # --- one-step sends ---
+
+    @_translated
+    async def reserve(
+        self, appeal: Appeal, deliveries_: Sequence[Delivery], lease: float
+    ) -> Reservation:
+        """Look up, take over or add a send's deliveries (see the module text), under a
+        lease of ``lease`` seconds."""
+        found = Reservation(owner=new_owner("send"))
+        mine = {d.key: d for d in deliveries_}
+        if not mine:
+            return found
+        await self.end_leases_of_gone_owners()  # a send or worker here that was killed
+        now = utcnow()
+        until = now + dt.timedelta(seconds=lease)
+        live_lease = sa.and_(D.status == str(QStatus.IN_FLIGHT), D.lease_until >= now)
+        async with self.engine.begin() as conn:
+            rows = await conn.execute(
+                sa.select(D.key, D.status, D.provider_ref, D.lease_until).where(
+                    D.key.in_(list(mine))
+                )
+            )
+            before: dict[str, str] = {}
+            for key, status, ref, lease_until in rows.all():
+                held = status in (QStatus.HELD, QStatus.CANCELLED, QStatus.AMBIGUOUS)
+                leased = status == QStatus.IN_FLIGHT and (lease_until or now) >= now
+                if status == QStatus.SENT:
+                    found.earlier[key] = ref or ""
+                elif held or leased:
+                    found.busy[key] = _NOT_MINE[status]
+                    if leased and lease_until is not None:
+                        found.busy[key] += (
+                            f" (if that process was stopped, the delivery is free again at "
+                            f"{lease_until:%H:%M:%S} UTC)"
+                        )
+                else:
+                    before[key] = status
+            if before:
+                # The same conditions again in the UPDATE: a row another process took since the
+                # SELECT stays with it (PostgreSQL re-checks them on the locked row).
+                taken = await conn.execute(
+                    deliveries.update()
+                    .where(
+                        D.key.in_(list(before)),
+                        D.status.in_(
+                            [str(s) for s in (QStatus.QUEUED, QStatus.FAILED, QStatus.EXPIRED)]
+                        )
+                        | (D.status == str(QStatus.IN_FLIGHT)),
+                        ~live_lease,
+                    )
+                    .values(
+                        status=str(QStatus.IN_FLIGHT),
+                        lease_owner=found.owner,
+                        lease_until=until,
+                        updated_at=now,
+                    )
+                    .returning(D.key)
+                )
+                got = {k for (k,) in taken.all()}
+                found.taken = {k: before[k] for k in got}
+                for k in set(before) - got:
+                    found.busy[k] = _NOT_MINE[str(QStatus.IN_FLIGHT)]
+            new = [k for k in mine if k not in found.earlier and k not in found.busy]
+            new = [k for k in new if k not in found.taken]
+            if new:
+                # Not in the outbox yet: add them in flight under this send's lease, so the same
+                # send started twice cannot deliver them twice. A key another process added
+                # since the SELECT is not inserted again, and is left to it.
+                await self.put_campaign(conn, appeal.campaign, replace=False)
+                rows_new = []
+                hash_key = supporter_key(self.settings)
+                for k in new:
+                    row = delivery_row(
+                        NewDelivery(
+                            appeal.campaign.id, appeal.supporter, mine[k], appeal.letter, now
+                        ),
+                        now,
+                        hash_key,
+                    )
+                    row.update(
+                        status=str(QStatus.IN_FLIGHT), lease_owner=found.owner, lease_until=until
+                    )
+                    rows_new.append(row)
+                added = await self.insert_rows_returning_keys(conn, rows_new)
+                for k in new:
+                    if k in added:
+                        found.taken[k] = ""
+                    else:
+                        found.busy[k] = _NOT_MINE[str(QStatus.IN_FLIGHT)]
+        return found
+
+    @contextlib.asynccontextmanager
+    async def keep_lease(self, reservation: Reservation, lease: float) -> AsyncIterator[None]:
+        """Renew a send's lease while it runs, as a worker does: a send that waits long for
+        its rate limits keeps what it reserved, and one that dies lets it go within a lease."""
+        if not reservation.taken:
+            yield
+            return
+
+        async def renew() -> None:
+            # at once first: reserving may have waited for a busy outbox since the lease was set
+            while True:
+                try:
+                    await self.renew(reservation.owner, lease)
+                except Exception as exc:  # the next renewal may succeed; sending goes on
+                    log.warning("send.lease_not_renewed", error=str(exc))
+                await asyncio.sleep(max(0.5, lease / 3))
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @_translated
+    async def record(
+        self,
+        reservation: Reservation,
+        done: Sequence[tuple[str, SendOutcome]],
+        *,
+        retry_delay: float,
+        queue_retryable: bool = True,
+    ) -> Recorded:
+        """Write what a send did, ``(key, outcome)`` for each of its deliveries, to the rows it
+        reserved. ``queue_retryable`` is False after Ctrl-C: the supporter stopped the run, so
+        nothing is left queued for the worker."""
+        now = utcnow()
+        due = now + dt.timedelta(seconds=retry_delay)
+        result = Recorded()
+        writes: list[tuple[str, dict[str, Any] | None, int]] = []
+        for key, o in done:
+            if key not in reservation.taken:
+                continue
+            values = _final_values(o, now, due, queue_retryable)
+            if values is None:
+                # given back: a row the send added goes away; a taken one returns to its
+                # status, except one taken from a lease that ran out, which goes back to the
+                # queue
+                before = reservation.taken[key]
+                if before:
+                    values = {
+                        "status": str(QStatus.QUEUED) if before == QStatus.IN_FLIGHT else before
+                    }
+            elif values["status"] == QStatus.QUEUED:
+                result.queued.append(o)
+            writes.append((key, values, o.attempts))
+        if not writes:
+            return result
+        mine = sa.and_(D.lease_owner == reservation.owner, D.status == str(QStatus.IN_FLIGHT))
+        async with self.engine.begin() as conn:
+            for key, values, attempts in writes:
+                if values is None:
+                    changed = await conn.execute(deliveries.delete().where(D.key == key, mine))
+                else:
+                    changed = await conn.execute(
+                        deliveries.update()
+                        .where(D.key == key, mine)
+                        .values(
+                            **values,
+                            attempts=D.attempts + attempts,
+                            lease_owner=None,
+                            lease_until=None,
+                            updated_at=now,
+                        )
+                    )
+                if changed.rowcount == 0:
+                    result.lost += 1
+        result.due = due if result.queued else None
+        return result
+
     # --- reports ---
 
+    @_translated
     async def report(self, campaign: str) -> tuple[list[tuple[str, str, str, int]], int]:
         """(channel, target, status, count) rows, and the distinct supporters who acted."""
         stmt = (
@@ -560,6 +835,7 @@ class OutcomeWriter:
             to_text = sa.DateTime().dialect_impl(engine.dialect).bind_processor(engine.dialect)
             self._datetime: Callable[[Any], Any] = to_text or (lambda value: value)
 
+    @_translated
     async def write(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
@@ -672,3 +948,43 @@ def _filter(stmt: Any, *, campaign: str | None, statuses: list[str], target: str
     if target is not None:
         stmt = stmt.where(D.target_slug == target)
     return stmt
+
+
+def _final_values(o: SendOutcome, now: dt.datetime, due: dt.datetime, queue_retryable: bool) -> Any:
+    """Column values for a delivery a send made, or None to give the row back as it was."""
+    if o.status == Status.SENT and o.attempts > 0:
+        return {
+            "status": str(QStatus.SENT),
+            "provider_ref": o.ref,
+            "finished_at": now,
+            "next_attempt_at": now,
+            "last_error": None,
+            "error_kind": None,
+            "error_code": None,
+        }
+    if o.status != Status.FAILED or o.error_kind == FailureKind.STOP_CHANNEL:
+        # not attempted, or this send's own account was refused: nothing about the delivery
+        return None
+    if o.retryable and queue_retryable:
+        return {
+            "status": str(QStatus.QUEUED),
+            "provider_ref": None,
+            "finished_at": None,
+            "next_attempt_at": due,
+            "last_error": o.error,
+            "error_kind": o.error_kind,
+            "error_code": o.code,
+        }
+    if not o.retryable and o.attempts > 0:
+        # one that may have arrived is not "failed": a person checks it
+        unclear = o.error_kind == FailureKind.AMBIGUOUS
+        return {
+            "status": str(QStatus.AMBIGUOUS if unclear else QStatus.FAILED),
+            "provider_ref": o.ref if unclear else None,
+            "finished_at": now,
+            "next_attempt_at": now,
+            "last_error": o.error,
+            "error_kind": o.error_kind,
+            "error_code": o.code,
+        }
+    return None

@@ -1,0 +1,999 @@
+"""What ``ua-dispatch`` does, for every front door (the command line, a web page).
+
+The one-step send (:func:`send`): load the campaign, letter and supporter, check the deadline
+and the channels' settings, prepare every payload (:func:`plan_send`), ask for approval, then
+(:func:`deliver`) reserve the deliveries in the outbox, deliver them (to local fakes on a dry
+run), record what went out and leave what could not finish yet to the queue's worker, in one
+event loop over one outbox connection; it returns a :class:`SendReport`. A front door that
+asks for approval in a request of its own calls :func:`plan_send` and :func:`deliver` itself.
+
+Nothing here prints: notes and warnings are data (:class:`Notice`), handed to a callback as
+they arise and kept in the report, and approval is a callback the front door passes in.
+
+The organizers' commands (``queue add``, ``list``, ``hold``, ``release``, ``cancel``,
+``retry``, ``purge``, ``report`` and ``worker``) are here too, over :class:`~ua_dispatch.
+outbox.store.Outbox`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import datetime as dt
+import io
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ua_dispatch.campaign import Campaign, load_campaign
+from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
+from ua_dispatch.engine import Prepared, execute, prepare, write_drafts
+from ua_dispatch.errors import ConfigError, InputError, NotApproved, OutboxUnavailable
+from ua_dispatch.fakes import fake_gateway_class
+from ua_dispatch.fakes.faults import FaultProfile, load_profile
+from ua_dispatch.letter import load_letter, make_supporter, render_letter
+from ua_dispatch.outbox.status import QStatus
+from ua_dispatch.outcome import Outcome
+from ua_dispatch.plan import Appeal, Status
+from ua_dispatch.settings import Settings
+
+if TYPE_CHECKING:
+    # Named in annotations only: the outbox (SQLAlchemy), the worker, the CSV loader and the
+    # fake servers are imported by the functions that use them, which keeps start-up fast.
+    from ua_dispatch.fakes.gateway import FakeGateway
+    from ua_dispatch.outbox.records import DeliveryRecord, Reservation
+    from ua_dispatch.outbox.store import Outbox
+    from ua_dispatch.queue.loader import AddResult
+    from ua_dispatch.queue.worker import WorkerStats
+
+#: channels that deliver by themselves (the others leave a draft for a person)
+SENDING = [name for name, c in CHANNELS.items() if c.sends]
+
+
+# --- what the service hands back ---
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the supporter or organizer should read: ``note`` (what happened),
+    ``warning`` (something is wrong but the work went on) or ``info`` (where things are)."""
+
+    kind: Literal["note", "warning", "info"]
+    text: str
+
+
+Notify = Callable[[Notice], None]
+
+
+class _Notices:
+    def __init__(self, notify: Notify | None, kept: list[Notice] | None = None):
+        self.notify = notify
+        self.all: list[Notice] = kept if kept is not None else []
+
+    def add(self, kind: Literal["note", "warning", "info"], text: str) -> None:
+        notice = Notice(kind, text)
+        self.all.append(notice)
+        if self.notify is not None:
+            self.notify(notice)
+
+
+@dataclass(frozen=True)
+class AppealRequest:
+    """A supporter's appeal as a front door receives it."""
+
+    campaign_file: Path
+    letter_file: Path
+    name: str
+    email: str
+    city: str | None = None
+    country: str | None = None
+    language: str | None = None
+    #: comma-separated channel names; None for every channel
+    channels: str | None = None
+
+
+@dataclass(frozen=True)
+class PreviewLine:
+    channel: str
+    #: the official (or "all targets" for a delivery to every official at once)
+    who: str
+    #: the address, or why the delivery is skipped
+    what: str
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the supporter approves: the letter as the first official receives it, and every
+    delivery."""
+
+    appeal: Appeal
+    prepared: list[Prepared]
+    recipient: str
+    letter: str
+    lines: list[PreviewLine]
+
+    @classmethod
+    def of(cls, appeal: Appeal, prepared: list[Prepared]) -> Preview:
+        targets = [p.delivery.target for p in prepared if p.payload is not None]
+        first = next((t for t in targets if t is not None), appeal.campaign.targets[0])
+        rendered = render_letter(appeal.letter, appeal.supporter, first)
+        lines = []
+        for p in prepared:
+            d = p.delivery
+            skipped = p.payload is None
+            lines.append(
+                PreviewLine(
+                    channel=d.channel,
+                    who=d.target.display if d.target is not None else "all targets",
+                    what=f"skipped ({d.skip_reason})" if skipped else str(d.to),
+                    skipped=skipped,
+                )
+            )
+        return cls(appeal, prepared, first.display, rendered.text, lines)
+
+
+Approve = Callable[[Preview], bool]
+
+
+@dataclass
+class SendReport:
+    """What a send did, in plan order."""
+
+    campaign: Campaign
+    channels: list[str]
+    dry_run: bool
+    outcomes: list[Outcome] = field(default_factory=list)
+    #: deliveries that could not finish yet and are left to ``ua-dispatch worker``
+    queued_for_worker: list[Outcome] = field(default_factory=list)
+    #: when the worker may try them
+    queued_due: dt.datetime | None = None
+    #: keys of deliveries an earlier run sent, and of those this run left alone (and why)
+    earlier: dict[str, str] = field(default_factory=dict)
+    busy: dict[str, str] = field(default_factory=dict)
+    notices: list[Notice] = field(default_factory=list)
+    #: Ctrl-C stopped the run: the outcomes are what went out before it stopped
+    interrupted: bool = False
+    #: a dry run: where the fakes keep what they received
+    store: Path | None = None
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == Status.FAILED for o in self.outcomes)
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as one JSON object."""
+        doc: dict[str, Any] = {"campaign": self.campaign.id, "dry_run": self.dry_run}
+        if self.store is not None:
+            doc["store"] = str(self.store)
+        else:
+            doc["queued_for_worker"] = [
+                {"channel": o.channel, "target": o.target} for o in self.queued_for_worker
+            ]
+        if self.interrupted:
+            doc["interrupted"] = True
+        doc["deliveries"] = [o.to_json() for o in self.outcomes]
+        return doc
+
+    def captured(self) -> list[str]:
+        """A dry run: what the fakes received, and where it is kept."""
+        if self.store is None:
+            return []
+        smtp, fax = self.store / "smtp", self.store / "fax"
+        sent = [o.channel for o in self.outcomes if o.status == Status.SENT]
+        lines = [
+            f"Captured {sent.count('email')} email(s) in {smtp / 'messages'} "
+            f"(index: {smtp / 'index.jsonl'})"
+        ]
+        if "fax" in self.channels:
+            lines.append(
+                f"{sent.count('fax')} fax(es) sent; the fake gateway keeps what it receives in "
+                f"{fax / 'faxes'} (index: {fax / 'index.jsonl'})"
+            )
+        return lines
+
+    @property
+    def notes(self) -> list[str]:
+        return [n.text for n in self.notices if n.kind == "note"]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [n.text for n in self.notices if n.kind == "warning"]
+
+
+@dataclass
+class DraftReport:
+    campaign: Campaign
+    out_dir: Path
+    outcomes: list[Outcome]
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == Status.FAILED for o in self.outcomes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign.id,
+            "dry_run": True,
+            "out": str(self.out_dir),
+            "deliveries": [o.to_json() for o in self.outcomes],
+        }
+
+
+@dataclass(frozen=True)
+class CampaignCheck:
+    campaign: Campaign
+    #: its act-until day has passed
+    closed: bool
+
+
+# --- the one-step send ---
+
+
+def load_appeal(settings: Settings, request: AppealRequest) -> tuple[Appeal, list[str]]:
+    """The campaign, letter and supporter, and the channels asked for."""
+    campaign = load_campaign(request.campaign_file)
+    channels = parse_channels(request.channels)
+    supporter = make_supporter(
+        name=request.name,
+        email=request.email,
+        city=request.city,
+        country=request.country,
+        source="--name/--email/--city/--country",
+    )
+    letter = load_letter(
+        request.letter_file,
+        max_chars=settings.letter_max_chars,
+        language=request.language,
+        accepted=campaign.languages,
+    )
+    return Appeal(campaign=campaign, letter=letter, supporter=supporter), channels
+
+
+def _check_deadline(
+    campaign: Campaign, source: Path, notices: _Notices, *, dry_run: bool, after_deadline: bool
+) -> None:
+    if dt.date.today() <= campaign.act_until:
+        return
+    msg = f"the action closed on {campaign.act_until.isoformat()}"
+    if dry_run:
+        notices.add(
+            "warning",
+            f"{source}: act_until: {msg}; a real send would be refused without --after-deadline",
+        )
+    elif not after_deadline:
+        raise InputError(
+            f"{msg}; pass --after-deadline to send anyway (check with the "
+            "office that issued it first)",
+            source=source,
+            field="act_until",
+        )
+
+
+def _configured(
+    settings: Settings, channels: list[str], *, named: bool, notices: _Notices
+) -> list[str]:
+    """The channels whose settings are complete. One not asked for by name and optional is
+    left out with a note; any other one missing settings is refused."""
+    kept = []
+    for name in channels:
+        channel = get_channel(name)
+        try:
+            channel.check_settings(settings)
+        except ConfigError as exc:
+            if named or not channel.optional():
+                raise
+            notices.add("note", f"{name} left out: {exc}")
+            continue
+        kept.append(name)
+    return kept
+
+
+@dataclass
+class PlannedSend:
+    """A send prepared and checked, waiting for approval; :func:`deliver` carries it out."""
+
+    settings: Settings
+    appeal: Appeal
+    channels: list[str]
+    prepared: list[Prepared]
+    dry_run: bool
+    #: a dry run: the fakes' fault profile and where they keep what they receive
+    faults: FaultProfile
+    store: Path
+    notices: list[Notice]
+    notify: Notify | None = None
+
+    @property
+    def preview(self) -> Preview:
+        return Preview.of(self.appeal, self.prepared)
+
+
+def plan_send(
+    settings: Settings,
+    request: AppealRequest,
+    *,
+    dry_run: bool = False,
+    store: Path | None = None,
+    faults_file: Path | None = None,
+    after_deadline: bool = False,
+    notify: Notify | None = None,
+) -> PlannedSend:
+    """Load and check the appeal and prepare every payload; nothing is sent or reserved."""
+    notices = _Notices(notify)
+    appeal, channels = load_appeal(settings, request)
+    if faults_file and not dry_run:
+        raise InputError(
+            "a fault profile applies to the fake servers: add --dry-run", source="--faults"
+        )
+    profile = load_profile(faults_file) if faults_file else FaultProfile()
+    _check_deadline(
+        appeal.campaign,
+        request.campaign_file,
+        notices,
+        dry_run=dry_run,
+        after_deadline=after_deadline,
+    )
+    if not dry_run:
+        channels = _configured(
+            settings, channels, named=request.channels is not None, notices=notices
+        )
+    prepared = prepare(appeal, channels, settings)
+    return PlannedSend(
+        settings,
+        appeal,
+        channels,
+        prepared,
+        dry_run,
+        profile,
+        store or settings.dry_run_store,
+        notices.all,
+        notify,
+    )
+
+
+async def deliver(planned: PlannedSend) -> SendReport:
+    """Reserve, deliver and record an approved send, over one outbox connection (a dry run:
+    to local fakes, without the outbox). Cancelled while delivering (Ctrl-C under
+    :func:`asyncio.run`), the report is ``interrupted`` and what went out is recorded;
+    cancelled before anything started, KeyboardInterrupt."""
+    notices = _Notices(planned.notify, planned.notices)
+    appeal, prepared, settings = planned.appeal, planned.prepared, planned.settings
+    report = SendReport(appeal.campaign, planned.channels, planned.dry_run, notices=notices.all)
+    if planned.dry_run:
+        report.store = store = planned.store
+        drafts_dir = store / "drafts" / appeal.campaign.id
+        run = _dry_run(appeal, prepared, settings, store, drafts_dir, planned.faults, notices)
+    else:
+        drafts_dir = settings.drafts_dir / appeal.campaign.id
+        run = _real_run(appeal, prepared, settings, drafts_dir, notices, report)
+    report.outcomes, report.interrupted = await run
+    return report
+
+
+def send(
+    settings: Settings,
+    request: AppealRequest,
+    *,
+    dry_run: bool = False,
+    store: Path | None = None,
+    faults_file: Path | None = None,
+    after_deadline: bool = False,
+    approve: Approve | None = None,
+    notify: Notify | None = None,
+) -> SendReport:
+    """:func:`plan_send`, then ``approve`` (None: approved already; a no raises
+    :class:`~ua_dispatch.errors.NotApproved` before anything is reserved or sent), then
+    :func:`deliver` in one event loop. Ctrl-C while delivering ends the run with
+    ``interrupted`` set and what went out recorded; before anything started, it raises
+    KeyboardInterrupt."""
+    planned = plan_send(
+        settings,
+        request,
+        dry_run=dry_run,
+        store=store,
+        faults_file=faults_file,
+        after_deadline=after_deadline,
+        notify=notify,
+    )
+    if approve is not None and not approve(planned.preview):
+        raise NotApproved
+    return asyncio.run(deliver(planned))
+
+
+async def _delivered(
+    prepared: list[Prepared], work: Callable[[list[Outcome]], Any]
+) -> tuple[list[Outcome], bool] | None:
+    """Run ``work(partial)``: its outcomes and False, or after Ctrl-C what went out before it
+    stopped and True; None when Ctrl-C came before anything started."""
+    partial: list[Outcome] = []
+    try:
+        return list(await work(partial)), False
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or not task.cancelling():
+            raise
+        # Ctrl-C (asyncio.run cancels the main task): what went out is still reported
+        task.uncancel()
+        return (partial, True) if partial else None
+
+
+async def _dry_run(
+    appeal: Appeal,
+    prepared: list[Prepared],
+    settings: Settings,
+    store: Path,
+    drafts_dir: Path,
+    faults: FaultProfile,
+    notices: _Notices,
+) -> tuple[list[Outcome], bool]:
+    # the fake servers (aiosmtpd, uvicorn, starlette) load only for a dry run
+    from ua_dispatch.fakes.faxline import Timing
+    from ua_dispatch.fakes.smtp import FakeSmtpServer
+
+    async def work(partial: list[Outcome]) -> list[Outcome]:
+        # A dry run's fake fax gateway answers within a second, and the dry run checks on it
+        # often.
+        timing = Timing(queued=0.1, call=0.3, retry_scale=0.002)
+        async with (
+            FakeSmtpServer(store / "smtp", faults=faults) as smtp,
+            fake_gateway_class(settings.fax_provider)(store / "fax", timing=timing) as fax,
+        ):
+            fax.apply(faults.fax)
+            notices.add(
+                "info",
+                f"dry run: fake SMTP server at {smtp.address}, {fax.label} ({fax.api_name}) "
+                f"at {fax.address}, storing in {store}",
+            )
+            dry = _dry_settings(settings, smtp.host, smtp.port, fax=fax)
+            return await execute(prepared, dry, appeal.campaign.id, drafts_dir, partial)
+
+    done = await _delivered(prepared, work)
+    if done is None:
+        raise KeyboardInterrupt
+    return done
+
+
+def _dry_settings(
+    settings: Settings, host: str, port: int, *, fax: FakeGateway | None = None
+) -> Settings:
+    """The same settings, with every transport pointed at the local fakes."""
+    update: dict[str, Any] = {
+        "smtp_host": host,
+        "smtp_port": port,
+        "smtp_security": "none",
+        "smtp_username": None,
+        "smtp_password": None,
+    }
+    if fax is not None:
+        update.update(
+            fax.settings_update(),
+            fax_callback_url=None,
+            fax_poll_interval=min(settings.fax_poll_interval, 0.1),
+            fax_poll_max_interval=min(settings.fax_poll_max_interval, 0.5),
+        )
+    return settings.model_copy(update=update)
+
+
+async def _real_run(
+    appeal: Appeal,
+    prepared: list[Prepared],
+    settings: Settings,
+    drafts_dir: Path,
+    notices: _Notices,
+    report: SendReport,
+) -> tuple[list[Outcome], bool]:
+    """Reserve, deliver and record over one outbox connection."""
+    # the outbox loads SQLAlchemy: imported here, not at start-up
+    from ua_dispatch.outbox.records import Reservation
+    from ua_dispatch.queue.handoff import keep_lease, with_reserved
+
+    sendable = [
+        p for p in prepared if p.payload is not None and get_channel(p.delivery.channel).sends
+    ]
+    async with _outbox_or_none(settings, notices, needed=bool(sendable)) as outbox:
+        reserved = Reservation()
+        if outbox is not None:
+            reserved = await _reserve(outbox, settings, appeal, sendable, notices)
+        report.earlier, report.busy = dict(reserved.earlier), dict(reserved.busy)
+        to_send = [p for p in prepared if not reserved.skip(p.delivery.key)]
+
+        async def work(partial: list[Outcome]) -> list[Outcome]:
+            async with keep_lease(settings, reserved, outbox=outbox):
+                return await execute(to_send, settings, appeal.campaign.id, drafts_dir, partial)
+
+        done = await _delivered(to_send, work)
+        if done is None:
+            # stopped before anything started: give back what was reserved, then stop
+            untouched = [Outcome.for_delivery(p.delivery, Status.SKIPPED) for p in prepared]
+            await _record(outbox, settings, prepared, untouched, reserved, notices, report, True)
+            raise KeyboardInterrupt
+        sent_now, interrupted = done
+        outcomes = with_reserved(prepared, reserved, sent_now)
+        # also after Ctrl-C: what went out is recorded so running the send again skips it
+        await _record(outbox, settings, prepared, outcomes, reserved, notices, report, interrupted)
+    return outcomes, interrupted
+
+
+@contextlib.asynccontextmanager
+async def _outbox_or_none(
+    settings: Settings, notices: _Notices, *, needed: bool
+) -> AsyncIterator[Outbox | None]:
+    """The outbox, or None when nothing is to be sent (drafts only) or, with a warning, when
+    it cannot be opened: the send goes on."""
+    if not needed:
+        yield None
+        return
+    try:
+        outbox = await open_outbox(settings)
+    except (OSError, OutboxUnavailable) as exc:
+        _outbox_unreadable(exc, notices)
+        yield None
+        return
+    try:
+        yield outbox
+    finally:
+        await outbox.close()
+
+
+def _outbox_unreadable(exc: BaseException, notices: _Notices) -> None:
+    notices.add(
+        "warning",
+        f"the outbox cannot be read ({_one_line(exc)}); sending without checking for an "
+        "earlier run of this send, and without recording it",
+    )
+
+
+async def _reserve(
+    outbox: Outbox,
+    settings: Settings,
+    appeal: Appeal,
+    sendable: list[Prepared],
+    notices: _Notices,
+) -> Reservation:
+    """Check and reserve this send's deliveries in the outbox: what an earlier run sent is not
+    sent again, what another process is delivering or the organizers hold is left alone."""
+    # (the outbox's modules, imported with it on first use)
+    from ua_dispatch.outbox.records import Reservation
+    from ua_dispatch.queue.handoff import reserve
+
+    try:
+        found = await reserve(settings, appeal, sendable, outbox=outbox)
+    except (OSError, OutboxUnavailable) as exc:
+        _outbox_unreadable(exc, notices)
+        return Reservation()
+    if found.earlier:
+        notices.add(
+            "note",
+            f"{len(found.earlier)} delivery(ies) went out in an earlier run and are not sent again",
+        )
+    for why in sorted(set(found.busy.values())):
+        n = sum(1 for w in found.busy.values() if w == why)
+        notices.add("note", f"{n} delivery(ies) not sent: {why}")
+    return found
+
+
+async def _record(
+    outbox: Outbox | None,
+    settings: Settings,
+    prepared: list[Prepared],
+    outcomes: list[Outcome],
+    reserved: Reservation,
+    notices: _Notices,
+    report: SendReport,
+    interrupted: bool,
+) -> None:
+    """Record what went out; transient failures that outlasted the retry budget stay in the
+    outbox for the worker (not after Ctrl-C: the supporter stopped the run)."""
+    # (the outbox's modules, imported with it on first use)
+    from ua_dispatch.queue.handoff import record
+
+    if outbox is None or not reserved.taken:
+        return
+    # A second Ctrl-C must not cut the record of what was sent (signals reach only the main
+    # thread: a front door running the service in another thread has none to ignore).
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        done = await record(
+            settings, prepared, outcomes, reserved, queue_retryable=not interrupted, outbox=outbox
+        )
+    except (OSError, OutboxUnavailable) as exc:
+        notices.add(
+            "warning",
+            f"what was sent could not be recorded in the outbox ({_one_line(exc)}); running "
+            "this send again would send it again",
+        )
+        return
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    if done.lost:
+        notices.add(
+            "warning",
+            f"{done.lost} delivery(ies) were taken over by another process before this send "
+            "could record them; the queue may deliver them again (same Message-ID)",
+        )
+    if done.queued and done.due is not None:
+        notices.add(
+            "note",
+            f"{len(done.queued)} delivery(ies) could not be completed yet and are queued; "
+            f"`ua-dispatch worker` tries again from {done.due.isoformat(timespec='seconds')} UTC",
+        )
+    report.queued_for_worker, report.queued_due = list(done.queued), done.due
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+# --- drafts and campaign files ---
+
+
+def draft(settings: Settings, request: AppealRequest, out_dir: Path) -> DraftReport:
+    """Render every payload to files under ``out_dir``; nothing is sent."""
+    appeal, channels = load_appeal(settings, request)
+    prepared = prepare(appeal, channels, settings)
+    return DraftReport(appeal.campaign, out_dir, write_drafts(prepared, out_dir))
+
+
+def check_campaign(path: Path) -> CampaignCheck:
+    """Validate a campaign file."""
+    campaign = load_campaign(path)
+    return CampaignCheck(campaign, closed=dt.date.today() > campaign.act_until)
+
+
+# --- the organizers' queue ---
+
+
+async def open_outbox(settings: Settings) -> Outbox:
+    """Open the outbox (the caller closes it)."""
+    # SQLAlchemy loads with the outbox, on first use: every other command starts without it
+    from ua_dispatch.outbox.store import Outbox
+
+    return await Outbox.open(settings)
+
+
+def _with_outbox(settings: Settings, work: Callable[[Outbox], Any]) -> Any:
+    async def run() -> Any:
+        async with await open_outbox(settings) as outbox:
+            return await work(outbox)
+
+    return asyncio.run(run())
+
+
+@dataclass
+class QueueAdded:
+    campaign: Campaign
+    result: AddResult
+
+    def summary(self) -> str:
+        r = self.result
+        waiting = r.waiting_for_office
+        return (
+            f"{self.campaign.id}: {r.rows} row(s) read, {len(r.skipped_rows)} not approved; "
+            f"{r.queued} delivery(ies) queued, {r.already} already queued"
+            + (f"; {waiting} fax(es) wait for the recipient's office hours" if waiting else "")
+        )
+
+
+def queue_letters(
+    settings: Settings,
+    campaign_file: Path,
+    letters_file: Path,
+    *,
+    channels: str | None = None,
+    at: str | None = None,
+    spread: str | None = None,
+    notify: Notify | None = None,
+) -> QueueAdded:
+    """Queue every approved letter of a CSV for the campaign's officials, all or nothing."""
+    # the CSV loader writes to the outbox (SQLAlchemy): loaded for this command only
+    from ua_dispatch.queue.loader import add_letters, check_still_open, parse_at, parse_duration
+
+    campaign = load_campaign(campaign_file)
+    names = parse_channels(channels or ",".join(SENDING))
+    for name in names:
+        if not get_channel(name).sends:
+            raise InputError(
+                f"{name} is completed by a person, not delivered; queue one of "
+                f"{', '.join(SENDING)}",
+                source="--channels",
+            )
+    when = parse_at(at) if at else None
+    span = parse_duration(spread) if spread else None
+    check_still_open(campaign, campaign_file, when, span)
+    result = _with_outbox(
+        settings,
+        lambda outbox: add_letters(
+            outbox, campaign, letters_file, names, settings=settings, at=when, spread=span
+        ),
+    )
+    notices = _Notices(notify)
+    for slug in sorted(result.guessed_zones):
+        notices.add(
+            "note",
+            f"the fax number of {slug} spans several time zones; its office hours are "
+            f"guessed. Give the target a time_zone in {campaign_file} to be sure.",
+        )
+    for why, n in sorted(result.no_address.items()):
+        notices.add("note", f"{why} in {campaign_file}: {n} letter(s) not queued that way")
+    for n, who in result.skipped_rows:
+        notices.add("info", f"{letters_file}: row {n}: not approved, skipped ({who})")
+    return QueueAdded(campaign, result)
+
+
+@dataclass
+class Listing:
+    rows: list[DeliveryRecord]
+    #: how many rows match (more than ``rows`` when the limit cut the list)
+    total: int
+
+    @property
+    def left_out(self) -> int:
+        return max(0, self.total - len(self.rows))  # (rows may change between the two reads)
+
+
+def list_deliveries(
+    settings: Settings,
+    *,
+    campaign: str | None = None,
+    statuses: Sequence[str] = (),
+    target: str | None = None,
+    limit: int | None = None,
+) -> Listing:
+    """Deliveries oldest due first, at most ``limit`` of them (None: all)."""
+
+    async def fetch(outbox: Outbox) -> Listing:
+        await _check_filters(outbox, campaign, target)
+        got = await outbox.rows(campaign=campaign, statuses=statuses, target=target, limit=limit)
+        total = len(got)
+        if limit is not None and total == limit:
+            total = await outbox.count_rows(campaign=campaign, statuses=statuses, target=target)
+        return Listing(got, total)
+
+    listing: Listing = _with_outbox(settings, fetch)
+    return listing
+
+
+async def _check_filters(outbox: Outbox, campaign_id: str | None, target: str | None) -> None:
+    """A campaign or target slug the outbox does not know is a mistake (a typo would
+    otherwise match nothing and look like success): exit 2 naming the known ones."""
+    if campaign_id is None and target is None:
+        return
+    ids, slugs = await outbox.known_targets(campaign_id)
+    if campaign_id is not None and campaign_id not in ids:
+        known = ", ".join(ids) if ids else "none: nothing was ever queued"
+        raise InputError(
+            f"no campaign {campaign_id!r} in the outbox; known: {known}", source="--campaign"
+        )
+    if target is not None and target not in slugs:
+        where = f"campaign {campaign_id}" if campaign_id else "the outbox's campaigns"
+        known = ", ".join(slugs) if slugs else "none: nothing was ever queued"
+        raise InputError(
+            f"no official {target!r} in {where}; known target slugs: {known}", source="--target"
+        )
+
+
+def _move(
+    settings: Settings,
+    from_: list[QStatus],
+    to: QStatus,
+    campaign_id: str | None,
+    target: str | None,
+    *,
+    due_now: bool = False,
+) -> int:
+    """One status change in the outbox, after the campaign and target given are checked."""
+
+    async def move(outbox: Outbox) -> int:
+        await _check_filters(outbox, campaign_id, target)
+        return await outbox.move(from_, to, campaign=campaign_id, target=target, due_now=due_now)
+
+    changed: int = _with_outbox(settings, move)
+    return changed
+
+
+def hold(settings: Settings, target: str, campaign_id: str | None = None) -> int:
+    """Pause everything queued to one official; returns how many deliveries."""
+    return _move(settings, [QStatus.QUEUED], QStatus.HELD, campaign_id, target)
+
+
+def release(settings: Settings, target: str, campaign_id: str | None = None) -> int:
+    """Resume what was held for one official."""
+    return _move(settings, [QStatus.HELD], QStatus.QUEUED, campaign_id, target)
+
+
+def cancel(settings: Settings, target: str | None = None, campaign_id: str | None = None) -> int:
+    """End queued and held deliveries without sending them."""
+    return _move(settings, [QStatus.QUEUED, QStatus.HELD], QStatus.CANCELLED, campaign_id, target)
+
+
+def retry(
+    settings: Settings,
+    target: str | None = None,
+    campaign_id: str | None = None,
+    *,
+    with_ambiguous: bool = False,
+) -> int:
+    """Queue failed (and with ``with_ambiguous`` the ambiguous) deliveries again, due now."""
+    which = [QStatus.FAILED, QStatus.AMBIGUOUS] if with_ambiguous else [QStatus.FAILED]
+    return _move(settings, which, QStatus.QUEUED, campaign_id, target, due_now=True)
+
+
+def purge(settings: Settings, days: float | None = None) -> int:
+    """Erase personal data from deliveries finished more than ``days`` ago (default: the
+    retention setting); returns how many."""
+    days = days if days is not None else settings.retention_days
+    if days is None:
+        raise InputError("give --older-than DAYS or set UA_DISPATCH_RETENTION_DAYS", source="purge")
+    kept_days = days
+    erased: int = _with_outbox(settings, lambda outbox: outbox.purge(kept_days, scrub=True))
+    return erased
+
+
+@dataclass
+class CampaignReport:
+    campaign_id: str
+    #: (channel, target, status, count)
+    rows: list[tuple[str, str, str, int]]
+    #: distinct supporters with a sent delivery
+    acted: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "campaign": self.campaign_id,
+            "supporters_acted": self.acted,
+            "totals": [
+                {"channel": c, "target": t, "status": s, "count": n} for c, t, s, n in self.rows
+            ],
+            "by_status": self.by_status(),
+        }
+
+    def as_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["channel", "target", "status", "count"])
+        w.writerows(self.rows)
+        return buf.getvalue()
+
+    def by_status(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for status in QStatus:
+            n = [count for _, _, s, count in self.rows if s == status]
+            if n:
+                totals[str(status)] = sum(n)
+        return totals
+
+
+def report(settings: Settings, campaign: str) -> CampaignReport:
+    """Totals per channel, target and status of a campaign (its id, or its file)."""
+    path = Path(campaign)
+    if path.suffix == ".toml" and path.is_file():
+        campaign = load_campaign(path).id
+    rows, acted = _with_outbox(settings, lambda outbox: outbox.report(campaign))
+    if not rows:
+        raise InputError("nothing queued for this campaign", source=campaign)
+    return CampaignReport(campaign, rows, acted)
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    once: bool,
+    concurrency: int,
+    poll: float,
+    notify: Notify | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[WorkerStats], None] | None = None,
+) -> WorkerStats:
+    """Deliver due deliveries from the queue until stopped (``once``: what is due now).
+    ``on_start`` is told how many deliveries are pending, ``on_progress`` the counts as
+    outcomes are written."""
+    # the worker loads the outbox (SQLAlchemy) and every transport: for this command only
+    from ua_dispatch.queue.worker import Worker, sending_channels
+
+    notices = _Notices(notify)
+    channels, skipped = sending_channels(settings)
+    for name, why in skipped.items():
+        notices.add("note", f"{name} deliveries stay queued: {why}")
+    if not channels:
+        raise InputError("no channel can deliver with these settings", source="settings")
+
+    async def work(outbox: Outbox) -> WorkerStats:
+        total, _ = await outbox.pending(channels)
+        if on_start is not None:
+            on_start(total)
+        worker = Worker(
+            outbox,
+            settings,
+            concurrency=concurrency,
+            channels=channels,
+            poll_interval=poll,
+            on_progress=on_progress,
+        )
+        worker.install_signal_handlers()
+        return await worker.run(once=once)
+
+    stats: WorkerStats = _with_outbox(settings, work)
+    if stats.ambiguous:
+        notices.add(
+            "info",
+            f"{stats.ambiguous} delivery(ies) may have arrived and could not be checked: "
+            "see `ua-dispatch queue list --status ambiguous`",
+        )
+    for name, why in stats.stopped_channels.items():
+        notices.add("info", f"{name} stopped: {why}; its deliveries stay queued")
+    return stats
+
+
+# --- the local fake servers ---
+
+
+def run_fakes(
+    settings: Settings,
+    store: Path,
+    *,
+    host: str,
+    smtp_port: int,
+    fax_port: int,
+    fax_provider: str | None,
+    fax_outcomes: Sequence[str],
+    faults_file: Path | None,
+    announce: Callable[[str], None],
+) -> None:
+    """Run the fake SMTP server and fax gateway until interrupted; ``announce`` is told where
+    they listen and how to point ``ua-dispatch`` at them."""
+    # the fake servers (aiosmtpd, uvicorn, starlette) load for this command only
+    from ua_dispatch.fakes.faxline import parse_outcome_option
+    from ua_dispatch.fakes.smtp import FakeSmtpServer
+
+    provider = fax_provider or settings.fax_provider
+    profile = load_profile(faults_file) if faults_file else FaultProfile()
+    outcomes: dict[str, str] = {}
+    for value in fax_outcomes:
+        try:
+            number, outcome = parse_outcome_option(value)
+        except ValueError as exc:
+            raise InputError(str(exc), source="--fax-outcome") from None
+        outcomes[number] = outcome
+
+    async def run() -> None:
+        async with (
+            FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp,
+            fake_gateway_class(provider)(store / "fax", host, fax_port) as fax,
+        ):
+            fax.apply(profile.fax)
+            for number, outcome in outcomes.items():  # --fax-outcome wins over the profile
+                fax.set_outcome(number, outcome)
+            announce(f"fake SMTP server listening on {smtp.address}")
+            announce(f"  {profile.describe()}")
+            announce(
+                f"  storing messages in {smtp.store.messages_dir}, index {smtp.store.index_path}"
+            )
+            announce(
+                f"  point ua-dispatch at it: UA_DISPATCH_SMTP_HOST={smtp.host} "
+                f"UA_DISPATCH_SMTP_PORT={smtp.port} UA_DISPATCH_SMTP_SECURITY=none"
+            )
+            announce(f"{fax.label} ({fax.api_name}) listening on {fax.address}")
+            announce(
+                f"  storing faxes in {fax.store.faxes_dir}, index {fax.store.index_path}; "
+                f"inspect at {fax.address}/_fake/faxes"
+            )
+            if fax.outcomes():
+                listed = ", ".join(f"{n}={o}" for n, o in fax.outcomes().items())
+                announce(f"  line outcomes: {listed} (every other number completes)")
+            announce(f"  {profile.describe_fax()}")
+            settings_line = " ".join(f"{k}={v}" for k, v in fax.env().items())
+            announce(
+                f"  point ua-dispatch at it: {settings_line} "
+                "(and UA_DISPATCH_FAX_POLL_INTERVAL=1 to follow its faxes closely)"
+            )
+            announce("Press Ctrl-C to stop.")
+            await asyncio.Event().wait()
+
+    asyncio.run(run())
