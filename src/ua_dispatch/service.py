@@ -33,7 +33,7 @@ from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
 from ua_dispatch.engine import Prepared, execute, prepare, write_drafts
 from ua_dispatch.errors import ConfigError, InputError, NotApproved, OutboxUnavailable
-from ua_dispatch.fakes import fake_gateway_class
+from ua_dispatch.fakes import fake_class, fake_gateway_class
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
 from ua_dispatch.outbox.status import QStatus
@@ -44,7 +44,6 @@ from ua_dispatch.settings import Settings
 if TYPE_CHECKING:
     # Named in annotations only: the outbox (SQLAlchemy), the worker, the CSV loader and the
     # fake servers are imported by the functions that use them, which keeps start-up fast.
-    from ua_dispatch.fakes.gateway import FakeGateway
     from ua_dispatch.outbox.records import DeliveryRecord, Reservation
     from ua_dispatch.outbox.store import Outbox
     from ua_dispatch.queue.loader import AddResult
@@ -158,8 +157,9 @@ class SendReport:
     notices: list[Notice] = field(default_factory=list)
     #: Ctrl-C stopped the run: the outcomes are what went out before it stopped
     interrupted: bool = False
-    #: a dry run: where the fakes keep what they received
+    #: a dry run: where the fakes keep what they received, and a line from each on what
     store: Path | None = None
+    kept: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -181,20 +181,7 @@ class SendReport:
 
     def captured(self) -> list[str]:
         """A dry run: what the fakes received, and where it is kept."""
-        if self.store is None:
-            return []
-        smtp, fax = self.store / "smtp", self.store / "fax"
-        sent = [o.channel for o in self.outcomes if o.status == Status.SENT]
-        lines = [
-            f"Captured {sent.count('email')} email(s) in {smtp / 'messages'} "
-            f"(index: {smtp / 'index.jsonl'})"
-        ]
-        if "fax" in self.channels:
-            lines.append(
-                f"{sent.count('fax')} fax(es) sent; the fake gateway keeps what it receives in "
-                f"{fax / 'faxes'} (index: {fax / 'index.jsonl'})"
-            )
-        return lines
+        return list(self.kept)
 
     @property
     def notes(self) -> list[str]:
@@ -367,7 +354,7 @@ async def deliver(planned: PlannedSend) -> SendReport:
     if planned.dry_run:
         report.store = store = planned.store
         drafts_dir = store / "drafts" / appeal.campaign.id
-        run = _dry_run(appeal, prepared, settings, store, drafts_dir, planned.faults, notices)
+        run = _dry_run(appeal, prepared, settings, drafts_dir, planned.faults, notices, report)
     else:
         drafts_dir = settings.drafts_dir / appeal.campaign.id
         run = _real_run(appeal, prepared, settings, drafts_dir, notices, report)
@@ -426,57 +413,40 @@ async def _dry_run(
     appeal: Appeal,
     prepared: list[Prepared],
     settings: Settings,
-    store: Path,
     drafts_dir: Path,
     faults: FaultProfile,
     notices: _Notices,
+    report: SendReport,
 ) -> tuple[list[Outcome], bool]:
-    # the fake servers (aiosmtpd, uvicorn, starlette) load only for a dry run
-    from ua_dispatch.fakes.faxline import Timing
-    from ua_dispatch.fakes.smtp import FakeSmtpServer
+    """The same delivery, with each sending channel pointed at the local fake it names."""
+    store = report.store or Path(".")
+    names = list(dict.fromkeys(p.delivery.channel for p in prepared if p.payload is not None))
 
     async def work(partial: list[Outcome]) -> list[Outcome]:
-        # A dry run's fake fax gateway answers within a second, and the dry run checks on it
-        # often.
-        timing = Timing(queued=0.1, call=0.3, retry_scale=0.002)
-        async with (
-            FakeSmtpServer(store / "smtp", faults=faults) as smtp,
-            fake_gateway_class(settings.fax_provider)(store / "fax", timing=timing) as fax,
-        ):
-            fax.apply(faults.fax)
-            notices.add(
-                "info",
-                f"dry run: fake SMTP server at {smtp.address}, {fax.label} ({fax.api_name}) "
-                f"at {fax.address}, storing in {store}",
-            )
-            dry = _dry_settings(settings, smtp.host, smtp.port, fax=fax)
-            return await execute(prepared, dry, appeal.campaign.id, drafts_dir, partial)
+        async with contextlib.AsyncExitStack() as stack:
+            dry, started = settings, []
+            for name in names:
+                channel = get_channel(name)
+                where = channel.fake_server(settings)
+                if where is None:
+                    continue
+                fake = fake_class(where).for_dry_run(store, faults)
+                await stack.enter_async_context(fake)
+                dry = channel.dry_run_settings(dry, fake.settings_update())
+                started.append((name, fake))
+            if started:
+                servers = ", ".join(fake.describe() for _, fake in started)
+                notices.add("info", f"dry run: {servers}, storing in {store}")
+            outcomes = await execute(prepared, dry, appeal.campaign.id, drafts_dir, partial)
+            for name, fake in started:
+                sent = sum(o.channel == name and o.status == Status.SENT for o in outcomes)
+                report.kept.append(fake.kept(sent))
+            return outcomes
 
     done = await _delivered(prepared, work)
     if done is None:
         raise KeyboardInterrupt
     return done
-
-
-def _dry_settings(
-    settings: Settings, host: str, port: int, *, fax: FakeGateway | None = None
-) -> Settings:
-    """The same settings, with every transport pointed at the local fakes."""
-    update: dict[str, Any] = {
-        "smtp_host": host,
-        "smtp_port": port,
-        "smtp_security": "none",
-        "smtp_username": None,
-        "smtp_password": None,
-    }
-    if fax is not None:
-        update.update(
-            fax.settings_update(),
-            fax_callback_url=None,
-            fax_poll_interval=min(settings.fax_poll_interval, 0.1),
-            fax_poll_max_interval=min(settings.fax_poll_max_interval, 0.5),
-        )
-    return settings.model_copy(update=update)
 
 
 async def _real_run(

@@ -13,8 +13,17 @@ from typing import TYPE_CHECKING
 from ua_dispatch.fax import provider_class
 
 if TYPE_CHECKING:
-    # for the annotation only: importing it would load uvicorn and starlette at start-up
+    # for the annotations only: importing them would load uvicorn, starlette and aiosmtpd
+    # with this package
+    from ua_dispatch.fakes.base import FakeServer
     from ua_dispatch.fakes.gateway import FakeGateway
+
+
+def fake_class(where: str) -> type[FakeServer]:
+    """The fake server class named ``module:Class`` (as channels and providers name theirs)."""
+    module_name, _, attr = where.partition(":")
+    cls: type[FakeServer] = getattr(importlib.import_module(module_name), attr)
+    return cls
 
 
 def fake_gateway_class(provider: str) -> type[FakeGateway]:

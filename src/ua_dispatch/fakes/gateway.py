@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import SecretStr
 from starlette.requests import Request
@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ua_dispatch.fakes.base import LOOPBACK
-from ua_dispatch.fakes.faults import FaxFaults
+from ua_dispatch.fakes.faults import FaultProfile, FaxFaults
 from ua_dispatch.fakes.faxline import (
     DEFAULT_TIMING,
     OUTCOMES,
@@ -115,10 +115,23 @@ class FakeGateway(HttpFakeServer, ABC):
     def new_id(self) -> str:
         """A fresh fax id in the provider's form."""
 
-    @abstractmethod
-    def settings_update(self) -> dict[str, Any]:
-        """The Settings fields that point ua-dispatch at this gateway, typed (for
-        ``Settings.model_copy(update=...)`` in a dry run)."""
+    #: a dry run's gateway answers within a second, and the dry run checks on it often
+    DRY_RUN_TIMING: ClassVar[Timing] = Timing(queued=0.1, call=0.3, retry_scale=0.002)
+
+    @classmethod
+    def for_dry_run(cls, root: Path, faults: FaultProfile) -> Self:
+        gateway = cls(root / "fax", timing=cls.DRY_RUN_TIMING)
+        gateway.apply(faults.fax)
+        return gateway
+
+    def describe(self) -> str:
+        return f"{self.label} ({self.api_name}) at {self.address}"
+
+    def kept(self, sent: int) -> str:
+        return (
+            f"{sent} fax(es) sent; the fake gateway keeps what it receives in "
+            f"{self.store.faxes_dir} (index: {self.store.index_path})"
+        )
 
     def env(self) -> dict[str, str]:
         """The same as environment variables (to print, or for a process of its own)."""

@@ -249,6 +249,8 @@ def _message_id(data: bytes) -> str | None:
 class FakeSmtpServer(FakeServer):
     """The fake server in the running event loop. Port 0 picks a free port."""
 
+    label = "fake SMTP server"
+
     def __init__(
         self,
         store_dir: Path,
@@ -285,3 +287,22 @@ class FakeSmtpServer(FakeServer):
     @property
     def address(self) -> str:
         return f"smtp://{self.host}:{self.port}"
+
+    @classmethod
+    def for_dry_run(cls, root: Path, faults: FaultProfile) -> FakeSmtpServer:
+        return cls(root / "smtp", faults=faults)
+
+    def settings_update(self) -> dict[str, Any]:
+        return {
+            "smtp_host": self.host,
+            "smtp_port": self.port,
+            "smtp_security": "none",
+            "smtp_username": None,
+            "smtp_password": None,
+        }
+
+    def kept(self, sent: int) -> str:
+        return (
+            f"Captured {sent} email(s) in {self.store.messages_dir} "
+            f"(index: {self.store.index_path})"
+        )
