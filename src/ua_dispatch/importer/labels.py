@@ -43,6 +43,7 @@ class Table:
     openers: tuple[str, ...]
     closings: tuple[str, ...]
     salutation: str
+    generic_salutation: str
     honorifics: tuple[str, ...]
     roles: tuple[str, ...]
     envoys: tuple[str, ...]
@@ -81,6 +82,7 @@ def _table(data: dict[str, Any]) -> Table:
         openers=_strings(letter, "openers"),
         closings=_strings(letter, "closings"),
         salutation=str(letter.get("salutation", "{role}")),
+        generic_salutation=str(letter.get("generic_salutation", "")),
         honorifics=_strings(people, "honorifics"),
         roles=_strings(people, "roles"),
         envoys=_strings(people, "envoys"),

@@ -601,6 +601,7 @@ def _split_address(lines: list[str]) -> list[str]:
         if (
             sep
             and re.search(r"[^\W\d_]{2}", head)
+            and re.search(r"\d", head)
             and re.search(r"[^\W\d_]{2}", tail)
             and re.search(r"\b\d{4,6}\b|\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b", tail)
         ):
@@ -742,7 +743,10 @@ def _salutation(off: Official, reader: _Reader, letter_salutation: Line | None) 
             off, "salutation", "guessed", letter_salutation.no, "taken from the sample letter"
         )
         return
-    off.salutation = reader.table.salutation.format(role=head).strip()
+    if off.role is None and contains(off.title or "", reader.w.every("roles")) is False:
+        off.salutation = reader.table.generic_salutation
+    else:
+        off.salutation = reader.table.salutation.format(role=head).strip()
     reader.onote(
         off, "salutation", "guessed", off.line, f"none in the document; made {off.salutation!r}"
     )
