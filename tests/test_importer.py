@@ -485,3 +485,11 @@ def test_background_is_text_and_copy_is_a_flag(tmp_path: Path) -> None:
     assert campaign.background == "One.\n\nTwo."
     assert [t.is_copy for t in campaign.targets] == [False, True]
     assert load_campaign(SHIPPED_CAMPAIGN).targets[0].is_copy is False
+
+
+def test_a_campaign_with_copies_survives_its_json_round_trip(tmp_path: Path) -> None:
+    """The queue keeps campaigns as JSON dumps and reads them back."""
+    campaign = _import(DATA / "en_older_copies.txt", tmp_path)
+    dumped = campaign.model_dump_json()
+    assert '"copy":true' in dumped.replace(" ", "")
+    assert Campaign.model_validate_json(dumped) == campaign

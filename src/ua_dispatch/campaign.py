@@ -240,6 +240,9 @@ def _iana_zones() -> frozenset[str]:
 class Target(_Model):
     """An official to write to, with every way the campaign gives to reach them."""
 
+    # dumped under the file's own keys (``copy``), so a dump loads back as a file does
+    model_config = ConfigDict(serialize_by_alias=True)
+
     slug: Slug
     name: HeaderLine
     title: Line

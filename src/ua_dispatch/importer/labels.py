@@ -150,13 +150,18 @@ def words() -> Words:
     return Words(tables=ts, contact_re=contact_re, contact_kind=kind)
 
 
+@cache
+def _folded(phrase: str) -> str:
+    return fold(phrase)
+
+
 def starts_with(line: str, phrases: list[str] | tuple[str, ...]) -> int | None:
     """Where the phrase that starts ``line`` ends (the longest that matches), else None."""
     folded = fold(line).lstrip()
     offset = len(line) - len(line.lstrip())
     best: int | None = None
     for phrase in phrases:
-        p = fold(phrase)
+        p = _folded(phrase)
         if folded.startswith(p):
             end = len(p)
             after = folded[end : end + 1]
@@ -169,4 +174,4 @@ def starts_with(line: str, phrases: list[str] | tuple[str, ...]) -> int | None:
 
 def contains(line: str, phrases: list[str] | tuple[str, ...]) -> bool:
     folded = fold(line)
-    return any(re.search(rf"(?<!\w){re.escape(fold(p))}(?!\w)", folded) for p in phrases)
+    return any(re.search(rf"(?<!\w){re.escape(_folded(p))}(?!\w)", folded) for p in phrases)

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import phonenumbers
 from pydantic import TypeAdapter, ValidationError
@@ -39,34 +39,15 @@ _CONNECTOR = re.compile(
 )
 _NAME_WORD = re.compile(r"^[^\W\d_][^\W\d_'.-]*(?:[-'][^\W\d_]+)*\.?$")
 _DATE_NUMERIC = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b|\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b")
-_STOPWORDS = {
-    "of",
-    "the",
-    "to",
-    "for",
-    "and",
-    "in",
-    "on",
-    "a",
-    "de",
-    "la",
-    "el",
-    "del",
-    "los",
-    "las",
-    "y",
-    "en",
-    "du",
-    "des",
-    "le",
-    "les",
-    "et",
-    "d",
-    "l",
-    "au",
-    "aux",
-}
+# words left out of slugs
+_STOPWORDS = frozenset(
+    ("of", "the", "to", "for", "and", "in", "on", "a", "de", "la", "el", "del", "los", "las",
+     "y", "en", "du", "des", "le", "les", "et", "d", "l", "au", "aux")
+)  # fmt: skip
 _EMAIL_ADAPTER: TypeAdapter[str] = TypeAdapter(Email)
+
+
+Status = Literal["guessed", "missing"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +55,7 @@ class Note:
     """A field the importer guessed or could not find, for the organizer to check."""
 
     field: str
-    status: str  # "guessed" or "missing"
+    status: Status
     line: int | None
     detail: str
 
@@ -126,10 +107,6 @@ class Parsed:
 def slugify(text: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-
-
-def _after(text: str, end: int) -> str:
-    return text[end:].lstrip(" :.-–—").strip()
 
 
 def _parse_date(text: str, months: dict[str, int]) -> dt.date | None:
@@ -204,11 +181,11 @@ class _Reader:
         self.months = self.w.months
         self.notes: list[Note] = []
 
-    def note(self, field_: str, status: str, line: int | None, detail: str) -> None:
+    def note(self, field_: str, status: Status, line: int | None, detail: str) -> None:
         self.notes.append(Note(field_, status, line, detail))
 
     @staticmethod
-    def onote(off: Official, field_: str, status: str, line: int | None, detail: str) -> None:
+    def onote(off: Official, field_: str, status: Status, line: int | None, detail: str) -> None:
         off.notes.append(Note(field_, status, line, detail))
 
     def _language(self) -> Table:
@@ -241,11 +218,11 @@ class _Reader:
             rf"(?<!\w)({alternation})\s*(?:n[o°º]\.?|num\.?)?\s*:?\s*(\d{{1,4}})\s*[/.]\s*(\d{{2}}|\d{{4}})(?![\d/])"
         )
         for ln in self.lines:
-            if _REFERENCE.search(ln.text) and not re.search(alternation, fold(ln.text)):
-                continue
-            m = pattern.search(fold(ln.text))
-            if m:
-                word = m.group(1).upper()
+            for m in pattern.finditer(fold(ln.text)):
+                word = ln.text[m.start(1) : m.end(1)]
+                if len(word) <= 2 and not word.isupper():
+                    continue  # "au" is also a French word; the abbreviation is in capitals
+                word = word.upper()
                 prefix = word if word in ("UA", "AU") else self.table.ua_prefix
                 return f"{prefix} {int(m.group(2))}/{m.group(3)[-2:]}", ln.no
         return None, None
@@ -743,7 +720,7 @@ def _salutation(off: Official, reader: _Reader, letter_salutation: Line | None) 
             off, "salutation", "guessed", letter_salutation.no, "taken from the sample letter"
         )
         return
-    if off.role is None and contains(off.title or "", reader.w.every("roles")) is False:
+    if off.role is None and not contains(off.title or "", reader.w.every("roles")):
         off.salutation = reader.table.generic_salutation
     else:
         off.salutation = reader.table.salutation.format(role=head).strip()
@@ -786,7 +763,7 @@ def parse_lines(lines: list[Line], *, today: dt.date) -> Parsed:
         headline = "Urgent Action"
     data["title"] = _sentence_case(headline, lines)
 
-    ua, ua_no = r.ua_number()
+    ua, _ = r.ua_number()
     if ua is None:
         r.note("ua_number", "missing", None, "no UA number found")
         ua = f"{r.table.ua_prefix} ?"
@@ -800,7 +777,7 @@ def parse_lines(lines: list[Line], *, today: dt.date) -> Parsed:
 
     country, _ = r.country(ref_index)
 
-    issued, issued_no = r.issued(ref_index)
+    issued, _ = r.issued(ref_index)
     if issued is None:
         issued = today
         r.note(
@@ -877,7 +854,6 @@ def parse_lines(lines: list[Line], *, today: dt.date) -> Parsed:
     notes.append(
         Note("subject", "guessed", headline_no, "made from the headline and the UA number")
     )
-    _ = (ua_no, issued_no)
     return Parsed(
         language=r.table.language,
         data=data,
