@@ -493,3 +493,30 @@ def test_a_campaign_with_copies_survives_its_json_round_trip(tmp_path: Path) -> 
     dumped = campaign.model_dump_json()
     assert '"copy":true' in dumped.replace(" ", "")
     assert Campaign.model_validate_json(dumped) == campaign
+
+
+def test_a_value_the_campaign_cannot_hold_names_the_field_and_line(tmp_path: Path) -> None:
+    source = tmp_path / "ua.txt"
+    text = SEED.read_text(encoding="utf-8").replace(
+        "Ambassador Anatoly Antonov", "Anatoly =?Antonov"
+    )
+    source.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        import_campaign(source, out=tmp_path / "c.toml", today=TODAY)
+    assert str(info.value).startswith(f"{source}: targets[1:")
+    assert ".name: contains '=?'" in str(info.value)
+    assert str(info.value).endswith("(the official on line 25)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ua.txt"]
+
+
+def test_control_characters_and_split_blocks_are_tolerated(tmp_path: Path) -> None:
+    source = tmp_path / "ua.txt"
+    text = SEED.read_text(encoding="utf-8")
+    text = text.replace("Vladimir Putin", "Vladimir\x01 Putin").replace(
+        "Email: rusembusa@mid.ru", "\nEmail: rusembusa@mid.ru"
+    )
+    source.write_text(text, encoding="utf-8")
+    campaign = _import(source, tmp_path)
+    assert campaign.targets[0].name == "Vladimir Putin"
+    assert campaign.targets[1].email == "rusembusa@mid.ru"
+    assert [t.slug for t in campaign.targets] == ["president", "ambassador-usa"]

@@ -163,7 +163,18 @@ def import_campaign(
     try:
         Campaign.model_validate(data)
     except ValidationError as exc:
-        raise one_line_validation_error(path, exc, data) from None
+        error = one_line_validation_error(path, exc, data)
+        loc = exc.errors()[0]["loc"]
+        officials = imported.parsed.officials
+        if (
+            len(loc) > 1
+            and loc[0] == "targets"
+            and isinstance(loc[1], int)
+            and loc[1] < len(officials)
+        ):
+            where = f"{error.detail} (the official on line {officials[loc[1]].line})"
+            raise InputError(where, source=path, field=error.field) from None
+        raise error from None
     for target in (out, sample):
         if target is None:
             continue

@@ -22,6 +22,8 @@ class Line:
 
 _MARKER = re.compile(r"\[(?:image|bookmark|picture|imagen|figure)\s*:[^\]\n]*\]", re.I)
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+# control characters a conversion leaves (tabs are spacing, handled with the spaces)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"[\s\u00a0\u2007\u202f]+")
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"'})
 _PAGE_NUMBER = re.compile(r"^(?:page|pagina|p\.)?\s*\d{1,3}(?:\s*(?:of|de|sur|/)\s*\d{1,3})?$")
@@ -33,7 +35,7 @@ _MIN_WRAP_WIDTH = 50
 def clean_text(text: str) -> str:
     """One line's text without conversion artefacts, its spaces single."""
     text = _MARKER.sub("", text)
-    text = _INVISIBLE.sub("", text).translate(_QUOTES)
+    text = _CONTROL.sub(" ", _INVISIBLE.sub("", text)).translate(_QUOTES)
     return _SPACES.sub(" ", text).strip()
 
 

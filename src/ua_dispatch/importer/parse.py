@@ -422,6 +422,7 @@ class _Reader:
             candidates = self.blocks(0, sample_at if sample_at is not None else len(self.lines))
             strict = True
         found: list[Official] = []
+        blocks: list[list[Line]] = []
         copy = False
         for block in candidates:
             if starts_with(block[0].text, copies) is not None:
@@ -429,13 +430,19 @@ class _Reader:
                 block = block[1:]
             if not block:
                 continue
+            if found and found[-1].copy == copy and all(self.is_contact(ln.text) for ln in block):
+                # the rest of the previous official's lines, after a blank line
+                blocks[-1] = blocks[-1] + block
+                found[-1] = self.official(blocks[-1], copy=copy)
+                continue
             if strict and not self.looks_official(block):
                 continue
             if not strict and len(block) < 2:
                 continue
-            official = self.official(block)
-            official.copy = copy
-            found.append(official)
+            if all(self.is_contact(ln.text) for ln in block):
+                continue  # labelled lines without anyone's name
+            blocks.append(block)
+            found.append(self.official(block, copy=copy))
         return found
 
     def _role(self, text: str) -> tuple[str | None, str]:
@@ -465,7 +472,7 @@ class _Reader:
             return False
         return all(_NAME_WORD.match(t) for t in tokens) and tokens[-1][:1].isupper()
 
-    def official(self, block: list[Line]) -> Official:
+    def official(self, block: list[Line], *, copy: bool) -> Official:
         plain: list[Line] = []
         contacts: list[tuple[str, str, int]] = []
         for ln in block:
@@ -489,7 +496,7 @@ class _Reader:
                 contacts.append((kind, value, ln.no))
         if not plain:
             plain = [Line(block[0].no, "")]
-        off = Official(line=plain[0].no, name=plain[0].text)
+        off = Official(line=plain[0].no, name=plain[0].text, copy=copy)
         rest = plain[1:]
         if len(plain) > 1 and self._is_title_only(plain[0].text) and self._nameish(plain[1].text):
             off.title = plain[0].text
@@ -850,7 +857,8 @@ def parse_lines(lines: list[Line], *, today: dt.date) -> Parsed:
                 off.notes.append(Note(kind, "missing", off.line, "not in the document"))
         where = f"targets[{i}:{off.slug}]"
         notes.extend(Note(f"{where}.{n.field}", n.status, n.line, n.detail) for n in off.notes)
-    data["subject"] = f"{data['title']} ({data['ua_number']})"
+    # "=?" cannot be in a mail header (see ua_dispatch.headertext)
+    data["subject"] = f"{data['title']} ({data['ua_number']})".replace("=?", "= ?")
     notes.append(
         Note("subject", "guessed", headline_no, "made from the headline and the UA number")
     )
