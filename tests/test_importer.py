@@ -24,7 +24,9 @@ from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.documents.fonts import font_files
 from ua_dispatch.errors import InputError
 from ua_dispatch.importer import import_campaign, read_campaign
-from ua_dispatch.importer.clean import clean_text
+from ua_dispatch.importer.clean import clean, clean_text
+from ua_dispatch.importer.parse import Parsed, parse_lines
+from ua_dispatch.importer.read import Extracted
 from ua_dispatch.letter import make_supporter, parse_letter, render_letter
 from ua_dispatch.plan import Appeal, plan_deliveries
 
@@ -520,3 +522,87 @@ def test_control_characters_and_split_blocks_are_tolerated(tmp_path: Path) -> No
     assert campaign.targets[0].name == "Vladimir Putin"
     assert campaign.targets[1].email == "rusembusa@mid.ru"
     assert [t.slug for t in campaign.targets] == ["president", "ambassador-usa"]
+
+
+# --- the facts, as the documents write them ----------------------------------------------------
+
+
+def _parsed(text: str) -> Parsed:
+    return parse_lines(clean(Extracted("text", (tuple(text.splitlines()),))), today=TODAY)
+
+
+SEED_TEXT = SEED.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("line", "number"),
+    [
+        ("First UA: 2 /19 EUR 46/9686/2019", "UA 2/19"),
+        ("UA: 12/23 Index: EUR 46/9686/2019", "UA 12/23"),
+        ("Further information on UA 12/23 EUR 46/9686/2019", "UA 12/23"),
+        ("FURTHER INFORMATION ON URGENT ACTION 12/23 EUR 46/9686/2019", "UA 12/23"),
+        ("UA 7/2023 EUR 46/9686/2019", "UA 7/23"),
+        ("AU 35/22 Índice: EUR 46/9686/2019", "AU 35/22"),
+    ],
+)
+def test_ua_number_forms(line: str, number: str) -> None:
+    text = SEED_TEXT.replace("First UA: 2 /19 EUR 46/9686/2019", line).replace(
+        "Urgent Action 2.19", "this action"
+    )
+    parsed = _parsed(text)
+    assert parsed.data["ua_number"] == number
+    assert parsed.data["reference"] == "EUR 46/9686/2019"
+
+
+@pytest.mark.parametrize(
+    ("line", "date"),
+    [
+        ("PLEASE TAKE ACTION AS SOON AS POSSIBLE UNTIL: 17 May 2019.", dt.date(2019, 5, 17)),
+        ("PLEASE SEND APPEALS BEFORE 3 APRIL 2019", dt.date(2019, 4, 3)),
+        ("PLEASE TAKE ACTION BEFORE: May 17, 2019", dt.date(2019, 5, 17)),
+        ("ACTÚEN LO ANTES POSIBLE Y NO MÁS TARDE DEL: 16 de junio de 2019.", dt.date(2019, 6, 16)),
+        ("MERCI D'AGIR AVANT LE 1er août 2019", dt.date(2019, 8, 1)),
+        ("PLEASE TAKE ACTION BEFORE: 2019-06-30", dt.date(2019, 6, 30)),
+    ],
+)
+def test_act_until_forms(line: str, date: dt.date) -> None:
+    text = SEED_TEXT.replace("PLEASE TAKE ACTION AS SOON AS POSSIBLE UNTIL: 17 May 2019. ", line)
+    assert _parsed(text).data["act_until"] == date
+
+
+@pytest.mark.parametrize(
+    ("line", "codes"),
+    [
+        ("PREFERRED LANGUAGE TO ADDRESS TARGET: RUSSIAN, ENGLISH", ["ru", "en"]),
+        ("PREFERRED LANGUAGE TO ADDRESS TARGET: Russian or English", ["ru", "en"]),
+        ("Write in English or your own language.", ["en"]),
+        ("IDIOMA PREFERIDO PARA ESCRIBIR AL DESTINATARIO: ruso, inglés", ["ru", "en"]),
+        ("LANGUE À PRIVILÉGIER : russe, anglais", ["ru", "en"]),
+    ],
+)
+def test_language_forms(line: str, codes: list[str]) -> None:
+    text = SEED_TEXT.replace("PREFERRED LANGUAGE TO ADDRESS TARGET: RUSSIAN, ENGLISH", line)
+    if "own language" in line:
+        text = text.replace("You can also write in your own language.\n", "")
+    assert _parsed(text).data["languages"] == codes
+
+
+def test_missing_dates_are_guessed_and_listed() -> None:
+    text = SEED_TEXT.replace("\tDate: 15 January 2019", "").replace(
+        "PLEASE TAKE ACTION AS SOON AS POSSIBLE UNTIL: 17 May 2019. ", ""
+    )
+    parsed = _parsed(text)
+    assert parsed.data["issued"] == TODAY
+    assert parsed.data["act_until"] == TODAY + dt.timedelta(days=42)
+    statuses = {n.field: n.status for n in parsed.notes}
+    assert statuses["issued"] == "missing"
+    assert statuses["act_until"] == "missing"
+
+
+def test_an_honorific_line_is_the_name_not_the_address() -> None:
+    text = SEED_TEXT.replace("Vladimir Putin\n", "President\nVladimir Putin\n").replace(
+        "President of the Russian Federation\n", ""
+    )
+    president = next(o for o in _parsed(text).officials if o.slug == "president")
+    assert (president.name, president.title) == ("Vladimir Putin", "President")
+    assert president.address == ["Ul. Ilyinka, 23", "103132 Moscow", "Russian Federation"]
