@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import tomllib
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from ua_dispatch.errors import InputError
-from ua_dispatch.files import CAMPAIGN_MAX_BYTES, read_capped
+from ua_dispatch.files import CAMPAIGN_MAX_BYTES, check_capped, read_capped
 from ua_dispatch.headertext import header_text
 
 _SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -51,6 +51,12 @@ _DID_RE = re.compile(r"^did:[a-z]+:[A-Za-z0-9._:%-]*[A-Za-z0-9._-]$")
 # A hashtag: word characters after an optional "#", not only digits.
 _HASHTAG_RE = re.compile(r"^#?(?=\w*[^\W\d])\w{1,100}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# text of several lines: line breaks and tabs allowed, other control characters not
+_TEXT_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: the additional information of a document is a page or two
+BACKGROUND_MAX_CHARS = 20_000
+#: a sample letter file is at most this large (a letter is far shorter)
+SAMPLE_MAX_BYTES = 256 * 1024
 
 # Number types that can never answer a fax.
 _NOT_FAX = {
@@ -152,6 +158,26 @@ def _hashtag(value: str) -> str:
     return value if value.startswith("#") else f"#{value}"
 
 
+def _sample_file(value: str) -> str:
+    value = _single_line(value)
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or PureWindowsPath(value).drive:
+        raise ValueError(f"{value!r} must be a file name relative to the campaign file's folder")
+    return value
+
+
+def _text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    bad = _TEXT_CONTROL_RE.search(value)
+    if bad:
+        raise ValueError(f"must be text without control characters (U+{ord(bad.group()):04X})")
+    if len(value) > BACKGROUND_MAX_CHARS:
+        raise ValueError(f"is too long ({len(value)} characters; at most {BACKGROUND_MAX_CHARS})")
+    return value
+
+
 def _web_link(value: str) -> str:
     if not re.match(r"^https?://[^\s/]+\.[^\s]+$", value, re.IGNORECASE):
         raise ValueError(f"{value!r} is not an http(s) link")
@@ -184,6 +210,8 @@ Hashtag = Annotated[str, AfterValidator(_hashtag)]
 WebLink = Annotated[str, AfterValidator(_web_link)]
 Language = Annotated[str, AfterValidator(_language)]
 Country = Annotated[str, AfterValidator(_country)]
+SampleFile = Annotated[str, AfterValidator(_sample_file)]
+Text = Annotated[str, AfterValidator(_text)]
 
 
 def parse_number(raw: str, region: str, *, fax: bool) -> str:
@@ -212,6 +240,9 @@ def _iana_zones() -> frozenset[str]:
 class Target(_Model):
     """An official to write to, with every way the campaign gives to reach them."""
 
+    # dumped under the file's own keys (``copy``), so a dump loads back as a file does
+    model_config = ConfigDict(serialize_by_alias=True)
+
     slug: Slug
     name: HeaderLine
     title: Line
@@ -232,6 +263,13 @@ class Target(_Model):
         default=None,
         description="IANA time zone of the office (Europe/Moscow); when unset it is taken from "
         "the fax or phone number, which is ambiguous for numbers that span several zones",
+    )
+    # ``copy`` in the file; named otherwise here, as pydantic models have a copy() method
+    is_copy: bool = Field(
+        default=False,
+        alias="copy",
+        description='an official the document lists under "copies to": sent a copy of the '
+        "letter, like any other target",
     )
 
     @field_validator("time_zone")
@@ -281,6 +319,13 @@ class Campaign(_Model):
     subject: HeaderLine
     subjects: dict[Language, HeaderLine] = Field(default_factory=dict)
     social: Social = Field(default_factory=Social)
+    sample_letter: SampleFile | None = Field(
+        default=None,
+        description="file beside the campaign file holding the document's sample letter",
+    )
+    background: Text | None = Field(
+        default=None, description="the document's additional information, paragraphs of text"
+    )
     targets: list[Target] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -292,6 +337,12 @@ class Campaign(_Model):
         if dupes:
             raise ValueError(f"target slugs must be unique; repeated: {', '.join(dupes)}")
         return self
+
+    def sample_letter_path(self, campaign_file: Path) -> Path | None:
+        """Where the sample letter is, for the campaign read from ``campaign_file``."""
+        if self.sample_letter is None:
+            return None
+        return campaign_file.parent / self.sample_letter
 
     def subject_for(self, language: str) -> str:
         return self.subjects.get(language, self.subject)
@@ -371,6 +422,10 @@ def load_campaign(path: Path) -> Campaign:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"not valid TOML: {exc}", source=path) from None
     try:
-        return Campaign.model_validate(data)
+        campaign = Campaign.model_validate(data)
     except ValidationError as exc:
         raise one_line_validation_error(path, exc, data) from None
+    sample = campaign.sample_letter_path(path)
+    if sample is not None:
+        check_capped(sample, SAMPLE_MAX_BYTES, what="sample letter (sample_letter)")
+    return campaign

@@ -21,6 +21,9 @@ MIB = 1024 * KIB
 CAMPAIGN_MAX_BYTES = 4 * MIB
 SETTINGS_MAX_BYTES = 1 * MIB
 FAULTS_MAX_BYTES = 4 * MIB
+#: an Urgent Action document to import (text, Word or PDF); real ones, pictures included, are
+#: a few MB
+DOCUMENT_MAX_BYTES = 20 * MIB
 #: the letters CSV is streamed row by row (each cell is capped as it is read); this only bounds
 #: how long a run can take
 CSV_MAX_BYTES = 2048 * MIB
