@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLES
-from ua_dispatch import service
 from ua_dispatch.errors import NotApproved
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.outbox.store import Outbox
 from ua_dispatch.plan import Status
+from ua_dispatch.service import notices, sending
 from ua_dispatch.settings import load_settings
 
 
-def _request(campaign: Path) -> service.AppealRequest:
-    return service.AppealRequest(
+def _request(campaign: Path) -> sending.AppealRequest:
+    return sending.AppealRequest(
         campaign_file=campaign,
         letter_file=EXAMPLES / "letter-en.txt",
         name="Alex Example",
@@ -47,14 +47,14 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[Outbox]:
 def test_a_send_reserves_and_records_over_one_outbox_connection(
     open_campaign: Path, smtp_env: FakeSmtpServer, opened: list[Outbox]
 ) -> None:
-    previews: list[service.Preview] = []
+    previews: list[sending.Preview] = []
 
-    def approve(preview: service.Preview) -> bool:
+    def approve(preview: sending.Preview) -> bool:
         previews.append(preview)
         assert opened == []  # asked before anything is reserved
         return True
 
-    report = service.send(load_settings(None), _request(open_campaign), approve=approve)
+    report = sending.send(load_settings(None), _request(open_campaign), approve=approve)
     assert len(opened) == 1
     assert [p.recipient.split(",")[0] for p in previews] == ["Ambassador Anatoly Antonov"]
     assert "Dear Ambassador," in previews[0].letter
@@ -63,8 +63,8 @@ def test_a_send_reserves_and_records_over_one_outbox_connection(
     assert len(smtp_env.store.index()) == 1
 
     # the same send again: the outbox says it went out, nothing is sent twice
-    notes: list[service.Notice] = []
-    again = service.send(load_settings(None), _request(open_campaign), notify=notes.append)
+    notes: list[notices.Notice] = []
+    again = sending.send(load_settings(None), _request(open_campaign), notify=notes.append)
     assert len(opened) == 2
     assert len(smtp_env.store.index()) == 1
     assert again.earlier and [n.kind for n in notes] == ["note"]
@@ -75,6 +75,6 @@ def test_no_raises_not_approved_before_the_outbox_is_opened(
     open_campaign: Path, smtp_env: FakeSmtpServer, opened: list[Outbox]
 ) -> None:
     with pytest.raises(NotApproved, match="not approved"):
-        service.send(load_settings(None), _request(open_campaign), approve=lambda _: False)
+        sending.send(load_settings(None), _request(open_campaign), approve=lambda _: False)
     assert opened == []
     assert smtp_env.store.index() == []

@@ -19,9 +19,9 @@ def campaign() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the validated campaign as JSON.")
 def campaign_check(campaign_file: Path, as_json: bool) -> None:
     """Validate a campaign file and summarise it."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+    from ua_dispatch.service import campaigns  # here, not at start-up: it loads channels and engine
 
-    checked = service.check_campaign(campaign_file)
+    checked = campaigns.check_campaign(campaign_file)
     c = checked.campaign
     if as_json:
         click.echo(c.model_dump_json(indent=2))

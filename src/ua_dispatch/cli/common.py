@@ -1,29 +1,51 @@
-"""What every command shares: the consoles, the settings, and how outcomes and notices look."""
+"""What every command shares: the consoles, the settings, and how outcomes and notices look.
+
+The command line starts by loading click and little else: rich's console, the settings
+(pydantic), the logs (structlog) and the service are loaded by the command that uses them, so
+that ``--help`` and quick commands answer at once. Imports inside functions here are for that.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from ua_dispatch import logs
 from ua_dispatch.errors import EXIT_DELIVERY_FAILED, EXIT_OK
-from ua_dispatch.outcome import Outcome
-from ua_dispatch.plan import Status
-from ua_dispatch.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    # annotations only; the service is imported by the command bodies (start-up stays fast)
-    from ua_dispatch.service import Notice
+    from rich.console import Console
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+    from ua_dispatch.outcome import Outcome
+    from ua_dispatch.service.notices import Notice
+    from ua_dispatch.settings import Settings
+
+
+class LazyConsole:
+    """A rich console made when something is first printed (loading rich's console takes as
+    long as loading click)."""
+
+    def __init__(self, *, stderr: bool = False):
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return self._console
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        self.console.print(*objects, **kwargs)
+
+
+out = LazyConsole()
+err = LazyConsole(stderr=True)
 
 
 def warn(message: str) -> None:
@@ -46,7 +68,15 @@ class Ctx:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_settings(self.settings_file, warn=warn)
+            import logging
+
+            from ua_dispatch import logs
+            from ua_dispatch.fax import settings_sections
+            from ua_dispatch.settings import load_settings
+
+            self._settings = load_settings(
+                self.settings_file, warn=warn, sections=settings_sections
+            )
             fmt = self.log_format or self._settings.log_format
             level = logging.INFO if (self.verbose or fmt == "json") else logging.WARNING
             logs.configure(fmt, level)
@@ -55,6 +85,10 @@ class Ctx:
 
 def print_outcomes(outcomes: list[Outcome], title: str) -> None:
     """A compact row per delivery, then what needs the reader: failures and where files are."""
+    from rich.table import Table
+
+    from ua_dispatch.plan import Status
+
     colours = {
         Status.SENT: "green",
         Status.DRAFTED: "cyan",
@@ -92,7 +126,7 @@ def emit(as_json: bool, doc: dict[str, Any], outcomes: list[Outcome], title: str
         click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
     else:
         print_outcomes(outcomes, title)
-    failed = any(o.status == Status.FAILED for o in outcomes)
+    failed = any(o.status == "failed" for o in outcomes)
     return EXIT_DELIVERY_FAILED if failed else EXIT_OK
 
 

@@ -46,9 +46,9 @@ from ua_dispatch.cli.common import Ctx, out
 @click.pass_obj
 def fakes(ctx: Ctx, /, store: Path, **given: Any) -> None:
     """Run the local fake servers in the foreground until interrupted."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
     from ua_dispatch.errors import InputError
     from ua_dispatch.fax import PROVIDERS
+    from ua_dispatch.service import fakes  # here, not at start-up: it loads channels and engine
 
     name = given.get("fax_provider")
     if name is not None and name not in PROVIDERS:
@@ -58,4 +58,4 @@ def fakes(ctx: Ctx, /, store: Path, **given: Any) -> None:
         )
 
     announce = functools.partial(out.print, markup=False)
-    service.run_fakes(ctx.settings, store, announce=announce, **given)
+    fakes.run_fakes(ctx.settings, store, announce=announce, **given)

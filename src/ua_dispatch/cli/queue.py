@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ua_dispatch.cli.common import ChannelsOption, Ctx, err, options, out, show_notice
 from ua_dispatch.errors import EXIT_DELIVERY_FAILED, EXIT_OK
@@ -41,9 +39,11 @@ def queue_group() -> None:
 @click.pass_obj
 def queue_add(ctx: Ctx, /, campaign_file: Path, letters_file: Path, **given: Any) -> None:
     """Queue every approved letter in LETTERS.csv for the officials in CAMPAIGN."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+    from ua_dispatch.service import (
+        organizing,  # here, not at start-up: it loads channels and engine
+    )
 
-    added = service.queue_letters(
+    added = organizing.queue_letters(
         ctx.settings, campaign_file, letters_file, notify=show_notice, **given
     )
     out.print(added.summary(), markup=False)
@@ -82,9 +82,11 @@ def queue_list(
 
     At most --limit rows are shown; how many more match is said on stderr (the --json lines
     on stdout stay one delivery each)."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+    from ua_dispatch.service import (
+        organizing,  # here, not at start-up: it loads channels and engine
+    )
 
-    listing = service.list_deliveries(
+    listing = organizing.list_deliveries(
         ctx.settings,
         campaign=campaign_id,
         statuses=statuses,
@@ -108,6 +110,8 @@ def queue_list(
     else:
         shown = len(listing.rows)
         title = f"{shown} of {listing.total}" if left_out else f"{shown}"
+        from rich.table import Table
+
         table = Table(title=f"{title} delivery(ies)", title_justify="left")
         for c in (*LIST_COLUMNS, "next attempt (UTC)", "ref / error"):
             table.add_column(c)
@@ -136,9 +140,9 @@ def _status_command(
     @options(*extra)
     @click.pass_obj
     def command(ctx: Ctx, /, **given: Any) -> None:
-        from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+        from ua_dispatch.service import organizing  # here, not at start-up: it loads the engine
 
-        n = getattr(service, name)(ctx.settings, **given)
+        n = getattr(organizing, name)(ctx.settings, **given)
         out.print(said(n, given), markup=False)
 
 
@@ -187,9 +191,11 @@ _status_command(
 @click.pass_obj
 def queue_purge(ctx: Ctx, days: float | None) -> None:
     """Erase supporters' names, addresses and letters from finished deliveries; keep counts."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+    from ua_dispatch.service import (
+        organizing,  # here, not at start-up: it loads channels and engine
+    )
 
-    n = service.purge(ctx.settings, days)
+    n = organizing.purge(ctx.settings, days)
     out.print(f"personal data erased from {n} finished delivery(ies)")
 
 
@@ -209,7 +215,17 @@ def queue_purge(ctx: Ctx, days: float | None) -> None:
 @click.pass_obj
 def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
     """Deliver due deliveries from the queue, within the rate limits."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from ua_dispatch.service import (
+        organizing,  # here, not at start-up: it loads channels and engine
+    )
 
     bar = Progress(
         TextColumn("delivering"),
@@ -217,8 +233,8 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
+        console=err.console,
+        disable=not err.console.is_terminal,
     )
     task = bar.add_task("deliver", total=None, detail="")
 
@@ -228,7 +244,7 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
         bar.update(task, completed=stats.done, detail=detail)
 
     with bar:
-        stats = service.run_worker(
+        stats = organizing.run_worker(
             ctx.settings,
             once=once,
             concurrency=concurrency,
@@ -262,9 +278,11 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
     """Totals per channel, target and status, and how many supporters acted.
 
     CAMPAIGN is the campaign's id, or its file."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+    from ua_dispatch.service import (
+        organizing,  # here, not at start-up: it loads channels and engine
+    )
 
-    found = service.report(ctx.settings, campaign_id)
+    found = organizing.report(ctx.settings, campaign_id)
     if fmt != "table":
         text = (
             found.as_csv()
@@ -277,6 +295,8 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
     grid: dict[tuple[str, str], dict[str, int]] = {}
     for c, t, s, n in found.rows:
         grid.setdefault((c, t), {})[s] = n
+    from rich.table import Table
+
     table = Table(
         title=f"{found.campaign_id}: {found.acted} supporter(s) acted", title_justify="left"
     )

@@ -13,7 +13,7 @@ from ua_dispatch.errors import EXIT_INTERRUPTED, InputError
 
 if TYPE_CHECKING:
     # annotations only; the service is imported by the command bodies (start-up stays fast)
-    from ua_dispatch.service import Approve, Preview
+    from ua_dispatch.service.sending import Approve, Preview
 
 appeal_options = options(
     click.argument("campaign_file", metavar="CAMPAIGN", type=click.Path(path_type=Path)),
@@ -87,12 +87,12 @@ def send(
     **given: Any,
 ) -> None:
     """Send your letter to every official in CAMPAIGN, on every channel."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+    from ua_dispatch.service import sending  # here, not at start-up: it loads channels and engine
 
     settings = ctx.settings
-    report = service.send(
+    report = sending.send(
         settings,
-        service.AppealRequest(**given),
+        sending.AppealRequest(**given),
         dry_run=dry_run,
         store=store,
         faults_file=faults_file,
@@ -125,7 +125,7 @@ def send(
 @click.pass_obj
 def draft(ctx: Ctx, /, as_json: bool, out_dir: Path, **given: Any) -> None:
     """Render every payload to files under --out without sending anything."""
-    from ua_dispatch import service  # here, not at start-up: it loads channels and engine
+    from ua_dispatch.service import sending  # here, not at start-up: it loads channels and engine
 
-    report = service.draft(ctx.settings, service.AppealRequest(**given), out_dir)
+    report = sending.draft(ctx.settings, sending.AppealRequest(**given), out_dir)
     sys.exit(emit(as_json, report.as_json(), report.outcomes, f"Drafts in {out_dir}"))

@@ -1,42 +1,33 @@
-"""What ``ua-dispatch`` does, for every front door (the command line, a web page).
+"""The one-step send and drafts.
 
-The one-step send (:func:`send`): load the campaign, letter and supporter, check the deadline
-and the channels' settings, prepare every payload (:func:`plan_send`), ask for approval, then
-(:func:`deliver`) reserve the deliveries in the outbox, deliver them (to local fakes on a dry
-run), record what went out and leave what could not finish yet to the queue's worker, in one
-event loop over one outbox connection; it returns a :class:`SendReport`. A front door that
-asks for approval in a request of its own calls :func:`plan_send` and :func:`deliver` itself.
-
-Nothing here prints: notes and warnings are data (:class:`Notice`), handed to a callback as
-they arise and kept in the report, and approval is a callback the front door passes in.
-
-The organizers' commands (``queue add``, ``list``, ``hold``, ``release``, ``cancel``,
-``retry``, ``purge``, ``report`` and ``worker``) are here too, over :class:`~ua_dispatch.
-outbox.store.Outbox`.
+:func:`send` loads the campaign, letter and supporter, checks the deadline and the channels'
+settings, prepares every payload (:func:`plan_send`), asks for approval, then (:func:`deliver`)
+reserves the deliveries in the outbox, delivers them (to the local fakes each channel names, on
+a dry run), records what went out and leaves what could not finish yet to the queue's worker,
+in one event loop over one outbox connection; it returns a :class:`SendReport`. A front door
+that asks for approval in a request of its own calls :func:`plan_send` and :func:`deliver`
+itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import datetime as dt
-import io
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
 from ua_dispatch.engine import Prepared, execute, prepare, write_drafts
 from ua_dispatch.errors import ConfigError, InputError, NotApproved, OutboxUnavailable
-from ua_dispatch.fakes import fake_class, fake_gateway_class
+from ua_dispatch.fakes import fake_class
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
-from ua_dispatch.outbox.status import QStatus
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status
 from ua_dispatch.settings import Settings
@@ -44,40 +35,13 @@ from ua_dispatch.settings import Settings
 if TYPE_CHECKING:
     # Named in annotations only: the outbox (SQLAlchemy), the worker, the CSV loader and the
     # fake servers are imported by the functions that use them, which keeps start-up fast.
-    from ua_dispatch.outbox.records import DeliveryRecord, Reservation
+    from ua_dispatch.outbox.records import Reservation
     from ua_dispatch.outbox.store import Outbox
-    from ua_dispatch.queue.loader import AddResult
-    from ua_dispatch.queue.worker import WorkerStats
+from ua_dispatch.service.notices import Notice, Notify, _Notices
+from ua_dispatch.service.organizing import open_outbox
 
 #: channels that deliver by themselves (the others leave a draft for a person)
 SENDING = [name for name, c in CHANNELS.items() if c.sends]
-
-
-# --- what the service hands back ---
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something the supporter or organizer should read: ``note`` (what happened),
-    ``warning`` (something is wrong but the work went on) or ``info`` (where things are)."""
-
-    kind: Literal["note", "warning", "info"]
-    text: str
-
-
-Notify = Callable[[Notice], None]
-
-
-class _Notices:
-    def __init__(self, notify: Notify | None, kept: list[Notice] | None = None):
-        self.notify = notify
-        self.all: list[Notice] = kept if kept is not None else []
-
-    def add(self, kind: Literal["note", "warning", "info"], text: str) -> None:
-        notice = Notice(kind, text)
-        self.all.append(notice)
-        if self.notify is not None:
-            self.notify(notice)
 
 
 @dataclass(frozen=True)
@@ -209,13 +173,6 @@ class DraftReport:
             "out": str(self.out_dir),
             "deliveries": [o.to_json() for o in self.outcomes],
         }
-
-
-@dataclass(frozen=True)
-class CampaignCheck:
-    campaign: Campaign
-    #: its act-until day has passed
-    closed: bool
 
 
 # --- the one-step send ---
@@ -601,369 +558,8 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
-# --- drafts and campaign files ---
-
-
 def draft(settings: Settings, request: AppealRequest, out_dir: Path) -> DraftReport:
     """Render every payload to files under ``out_dir``; nothing is sent."""
     appeal, channels = load_appeal(settings, request)
     prepared = prepare(appeal, channels, settings)
     return DraftReport(appeal.campaign, out_dir, write_drafts(prepared, out_dir))
-
-
-def check_campaign(path: Path) -> CampaignCheck:
-    """Validate a campaign file."""
-    campaign = load_campaign(path)
-    return CampaignCheck(campaign, closed=dt.date.today() > campaign.act_until)
-
-
-# --- the organizers' queue ---
-
-
-async def open_outbox(settings: Settings) -> Outbox:
-    """Open the outbox (the caller closes it)."""
-    # SQLAlchemy loads with the outbox, on first use: every other command starts without it
-    from ua_dispatch.outbox.store import Outbox
-
-    return await Outbox.open(settings)
-
-
-def _with_outbox(settings: Settings, work: Callable[[Outbox], Any]) -> Any:
-    async def run() -> Any:
-        async with await open_outbox(settings) as outbox:
-            return await work(outbox)
-
-    return asyncio.run(run())
-
-
-@dataclass
-class QueueAdded:
-    campaign: Campaign
-    result: AddResult
-
-    def summary(self) -> str:
-        r = self.result
-        waiting = r.waiting_for_office
-        return (
-            f"{self.campaign.id}: {r.rows} row(s) read, {len(r.skipped_rows)} not approved; "
-            f"{r.queued} delivery(ies) queued, {r.already} already queued"
-            + (f"; {waiting} fax(es) wait for the recipient's office hours" if waiting else "")
-        )
-
-
-def queue_letters(
-    settings: Settings,
-    campaign_file: Path,
-    letters_file: Path,
-    *,
-    channels: str | None = None,
-    at: str | None = None,
-    spread: str | None = None,
-    notify: Notify | None = None,
-) -> QueueAdded:
-    """Queue every approved letter of a CSV for the campaign's officials, all or nothing."""
-    # the CSV loader writes to the outbox (SQLAlchemy): loaded for this command only
-    from ua_dispatch.queue.loader import add_letters, check_still_open, parse_at, parse_duration
-
-    campaign = load_campaign(campaign_file)
-    names = parse_channels(channels or ",".join(SENDING))
-    for name in names:
-        if not get_channel(name).sends:
-            raise InputError(
-                f"{name} is completed by a person, not delivered; queue one of "
-                f"{', '.join(SENDING)}",
-                source="--channels",
-            )
-    when = parse_at(at) if at else None
-    span = parse_duration(spread) if spread else None
-    check_still_open(campaign, campaign_file, when, span)
-    result = _with_outbox(
-        settings,
-        lambda outbox: add_letters(
-            outbox, campaign, letters_file, names, settings=settings, at=when, spread=span
-        ),
-    )
-    notices = _Notices(notify)
-    for slug in sorted(result.guessed_zones):
-        notices.add(
-            "note",
-            f"the fax number of {slug} spans several time zones; its office hours are "
-            f"guessed. Give the target a time_zone in {campaign_file} to be sure.",
-        )
-    for why, n in sorted(result.no_address.items()):
-        notices.add("note", f"{why} in {campaign_file}: {n} letter(s) not queued that way")
-    for n, who in result.skipped_rows:
-        notices.add("info", f"{letters_file}: row {n}: not approved, skipped ({who})")
-    return QueueAdded(campaign, result)
-
-
-@dataclass
-class Listing:
-    rows: list[DeliveryRecord]
-    #: how many rows match (more than ``rows`` when the limit cut the list)
-    total: int
-
-    @property
-    def left_out(self) -> int:
-        return max(0, self.total - len(self.rows))  # (rows may change between the two reads)
-
-
-def list_deliveries(
-    settings: Settings,
-    *,
-    campaign: str | None = None,
-    statuses: Sequence[str] = (),
-    target: str | None = None,
-    limit: int | None = None,
-) -> Listing:
-    """Deliveries oldest due first, at most ``limit`` of them (None: all)."""
-
-    async def fetch(outbox: Outbox) -> Listing:
-        await _check_filters(outbox, campaign, target)
-        got = await outbox.rows(campaign=campaign, statuses=statuses, target=target, limit=limit)
-        total = len(got)
-        if limit is not None and total == limit:
-            total = await outbox.count_rows(campaign=campaign, statuses=statuses, target=target)
-        return Listing(got, total)
-
-    listing: Listing = _with_outbox(settings, fetch)
-    return listing
-
-
-async def _check_filters(outbox: Outbox, campaign_id: str | None, target: str | None) -> None:
-    """A campaign or target slug the outbox does not know is a mistake (a typo would
-    otherwise match nothing and look like success): exit 2 naming the known ones."""
-    if campaign_id is None and target is None:
-        return
-    ids, slugs = await outbox.known_targets(campaign_id)
-    if campaign_id is not None and campaign_id not in ids:
-        known = ", ".join(ids) if ids else "none: nothing was ever queued"
-        raise InputError(
-            f"no campaign {campaign_id!r} in the outbox; known: {known}", source="--campaign"
-        )
-    if target is not None and target not in slugs:
-        where = f"campaign {campaign_id}" if campaign_id else "the outbox's campaigns"
-        known = ", ".join(slugs) if slugs else "none: nothing was ever queued"
-        raise InputError(
-            f"no official {target!r} in {where}; known target slugs: {known}", source="--target"
-        )
-
-
-def _move(
-    settings: Settings,
-    from_: list[QStatus],
-    to: QStatus,
-    campaign_id: str | None,
-    target: str | None,
-    *,
-    due_now: bool = False,
-) -> int:
-    """One status change in the outbox, after the campaign and target given are checked."""
-
-    async def move(outbox: Outbox) -> int:
-        await _check_filters(outbox, campaign_id, target)
-        return await outbox.move(from_, to, campaign=campaign_id, target=target, due_now=due_now)
-
-    changed: int = _with_outbox(settings, move)
-    return changed
-
-
-def hold(settings: Settings, target: str, campaign_id: str | None = None) -> int:
-    """Pause everything queued to one official; returns how many deliveries."""
-    return _move(settings, [QStatus.QUEUED], QStatus.HELD, campaign_id, target)
-
-
-def release(settings: Settings, target: str, campaign_id: str | None = None) -> int:
-    """Resume what was held for one official."""
-    return _move(settings, [QStatus.HELD], QStatus.QUEUED, campaign_id, target)
-
-
-def cancel(settings: Settings, target: str | None = None, campaign_id: str | None = None) -> int:
-    """End queued and held deliveries without sending them."""
-    return _move(settings, [QStatus.QUEUED, QStatus.HELD], QStatus.CANCELLED, campaign_id, target)
-
-
-def retry(
-    settings: Settings,
-    target: str | None = None,
-    campaign_id: str | None = None,
-    *,
-    with_ambiguous: bool = False,
-) -> int:
-    """Queue failed (and with ``with_ambiguous`` the ambiguous) deliveries again, due now."""
-    which = [QStatus.FAILED, QStatus.AMBIGUOUS] if with_ambiguous else [QStatus.FAILED]
-    return _move(settings, which, QStatus.QUEUED, campaign_id, target, due_now=True)
-
-
-def purge(settings: Settings, days: float | None = None) -> int:
-    """Erase personal data from deliveries finished more than ``days`` ago (default: the
-    retention setting); returns how many."""
-    days = days if days is not None else settings.retention_days
-    if days is None:
-        raise InputError("give --older-than DAYS or set UA_DISPATCH_RETENTION_DAYS", source="purge")
-    kept_days = days
-    erased: int = _with_outbox(settings, lambda outbox: outbox.purge(kept_days, scrub=True))
-    return erased
-
-
-@dataclass
-class CampaignReport:
-    campaign_id: str
-    #: (channel, target, status, count)
-    rows: list[tuple[str, str, str, int]]
-    #: distinct supporters with a sent delivery
-    acted: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "campaign": self.campaign_id,
-            "supporters_acted": self.acted,
-            "totals": [
-                {"channel": c, "target": t, "status": s, "count": n} for c, t, s, n in self.rows
-            ],
-            "by_status": self.by_status(),
-        }
-
-    def as_csv(self) -> str:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["channel", "target", "status", "count"])
-        w.writerows(self.rows)
-        return buf.getvalue()
-
-    def by_status(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for status in QStatus:
-            n = [count for _, _, s, count in self.rows if s == status]
-            if n:
-                totals[str(status)] = sum(n)
-        return totals
-
-
-def report(settings: Settings, campaign: str) -> CampaignReport:
-    """Totals per channel, target and status of a campaign (its id, or its file)."""
-    path = Path(campaign)
-    if path.suffix == ".toml" and path.is_file():
-        campaign = load_campaign(path).id
-    rows, acted = _with_outbox(settings, lambda outbox: outbox.report(campaign))
-    if not rows:
-        raise InputError("nothing queued for this campaign", source=campaign)
-    return CampaignReport(campaign, rows, acted)
-
-
-def run_worker(
-    settings: Settings,
-    *,
-    once: bool,
-    concurrency: int,
-    poll: float,
-    notify: Notify | None = None,
-    on_start: Callable[[int], None] | None = None,
-    on_progress: Callable[[WorkerStats], None] | None = None,
-) -> WorkerStats:
-    """Deliver due deliveries from the queue until stopped (``once``: what is due now).
-    ``on_start`` is told how many deliveries are pending, ``on_progress`` the counts as
-    outcomes are written."""
-    # the worker loads the outbox (SQLAlchemy) and every transport: for this command only
-    from ua_dispatch.queue.worker import Worker, sending_channels
-
-    notices = _Notices(notify)
-    channels, skipped = sending_channels(settings)
-    for name, why in skipped.items():
-        notices.add("note", f"{name} deliveries stay queued: {why}")
-    if not channels:
-        raise InputError("no channel can deliver with these settings", source="settings")
-
-    async def work(outbox: Outbox) -> WorkerStats:
-        total, _ = await outbox.pending(channels)
-        if on_start is not None:
-            on_start(total)
-        worker = Worker(
-            outbox,
-            settings,
-            concurrency=concurrency,
-            channels=channels,
-            poll_interval=poll,
-            on_progress=on_progress,
-        )
-        worker.install_signal_handlers()
-        return await worker.run(once=once)
-
-    stats: WorkerStats = _with_outbox(settings, work)
-    if stats.ambiguous:
-        notices.add(
-            "info",
-            f"{stats.ambiguous} delivery(ies) may have arrived and could not be checked: "
-            "see `ua-dispatch queue list --status ambiguous`",
-        )
-    for name, why in stats.stopped_channels.items():
-        notices.add("info", f"{name} stopped: {why}; its deliveries stay queued")
-    return stats
-
-
-# --- the local fake servers ---
-
-
-def run_fakes(
-    settings: Settings,
-    store: Path,
-    *,
-    host: str,
-    smtp_port: int,
-    fax_port: int,
-    fax_provider: str | None,
-    fax_outcomes: Sequence[str],
-    faults_file: Path | None,
-    announce: Callable[[str], None],
-) -> None:
-    """Run the fake SMTP server and fax gateway until interrupted; ``announce`` is told where
-    they listen and how to point ``ua-dispatch`` at them."""
-    # the fake servers (aiosmtpd, uvicorn, starlette) load for this command only
-    from ua_dispatch.fakes.faxline import parse_outcome_option
-    from ua_dispatch.fakes.smtp import FakeSmtpServer
-
-    provider = fax_provider or settings.fax_provider
-    profile = load_profile(faults_file) if faults_file else FaultProfile()
-    outcomes: dict[str, str] = {}
-    for value in fax_outcomes:
-        try:
-            number, outcome = parse_outcome_option(value)
-        except ValueError as exc:
-            raise InputError(str(exc), source="--fax-outcome") from None
-        outcomes[number] = outcome
-
-    async def run() -> None:
-        async with (
-            FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp,
-            fake_gateway_class(provider)(store / "fax", host, fax_port) as fax,
-        ):
-            fax.apply(profile.fax)
-            for number, outcome in outcomes.items():  # --fax-outcome wins over the profile
-                fax.set_outcome(number, outcome)
-            announce(f"fake SMTP server listening on {smtp.address}")
-            announce(f"  {profile.describe()}")
-            announce(
-                f"  storing messages in {smtp.store.messages_dir}, index {smtp.store.index_path}"
-            )
-            announce(
-                f"  point ua-dispatch at it: UA_DISPATCH_SMTP_HOST={smtp.host} "
-                f"UA_DISPATCH_SMTP_PORT={smtp.port} UA_DISPATCH_SMTP_SECURITY=none"
-            )
-            announce(f"{fax.label} ({fax.api_name}) listening on {fax.address}")
-            announce(
-                f"  storing faxes in {fax.store.faxes_dir}, index {fax.store.index_path}; "
-                f"inspect at {fax.address}/_fake/faxes"
-            )
-            if fax.outcomes():
-                listed = ", ".join(f"{n}={o}" for n, o in fax.outcomes().items())
-                announce(f"  line outcomes: {listed} (every other number completes)")
-            announce(f"  {profile.describe_fax()}")
-            settings_line = " ".join(f"{k}={v}" for k, v in fax.env().items())
-            announce(
-                f"  point ua-dispatch at it: {settings_line} "
-                "(and UA_DISPATCH_FAX_POLL_INTERVAL=1 to follow its faxes closely)"
-            )
-            announce("Press Ctrl-C to stop.")
-            await asyncio.Event().wait()
-
-    asyncio.run(run())
