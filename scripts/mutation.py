@@ -103,7 +103,7 @@ MODULES: dict[str, Module] = {
         ),
     ),
     # To add the CSV loader: "queue-loader": Module("src/ua_dispatch/queue/loader.py",
-    # ("tests/test_queue_loader.py",)) with the tests that are its own.
+    # ("tests/test_loader.py",)) with the tests that are its own.
 }
 
 # Survivors that are equivalent to the original: no test can tell them apart, because no

@@ -1,21 +1,34 @@
-"""Helpers for the queue tests: outbox databases (SQLite and the local PostgreSQL) and CSVs."""
+"""Helpers shared by the queue tests: outbox databases (SQLite and the local PostgreSQL), CSVs of
+letters, workers run as child processes and leases left by processes that ended."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import csv
+import datetime as dt
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from tests.conftest import ROOT
+from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.outbox.store import Outbox as Store
 from ua_dispatch.settings import Settings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+#: what every process sharing a PostgreSQL outbox sets as UA_DISPATCH_SUPPORTER_KEY
+PG_SUPPORTER_KEY = "queue-tests-supporter-key"
+CAMPAIGN_ID = "ua-2-19-chechnya"
+#: the fax numbers of the shipped campaign: the president in Moscow, the ambassador in Washington
+MOSCOW, WASHINGTON = "+74959102134", "+12022985735"
 
 
 def pg_admin(sql: str) -> None:
@@ -103,3 +116,106 @@ def rows(url: str, **where: Any) -> list[Any]:
             await store.close()
 
     return asyncio.run(run())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where the outbox lives for one test: a fresh SQLite file, or the session's PostgreSQL
+    database emptied first."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        truncate(url)
+        monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", PG_SUPPORTER_KEY)
+    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+    monkeypatch.setenv("UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT", "none")
+    return url
+
+
+@pytest.fixture
+def pg_outbox(pg_database: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session's PostgreSQL database, emptied, as this test's outbox."""
+    truncate(pg_database)
+    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", pg_database)
+    monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", PG_SUPPORTER_KEY)
+    return pg_database
+
+
+def statuses(url: str) -> dict[str, int]:
+    """How many of the outbox's deliveries at ``url`` are in each status."""
+    out: dict[str, int] = {}
+    for r in rows(url):
+        out[r.status] = out.get(r.status, 0) + 1
+    return out
+
+
+def _queue_letters(run_cli: Any, campaign: Path, tmp_path: Path, n: int) -> None:
+    """``queue add`` of ``n`` approved letters by email, which must succeed."""
+    letters = write_letters(tmp_path / "letters.csv", n)
+    added = run_cli("queue", "add", campaign, letters, "--channels", "email")
+    assert added.code == 0, added.stderr
+
+
+def _env(url: str, server: FakeSmtpServer, **extra: str) -> dict[str, str]:
+    """The environment of a command run as a child process: this outbox, this fake SMTP
+    server, tiny retry delays; ``extra`` adds or overrides variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UA_DISPATCH_")}
+    env.update(
+        PYTHONPATH=f"{ROOT / 'src'}:{ROOT}",
+        UA_DISPATCH_DATABASE_URL=url,
+        UA_DISPATCH_SMTP_HOST=server.host,
+        UA_DISPATCH_SMTP_PORT=str(server.port),
+        UA_DISPATCH_SMTP_SECURITY="none",
+        UA_DISPATCH_SENDER_EMAIL="appeals@appeals.example.org",
+        UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
+        UA_DISPATCH_RETRY_BASE_DELAY="0.01",
+        UA_DISPATCH_RETRY_MAX_DELAY="0.05",
+        **extra,
+    )
+    if url.startswith("postgresql"):
+        env["UA_DISPATCH_SUPPORTER_KEY"] = PG_SUPPORTER_KEY
+    return env
+
+
+def _worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``ua-dispatch worker ARGS`` started as a child process in ``env``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ua_dispatch", "worker", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _lease_rows(url: str, owners: list[str], until: dt.datetime) -> dict[int, str]:
+    """Put the outbox's rows in flight, one owner each in row order, leased until ``until``:
+    what processes that then died leave behind. Returns row id -> owner."""
+
+    async def run() -> dict[int, str]:
+        store = await Store.open(Settings(database_url=url))
+        try:
+            ids = [r.id for r in await store.rows()]
+            by_id = dict(zip(ids, owners, strict=True))
+            async with store.engine.begin() as conn:
+                for row_id, owner in by_id.items():
+                    await conn.execute(
+                        sa.text(
+                            "UPDATE deliveries SET status = 'in_flight', lease_owner = :o, "
+                            "lease_until = :u WHERE id = :i"
+                        ),
+                        {"o": owner, "u": until, "i": row_id},
+                    )
+            return by_id
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def _ended_pid() -> int:
+    """The process ID of a child that has ended and been collected."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

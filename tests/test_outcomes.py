@@ -16,8 +16,7 @@ import pytest
 
 from tests.conftest import EXAMPLES, SUPPORTER_ARGS, point_fax_at, point_smtp_at
 from tests.fakes_support import ThreadedFakeSinchGateway, ThreadedFakeSmtp
-from tests.queue_support import pg_database, write_letters
-from tests.test_queue import _env, _worker, db_url, rows, statuses
+from tests.queue_support import _env, _worker, db_url, pg_database, rows, statuses, write_letters
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.faxline import Timing
 from ua_dispatch.outbox.store import Outbox as Store
