@@ -21,6 +21,7 @@ from PIL import Image
 
 from tests.conftest import SHIPPED_CAMPAIGN
 from ua_dispatch.campaign import Campaign, load_campaign
+from ua_dispatch.channels import lookup
 from ua_dispatch.documents.fonts import font_files
 from ua_dispatch.errors import InputError
 from ua_dispatch.importer import import_campaign, read_campaign
@@ -435,7 +436,7 @@ def test_imported_campaign_loads_and_plans_deliveries(name: str, tmp_path: Path)
         accepted=campaign.languages,
     )
     deliveries = plan_deliveries(
-        Appeal(campaign, letter, supporter), ["email", "fax", "post", "social", "phone"]
+        Appeal(campaign, letter, supporter), lookup(["email", "fax", "post", "social", "phone"])
     )
     posts = [d for d in deliveries if d.channel == "post"]
     assert len(posts) == len(campaign.targets)
@@ -606,3 +607,56 @@ def test_an_honorific_line_is_the_name_not_the_address() -> None:
     president = next(o for o in _parsed(text).officials if o.slug == "president")
     assert (president.name, president.title) == ("Vladimir Putin", "President")
     assert president.address == ["Ul. Ilyinka, 23", "103132 Moscow", "Russian Federation"]
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def test_campaign_import_writes_a_file_that_campaign_check_and_queue_add_accept(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "chechnya.toml"
+    result = run_cli("campaign", "import", SEED, "--out", out, "--id", "ua-2-19-imported")
+    assert result.code == 0, result.stderr
+    assert f"wrote {out}" in result.stdout
+    assert "ambassador-usa:" in result.stdout and "(line " in result.stdout
+    assert "targets[0:president].email (missing)" in result.stdout
+    checked = run_cli("campaign", "check", out)
+    assert checked.code == 0, checked.stderr
+    assert "(closed)" in checked.stdout  # the seed's action ended in 2019: reopen it to queue
+    text = out.read_text(encoding="utf-8").replace(
+        "act_until = 2019-05-17", "act_until = 2099-01-01"
+    )
+    out.write_text(text, encoding="utf-8")
+    letters = tmp_path / "letters.csv"
+    letters.write_text(
+        "name,email,city,country,language,letter,approved\n"
+        'Ann,ann@example.org,York,UK,en,"Please release them.",yes\n',
+        encoding="utf-8",
+    )
+    queued = run_cli("queue", "add", out, letters, "--channels", "email")
+    assert queued.code == 0, queued.stderr
+
+
+def test_campaign_import_refuses_to_overwrite_and_a_bad_document_is_one_line_exit_2(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "c.toml"
+    out.write_text("kept", encoding="utf-8")
+    again = run_cli("campaign", "import", SEED, "--out", out)
+    assert again.code == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert "--force" in again.stderr and out.read_text(encoding="utf-8") == "kept"
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    bad = run_cli("campaign", "import", empty, "--out", tmp_path / "x.toml")
+    assert bad.code == 2 and bad.stderr.startswith("ua-dispatch: error: ")
+    assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+    assert not (tmp_path / "x.toml").exists()
+
+
+def test_campaign_import_json_lists_officials_and_notes(run_cli: Any, tmp_path: Path) -> None:
+    result = run_cli("campaign", "import", SEED, "--out", tmp_path / "c.toml", "--json")
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert [o["slug"] for o in doc["officials"]] == ["president", "ambassador-usa"]
+    assert any(n["field"].endswith("president].email") for n in doc["check"])

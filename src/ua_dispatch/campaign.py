@@ -298,6 +298,18 @@ class Target(_Model):
     def display(self) -> str:
         return f"{self.name}, {self.title}"
 
+    def contacts(self) -> list[tuple[str, str | None]]:
+        """Every way the file gives to reach the official, as (what, value) for a summary;
+        None where it gives none."""
+        return [
+            ("email", self.email),
+            ("fax", self.fax),
+            ("phone", self.phone),
+            ("X", " ".join(f"@{h}" for h in self.x_handles) or None),
+            ("Mastodon", " ".join(self.mastodon) or None),
+            ("Bluesky", " ".join(f"@{a.split(' ')[0]}" for a in self.bluesky) or None),
+        ]
+
 
 class Social(_Model):
     """What a post about the campaign says, per language, and what it may carry."""

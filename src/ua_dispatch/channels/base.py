@@ -71,10 +71,6 @@ class Channel(ABC, Generic[P]):
 
     # --- policy the queue and the front doors ask of the channel -----------------------------
 
-    def reach(self, target: Target) -> str | None:
-        """How this channel reaches ``target``, as a campaign summary shows it."""
-        return None if self.campaign_wide else self.address_of(target)
-
     def not_before(
         self, delivery: Delivery, at: dt.datetime, settings: Settings, zone: str | None
     ) -> dt.datetime:

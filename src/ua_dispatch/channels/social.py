@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ua_dispatch import textlimits
-from ua_dispatch.campaign import Campaign, Target
+from ua_dispatch.campaign import Campaign
 from ua_dispatch.channels.base import Channel
 from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.errors import InputError
@@ -92,12 +92,6 @@ class SocialChannel(Channel[SocialPayload]):
             handles = list(campaign.mastodon_accounts)
             handles += [f"@{a.split(' ')[0]}" for a in campaign.bluesky_accounts]
         return " ".join(handles) or None
-
-    def reach(self, target: Target) -> str | None:
-        accounts = [f"X @{h}" for h in target.x_handles]
-        accounts += [f"Mastodon {a}" for a in target.mastodon]
-        accounts += [f"Bluesky @{a.split(' ')[0]}" for a in target.bluesky]
-        return ", ".join(accounts) or None
 
     def build(self, appeal: Appeal, delivery: Delivery, env: BuildEnv) -> SocialPayload:
         campaign = appeal.campaign
