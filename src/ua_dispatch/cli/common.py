@@ -102,9 +102,8 @@ def print_outcomes(outcomes: list[Outcome], title: str) -> None:
     table.add_column("tries", justify="right", no_wrap=True)
     table.add_column("to", no_wrap=True, overflow="ellipsis", max_width=32)
     for o in outcomes:
-        to = (o.to or "-").split(", ")[0] if o.channel == "post" else (o.to or "-")
         table.add_row(
-            o.channel, o.target, f"[{colours[o.status]}]{o.status}[/]", str(o.attempts), to
+            o.channel, o.target, f"[{colours[o.status]}]{o.status}[/]", str(o.attempts), o.to or "-"
         )
     out.print(table)
     for o in outcomes:
