@@ -7,14 +7,14 @@ import asyncio
 import csv
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
 from ua_dispatch.errors import InputError
-from ua_dispatch.outbox.status import QStatus
+from ua_dispatch.outbox.status import QStatus, Returned
 from ua_dispatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -221,8 +221,11 @@ class CampaignReport:
     campaign_id: str
     #: (channel, target, status, count)
     rows: list[tuple[str, str, str, int]]
-    #: distinct supporters with a sent delivery
+    #: distinct supporters with a sent delivery (one returned as bounced does not count)
     acted: int
+    #: what came back for sent email: (channel, target, kind, count, latest words), kind
+    #: one of ``Returned`` (replied, bounce-soft, bounce-hard, dead-address)
+    returns: list[tuple[str, str, str, int, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -232,7 +235,26 @@ class CampaignReport:
                 {"channel": c, "target": t, "status": s, "count": n} for c, t, s, n in self.rows
             ],
             "by_status": self.by_status(),
+            "returned": [
+                {"channel": c, "target": t, "kind": k, "count": n, "latest": words}
+                for c, t, k, n, words in self.returns
+            ],
+            "replied": self.returned_count(Returned.REPLIED),
         }
+
+    def returned_count(
+        self, kind: str, channel: str | None = None, target: str | None = None
+    ) -> int:
+        """How many deliveries had ``kind`` come back (of one official's, when given)."""
+        return sum(
+            n
+            for c, t, k, n, _ in self.returns
+            if k == kind and channel in (None, c) and target in (None, t)
+        )
+
+    def held_addresses(self) -> list[tuple[str, str]]:
+        """(official, why) for each official whose email is held for a dead address."""
+        return [(t, words) for _, t, k, _, words in self.returns if k == Returned.DEAD_ADDRESS]
 
     def as_csv(self) -> str:
         buf = io.StringIO()
@@ -255,10 +277,15 @@ def report(settings: Settings, campaign: str) -> CampaignReport:
     path = Path(campaign)
     if path.suffix == ".toml" and path.is_file():
         campaign = load_campaign(path).id
-    rows, acted = _with_outbox(settings, lambda outbox: outbox.report(campaign))
-    if not rows:
+
+    async def read(outbox: Outbox) -> CampaignReport:
+        rows, acted = await outbox.report(campaign)
+        return CampaignReport(campaign, rows, acted, returns=await outbox.returns(campaign))
+
+    found: CampaignReport = _with_outbox(settings, read)
+    if not found.rows:
         raise InputError("nothing queued for this campaign", source=campaign)
-    return CampaignReport(campaign, rows, acted)
+    return found
 
 
 def run_worker(
