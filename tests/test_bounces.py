@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import point_smtp_at
 from tests.fakes_support import ThreadedFakeSmtp
+from tests.imap_support import FakeImap, ImapState
 from tests.queue_support import write_letters
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpReturn
 
@@ -239,3 +240,55 @@ def test_bad_input_is_named_and_nothing_is_lost(
     assert os.path.islink(maildir / "new" / "1551766442.M1P1.host")
     missing = run_cli("bounces", "read", tmp_path / "nowhere")
     assert missing.code == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("move", [True, False])
+def test_fetch_reads_the_mailbox_and_moves_only_what_it_recorded(
+    run_cli: Any, tmp_path: Path, open_campaign: Path, mail: Any, monkeypatch: Any, move: bool
+) -> None:
+    """Against a small IMAP server on 127.0.0.1: the bounce and the auto-reply are recorded
+    and moved to the done folder; unmatched mail and other mail stay in the inbox; a second
+    fetch finds nothing new."""
+    sent, other_sent = _sent(run_cli, tmp_path, open_campaign, mail, n=2)
+    state = ImapState(move=move)
+    unmatched = _report("no-original.eml", "x@example.net", "<x@example.net>")
+    other = b"From: a@example.net\r\nSubject: hello\r\n\r\nhi\r\n"
+    state.add("INBOX", _report("postfix-hard.eml", sent["mail_from"], sent["message_id"]))
+    state.add("INBOX", unmatched)
+    state.add(
+        "INBOX", _report("out-of-office.eml", other_sent["mail_from"], other_sent["message_id"])
+    )
+    state.add("INBOX", other)
+    with FakeImap(state) as server:
+        for key, value in {
+            "HOST": "127.0.0.1",
+            "PORT": str(server.port),
+            "SECURITY": "none",
+            "USER": state.user,
+            "PASSWORD": state.password,
+        }.items():
+            monkeypatch.setenv(f"UA_DISPATCH_BOUNCE_IMAP_{key}", value)
+        done = run_cli("bounces", "fetch", "--json")
+        assert done.code == 0, done.stderr
+        counts = json.loads(done.stdout)
+        assert (counts["bounced"], counts["replied"], counts["moved"]) == (1, 1, 2)
+        assert (counts["unmatched"], counts["other"]) == (1, 1)
+        assert [m.data for m in state.folders["INBOX"]] == [unmatched, other]
+        assert len(state.folders["ua-dispatch-handled"]) == 2
+        again = json.loads(run_cli("bounces", "fetch", "--json").stdout)
+        assert (again["bounced"], again["moved"], again["unmatched"]) == (0, 0, 1)
+        assert state.password not in done.stdout + done.stderr
+        monkeypatch.setenv("UA_DISPATCH_BOUNCE_IMAP_PASSWORD", "wrong")
+        refused = run_cli("bounces", "fetch")
+        assert refused.code == 2 and "login refused" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert sorted(r["status"] for r in _rows(run_cli)) == ["bounced", "sent"]
+
+
+def test_fetch_needs_tls_off_loopback(run_cli: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("UA_DISPATCH_BOUNCE_IMAP_HOST", "imap.example.org")
+    monkeypatch.setenv("UA_DISPATCH_BOUNCE_IMAP_SECURITY", "none")
+    monkeypatch.setenv("UA_DISPATCH_BOUNCE_IMAP_USER", "u")
+    monkeypatch.setenv("UA_DISPATCH_BOUNCE_IMAP_PASSWORD", "p")
+    refused = run_cli("bounces", "fetch")
+    assert refused.code == 2 and "loopback" in refused.stderr
