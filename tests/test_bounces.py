@@ -292,3 +292,25 @@ def test_fetch_needs_tls_off_loopback(run_cli: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("UA_DISPATCH_BOUNCE_IMAP_PASSWORD", "p")
     refused = run_cli("bounces", "fetch")
     assert refused.code == 2 and "loopback" in refused.stderr
+
+
+def test_the_worker_reads_the_mailbox_when_told_to(
+    run_cli: Any, tmp_path: Path, open_campaign: Path, mail: Any, monkeypatch: Any
+) -> None:
+    (sent,) = _sent(run_cli, tmp_path, open_campaign, mail)
+    state = ImapState()
+    state.add("INBOX", _report("gmail-hard.eml", sent["mail_from"], sent["message_id"]))
+    with FakeImap(state) as server:
+        for key, value in {
+            "HOST": "127.0.0.1",
+            "PORT": str(server.port),
+            "SECURITY": "none",
+            "USER": state.user,
+            "PASSWORD": state.password,
+        }.items():
+            monkeypatch.setenv(f"UA_DISPATCH_BOUNCE_IMAP_{key}", value)
+        monkeypatch.setenv("UA_DISPATCH_BOUNCE_POLL_INTERVAL", "60")
+        worked = run_cli("worker", "--once")
+        assert worked.code == 0, worked.stderr
+    assert state.logins == 1 and state.folders["INBOX"] == []
+    assert _rows(run_cli)[0]["status"] == "bounced"

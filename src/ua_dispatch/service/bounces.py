@@ -7,7 +7,7 @@ changed, moved or deleted."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,3 +234,11 @@ def fetch_mailbox(settings: Settings, *, notify: Notify | None = None) -> Bounce
 
     asyncio.run(work())
     return run
+
+
+def mailbox_poller(settings: Settings) -> Callable[[], BounceRun] | None:
+    """What the worker runs to read the bounce mailbox, when UA_DISPATCH_BOUNCE_POLL_INTERVAL
+    and the mailbox are set (each round opens its own outbox connection, in its thread)."""
+    if settings.bounce_poll_interval is None or not settings.bounce_imap_host:
+        return None
+    return lambda: fetch_mailbox(settings)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Sequence
@@ -11,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
-from ua_dispatch.errors import InputError
+from ua_dispatch.errors import InputError, UaDispatchError
 from ua_dispatch.outbox.status import QStatus, Returned
 from ua_dispatch.settings import Settings
 
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from ua_dispatch.queue.loader import AddResult
     from ua_dispatch.queue.worker import WorkerStats
 from ua_dispatch.service.notices import Notify, _Notices
+
+log = structlog.get_logger("ua_dispatch.worker")
 
 #: channels that deliver by themselves (the others leave a draft for a person)
 SENDING = [name for name, c in CHANNELS.items() if c.sends]
@@ -288,6 +293,18 @@ def report(settings: Settings, campaign: str) -> CampaignReport:
     return found
 
 
+async def _every(seconds: float, job: Callable[[], Any]) -> None:
+    """Run ``job`` in a thread now and every ``seconds`` after it ends; a failure is a log
+    line, and the next round tries again."""
+    while True:
+        try:
+            done = await asyncio.to_thread(job)
+            log.info("worker.mailbox_read", result=str(getattr(done, "summary", lambda: "")()))
+        except UaDispatchError as exc:
+            log.warning("worker.mailbox_unread", error=str(exc))
+        await asyncio.sleep(seconds)
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -297,10 +314,12 @@ def run_worker(
     notify: Notify | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[WorkerStats], None] | None = None,
+    alongside: Callable[[], Any] | None = None,
 ) -> WorkerStats:
     """Deliver due deliveries from the queue until stopped (``once``: what is due now).
     ``on_start`` is told how many deliveries are pending, ``on_progress`` the counts as
-    outcomes are written."""
+    outcomes are written. ``alongside`` (reading the bounce mailbox) runs in a thread at the
+    start and every UA_DISPATCH_BOUNCE_POLL_INTERVAL seconds while the worker does."""
     # the worker loads the outbox (SQLAlchemy) and every transport: for this command only
     from ua_dispatch.queue.worker import Worker, sending_channels
 
@@ -324,7 +343,15 @@ def run_worker(
             on_progress=on_progress,
         )
         worker.install_signal_handlers()
-        return await worker.run(once=once)
+        every = settings.bounce_poll_interval
+        reading = asyncio.create_task(_every(every, alongside)) if alongside and every else None
+        try:
+            return await worker.run(once=once)
+        finally:
+            if reading is not None:
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading
 
     stats: WorkerStats = _with_outbox(settings, work)
     if stats.ambiguous:
