@@ -134,6 +134,13 @@ def test_auto_replies_are_replies_never_bounces(
     doc = report.json()
     assert doc["replied"] == 1 and doc["supporters_acted"] == 1
     assert doc["by_status"] == {"sent": 1}
+    # a bounce after the reply wins; a reply read after that changes nothing
+    bounce = tmp_path / "bounce.eml"
+    bounce.write_bytes(_report("postfix-hard.eml", sent["mail_from"], sent["message_id"]))
+    assert _read(run_cli, bounce)[0]["bounced"] == 1
+    late, _ = _read(run_cli, paths[0])
+    assert late["outdated"] == 1 and late["replied"] == 0
+    assert _rows(run_cli)[0]["status"] == "bounced"
 
 
 def test_unmatched_and_forged_reports_are_left_untouched(
@@ -205,8 +212,13 @@ def test_a_dead_address_holds_the_rest_of_its_email_end_to_end(
     assert doc["by_status"] == {"bounced": 2, "held": 3, "sent": 5}
     # the two supporters whose letters to the dead address bounced acted through the other
     assert doc["supporters_acted"] == 5
+    # letters queued later wait with the others until the address is fixed
+    later = write_letters(tmp_path / "later.csv", 1, start=20)
+    assert run_cli("queue", "add", campaign, later, "--channels", "email").code == 0
+    statuses = [r["status"] for r in _rows(run_cli) if r["target_slug"] == "ambassador-usa"]
+    assert statuses.count("held") == 4
     released = run_cli("queue", "release", "--target", "ambassador-usa")
-    assert "3 delivery(ies)" in released.stdout
+    assert "4 delivery(ies)" in released.stdout
     assert all(r["last_error"] is None for r in _rows(run_cli) if r["status"] == "queued")
 
 
@@ -272,6 +284,7 @@ def test_fetch_reads_the_mailbox_and_moves_only_what_it_recorded(
         assert done.code == 0, done.stderr
         counts = json.loads(done.stdout)
         assert (counts["bounced"], counts["replied"], counts["moved"]) == (1, 1, 2)
+        assert counts["outdated"] == 0
         assert (counts["unmatched"], counts["other"]) == (1, 1)
         assert [m.data for m in state.folders["INBOX"]] == [unmatched, other]
         assert len(state.folders["ua-dispatch-handled"]) == 2

@@ -614,6 +614,8 @@ class Outbox:
             for batch in batches:
                 await self.insert_rows(conn, [delivery_row(new, now, key) for new in batch])
             added = await self.count(conn, campaign_id=campaign.id) - before
+            if added:
+                await self._hold_for_dead_addresses(conn, campaign.id)
         if added >= BULK:
             await self.tidy()
         return added
@@ -892,6 +894,36 @@ class Outbox:
                 )
             )
             return int(held.rowcount)
+
+    async def _hold_for_dead_addresses(self, conn: AsyncConnection, campaign: str) -> None:
+        """Email newly queued to an official whose email is held for a dead address is held
+        with it, until `queue release` ends the hold."""
+        dead = (
+            sa.select(D.target_slug, sa.func.max(D.last_error))
+            .where(
+                D.campaign_id == campaign,
+                D.channel == "email",
+                D.status == str(QStatus.HELD),
+                D.error_kind == str(Returned.DEAD_ADDRESS),
+            )
+            .group_by(D.target_slug)
+        )
+        for target, reason in (await conn.execute(dead)).all():
+            await conn.execute(
+                deliveries.update()
+                .where(
+                    D.campaign_id == campaign,
+                    D.channel == "email",
+                    D.target_slug == target,
+                    D.status == str(QStatus.QUEUED),
+                )
+                .values(
+                    status=str(QStatus.HELD),
+                    error_kind=str(Returned.DEAD_ADDRESS),
+                    last_error=reason,
+                    updated_at=utcnow(),
+                )
+            )
 
     @_translated
     async def returns(self, campaign: str) -> list[tuple[str, str, str, int, str]]:

@@ -44,6 +44,8 @@ class BounceRun:
     replied: int = 0
     #: reports recorded by an earlier run (reading the same mail again)
     already: int = 0
+    #: a delay notice or auto-reply for an email that has bounced since: nothing to change
+    outdated: int = 0
     #: reports that name no delivery of this outbox: left as they are
     unmatched: int = 0
     #: messages that are neither a bounce nor an automatic reply: left as they are
@@ -65,6 +67,8 @@ class BounceRun:
             f"{self.unmatched} matching no delivery (left as they are)",
             f"{self.other} neither bounce nor reply (left as they are)",
         ]
+        if self.outdated:
+            parts.append(f"{self.outdated} about emails that bounced since (nothing changed)")
         if self.unreadable:
             parts.append(f"{self.unreadable} unreadable (left as they are)")
         if self.moved:
@@ -76,7 +80,7 @@ class BounceRun:
             k: getattr(self, k)
             for k in ("read", "bounced", "soft", "replied", "already", "unmatched", "other")
         }
-        doc.update(unreadable=self.unreadable, moved=self.moved)
+        doc.update(outdated=self.outdated, unreadable=self.unreadable, moved=self.moved)
         doc["held"] = [{"campaign": c, "target": t, "count": n} for c, t, n in self.held]
         return doc
 
@@ -146,7 +150,12 @@ class _Reader:
             text = f"{report.status} {text}"
         changed = await self.outbox.record_returned(found.key, kind, code=report.status, text=text)
         if not changed:
-            self.run.already += 1
+            if found.error_kind == str(kind) and (
+                kind == Returned.HARD or found.last_error == text
+            ):
+                self.run.already += 1
+            else:
+                self.run.outdated += 1  # a delay notice or reply for an email since bounced
             return True
         if kind == Returned.HARD:
             self.run.bounced += 1
