@@ -68,10 +68,12 @@ class Receipt:
 
 @dataclass(frozen=True)
 class BuildEnv:
-    """Inputs to payload builders that do not come from the appeal: identity, clock."""
+    """Inputs to payload builders that do not come from the appeal: identity, clock, and the
+    secret bounce addresses are made under (None where nothing is sent: a draft)."""
 
     settings: Settings
     now: dt.datetime
+    bounce_key: bytes | None = None
 
 
 P = TypeVar("P")

@@ -45,10 +45,16 @@ class Prepared:
 
 
 def prepare(
-    appeal: Appeal, channels: list[str], settings: Settings, now: dt.datetime | None = None
+    appeal: Appeal,
+    channels: list[str],
+    settings: Settings,
+    now: dt.datetime | None = None,
+    *,
+    bounce_key: bytes | None = None,
 ) -> list[Prepared]:
-    """Plan and build every payload. Pure apart from reading the clock."""
-    env = BuildEnv(settings=settings, now=now or dt.datetime.now(dt.UTC))
+    """Plan and build every payload. Pure apart from reading the clock. ``bounce_key`` makes
+    each email's bounce address (see ``BuildEnv``)."""
+    env = BuildEnv(settings=settings, now=now or dt.datetime.now(dt.UTC), bounce_key=bounce_key)
     out: list[Prepared] = []
     for delivery in plan_deliveries(appeal, lookup(channels)):
         payload = None

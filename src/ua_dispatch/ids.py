@@ -57,3 +57,44 @@ def supporter_hash(email: str, key: bytes) -> str:
     address's digest. The outbox counts distinct supporters by it after their addresses are
     erased; without the key, a list of addresses cannot be tested against it."""
     return rekey_supporter_hash(address_digest(email), key)
+
+
+#: hex characters of the delivery key a bounce token starts with, and of its MAC
+TOKEN_KEY_CHARS = 24
+TOKEN_MAC_CHARS = 20
+
+
+def bounce_token(key: str, secret: bytes) -> str:
+    """The token of a delivery's bounce address: the start of its key and a MAC of the whole
+    key under ``secret``, so nobody without the secret can make a token that names it."""
+    mac = hmac.new(secret, b"bounce:" + key.encode(), hashlib.sha256).hexdigest()
+    return f"{key[:TOKEN_KEY_CHARS]}.{mac[:TOKEN_MAC_CHARS]}"
+
+
+def token_names(token: str, key: str, secret: bytes) -> bool:
+    """True when ``token`` is the bounce token of delivery ``key``."""
+    return hmac.compare_digest(token.lower(), bounce_token(key, secret))
+
+
+def verp_address(base: str, token: str) -> str:
+    """``bounces@example.org`` with a token: ``bounces+TOKEN@example.org``."""
+    local, _, domain = base.rpartition("@")
+    return f"{local}+{token}@{domain}"
+
+
+def token_in(address: str, base: str) -> str | None:
+    """The token of an address made by :func:`verp_address` from ``base``, else None. The
+    token is returned as written: whether it is genuine is for :func:`token_names`."""
+    local, _, domain = address.strip().strip("<>").rpartition("@")
+    base_local, _, base_domain = base.rpartition("@")
+    if domain.lower() != base_domain.lower():
+        return None
+    head, plus, token = local.partition("+")
+    if not plus or head.lower() != base_local.lower():
+        return None
+    key_part, dot, mac = token.partition(".")
+    if not dot or len(key_part) != TOKEN_KEY_CHARS or len(mac) != TOKEN_MAC_CHARS:
+        return None
+    if not all(c in "0123456789abcdefABCDEF" for c in key_part + mac):
+        return None
+    return token.lower()

@@ -200,6 +200,29 @@ class Settings(BaseSettings):
     # same on every machine that queues or sends
     supporter_key: SecretStr | None = Field(default=None, min_length=16)
 
+    # --- returned mail: bounce addresses, reading bounces, DKIM (email channel) ---
+    # the envelope sender of relay mail, as bounces+<token>@domain per delivery; unset, the
+    # envelope sender is sender_email and bounces are matched by their returned Message-ID
+    bounce_address: Email | None = None
+    # hard bounces from one official's address within a campaign before the rest of the
+    # email to that official is held
+    bounce_hold_after: int = Field(default=2, ge=1, le=100)
+    # the mailbox bounces come back to, for `bounces fetch` (and the worker's polling)
+    bounce_imap_host: str | None = None
+    bounce_imap_port: int | None = Field(default=None, ge=1, le=65535)
+    bounce_imap_security: SmtpSecurity = "tls"
+    bounce_imap_user: str | None = None
+    bounce_imap_password: SecretStr | None = None
+    bounce_imap_folder: str = "INBOX"
+    # where handled reports are moved to (made when missing)
+    bounce_imap_done_folder: str = "ua-dispatch-handled"
+    # the worker reads the mailbox this often (seconds); unset, only `bounces fetch` does
+    bounce_poll_interval: float | None = Field(default=None, gt=0)
+    # DKIM signing of relay mail: all three, or none
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_file: Path | None = None
+
     # --- output ---
     log_format: LogFormat = "auto"
     dry_run_store: Path = Path(".dry-run")
@@ -214,7 +237,7 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("sender_email", mode="before")
+    @field_validator("sender_email", "bounce_address", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -295,6 +318,10 @@ class Settings(BaseSettings):
     @property
     def smtp_port_effective(self) -> int:
         return self.smtp_port or _DEFAULT_PORTS[self.smtp_security]
+
+    @property
+    def bounce_imap_port_effective(self) -> int:
+        return self.bounce_imap_port or (993 if self.bounce_imap_security == "tls" else 143)
 
     @classmethod
     def settings_customise_sources(

@@ -1,9 +1,10 @@
 """Email: one message per target with an email address, sent over SMTP with aiosmtplib.
 
 Identity ("relay", the default): ``From: "Name via Org" <org address>``, ``Reply-To`` the
-supporter, envelope sender the organisation, no ``Sender:`` header, so DMARC aligns on the
-organisation's domain. Identity "own": sent through the supporter's own SMTP account with the
-supporter in ``From``.
+supporter, envelope sender the organisation (a bounce address of its own per delivery with
+UA_DISPATCH_BOUNCE_ADDRESS), no ``Sender:`` header, so DMARC aligns on the organisation's
+domain; signed with DKIM when the DKIM settings are given. Identity "own": sent through the
+supporter's own SMTP account with the supporter in ``From``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from ua_dispatch.channels.base import Channel
 from ua_dispatch.delivery import BuildEnv, Transport
 from ua_dispatch.errors import ConfigError, InputError
 from ua_dispatch.headertext import header_text
-from ua_dispatch.ids import message_id
+from ua_dispatch.ids import (
+    TOKEN_KEY_CHARS,
+    TOKEN_MAC_CHARS,
+    bounce_token,
+    message_id,
+    verp_address,
+)
 from ua_dispatch.letter import render_letter
 from ua_dispatch.plan import Appeal, Delivery
 from ua_dispatch.settings import Settings, is_loopback_host
@@ -314,6 +321,46 @@ def relay_sender(settings: Settings) -> str:
     return settings.sender_email or PLACEHOLDER_SENDER
 
 
+#: the longest local part of UA_DISPATCH_BOUNCE_ADDRESS: with "+" and a token it must stay
+#: within the 64 characters SMTP allows
+BOUNCE_LOCAL_MAX = 64 - 1 - TOKEN_KEY_CHARS - 1 - TOKEN_MAC_CHARS
+
+
+def envelope_sender(settings: Settings, key: str, bounce_key: bytes | None) -> str:
+    """The envelope sender of a relay message: the delivery's own bounce address when
+    UA_DISPATCH_BOUNCE_ADDRESS is set (the bare address when no secret is at hand, as for a
+    draft), else the organisation's sender address."""
+    if settings.bounce_address is None:
+        return relay_sender(settings)
+    if bounce_key is None:
+        return settings.bounce_address
+    return verp_address(settings.bounce_address, bounce_token(key, bounce_key))
+
+
+def _dkim_settings(settings: Settings) -> tuple[str, str, Path] | None:
+    """Selector, domain and key file when DKIM signing is set up; ConfigError when only some
+    of the three are given."""
+    selector, domain, path = settings.dkim_selector, settings.dkim_domain, settings.dkim_key_file
+    if selector and domain and path:
+        return selector, domain, path
+    given = {"SELECTOR": selector, "DOMAIN": domain, "KEY_FILE": path}
+    missing = [f"UA_DISPATCH_DKIM_{name}" for name, value in given.items() if not value]
+    if len(missing) == len(given):
+        return None
+    raise ConfigError(f"{', '.join(missing)} not set: DKIM signing needs selector, domain and key")
+
+
+def _signed(data: bytes, settings: Settings) -> bytes:
+    found = _dkim_settings(settings)
+    if found is None:
+        return data
+    # dkimpy takes a tenth of a second to import: loaded only when mail is signed
+    from ua_dispatch.channels import signing
+
+    selector, domain, path = found
+    return signing.sign(data, selector=selector, domain=domain, key=signing.signing_key(path))
+
+
 class EmailChannel(Channel[EmailPayload]):
     name = "email"
     address_word = "email address"
@@ -342,6 +389,18 @@ class EmailChannel(Channel[EmailPayload]):
             raise ConfigError(
                 "UA_DISPATCH_SMTP_USERNAME is set but UA_DISPATCH_SMTP_PASSWORD is not"
             )
+        if settings.bounce_address is not None:
+            local = settings.bounce_address.rpartition("@")[0]
+            if len(local) > BOUNCE_LOCAL_MAX or "+" in local:
+                raise ConfigError(
+                    f"UA_DISPATCH_BOUNCE_ADDRESS: the part before the @ must be at most "
+                    f"{BOUNCE_LOCAL_MAX} characters without a '+' (a token is added to it)"
+                )
+        found = _dkim_settings(settings)
+        if found is not None and settings.email_identity == "relay":
+            from ua_dispatch.channels import signing  # dkimpy: see _signed
+
+            signing.signing_key(found[2])
 
     def build(self, appeal: Appeal, delivery: Delivery, env: BuildEnv) -> EmailPayload:
         if delivery.to is None:
@@ -366,7 +425,7 @@ class EmailChannel(Channel[EmailPayload]):
             from_hdr = _address(
                 f"{name} via {sender_name}", org_addr, field="UA_DISPATCH_SENDER_EMAIL"
             )
-            envelope_from = org_addr
+            envelope_from = envelope_sender(settings, delivery.key, env.bounce_key)
             reply_to: Address | None = _address(name, supporter.email, field="email")
         else:
             from_hdr = _address(name, supporter.email, field="email")
@@ -389,6 +448,8 @@ class EmailChannel(Channel[EmailPayload]):
         msg.set_content(rendered.text + "\n", charset="utf-8")
         msg["Content-Language"] = rendered.language  # after set_content, which clears Content-*
         data = msg.as_bytes(policy=_WIRE_POLICY)
+        if settings.email_identity == "relay":
+            data = _signed(data, settings)
         return EmailPayload(
             message=msg,
             data=data,

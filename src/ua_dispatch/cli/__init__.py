@@ -1,6 +1,6 @@
 """The ``ua-dispatch`` command line: parses options, asks for approval and shows what
 ``ua_dispatch.service`` did. One module per group of commands: ``send`` (send, draft),
-``campaign``, ``fakes`` and ``queue`` (queue ..., worker, report)."""
+``campaign``, ``fakes``, ``queue`` (queue ..., worker, report) and ``bounces``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ua_dispatch import __version__
+from ua_dispatch.cli.bounces import bounces_group
 from ua_dispatch.cli.campaign import campaign
 from ua_dispatch.cli.common import Ctx, err
 from ua_dispatch.cli.fakes import fakes
@@ -48,7 +49,16 @@ def cli(
     click_ctx.obj = Ctx(settings_file, log_format, verbose)
 
 
-for command in (send, draft, campaign, fakes, queue_group, worker_cmd, report_cmd):
+for command in (
+    send,
+    draft,
+    campaign,
+    fakes,
+    queue_group,
+    worker_cmd,
+    report_cmd,
+    bounces_group,
+):
     cli.add_command(command)
 
 

@@ -12,7 +12,7 @@ import click
 
 from ua_dispatch.cli.common import ChannelsOption, Ctx, err, options, out, show_notice
 from ua_dispatch.errors import EXIT_DELIVERY_FAILED, EXIT_OK
-from ua_dispatch.outbox.status import QStatus
+from ua_dispatch.outbox.status import QStatus, Returned
 
 if TYPE_CHECKING:
     # annotations only; the worker is imported by the service when it runs (start-up)
@@ -104,6 +104,8 @@ def queue_list(
             doc.update(
                 next_attempt_at=r.next_attempt_at.isoformat(),
                 last_error=r.last_error,
+                error_kind=r.error_kind,
+                error_code=r.error_code,
                 provider_ref=r.provider_ref,
             )
             click.echo(json.dumps(doc, ensure_ascii=False))
@@ -223,8 +225,9 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
         TimeElapsedColumn,
     )
 
-    from ua_dispatch.service import (
-        organizing,  # here, not at start-up: it loads channels and engine
+    from ua_dispatch.service import (  # here, not at start-up: they load channels and engine
+        bounces,
+        organizing,
     )
 
     bar = Progress(
@@ -252,6 +255,7 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
             notify=show_notice,
             on_start=lambda total: bar.update(task, total=total or None),
             on_progress=on_progress,
+            alongside=bounces.mailbox_poller(ctx.settings),
         )
     out.print(
         f"sent {stats.sent}, failed {stats.failed}, queued again {stats.requeued}, "
@@ -300,11 +304,29 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
     table = Table(
         title=f"{found.campaign_id}: {found.acted} supporter(s) acted", title_justify="left"
     )
-    for col in ("channel", "target", *present, "total"):
-        table.add_column(col, justify="right" if col in present or col == "total" else "left")
+    # automatic replies, beside sent (those deliveries stay sent)
+    replied = ["replied"] if found.returned_count(Returned.REPLIED) else []
+    for col in ("channel", "target", *present, *replied, "total"):
+        numeric = col in present or col in replied or col == "total"
+        table.add_column(col, justify="right" if numeric else "left")
     for (c, t), counts in grid.items():
-        table.add_row(c, t, *(str(counts.get(s, 0)) for s in present), str(sum(counts.values())))
+        table.add_row(
+            c,
+            t,
+            *(str(counts.get(s, 0)) for s in present),
+            *(str(found.returned_count(Returned.REPLIED, c, t)) for _ in replied),
+            str(sum(counts.values())),
+        )
     out.print(table)
+    bounced = found.by_status().get(str(QStatus.BOUNCED), 0)
+    if bounced:
+        out.print(
+            f"{bounced} bounced: returned as undeliverable, not counted as sent nor among "
+            "the supporters who acted; see `ua-dispatch queue list --status bounced`",
+            markup=False,
+        )
+    for target, why in found.held_addresses():
+        out.print(f"{target}: {why}", markup=False)
     unclear = found.by_status().get(str(QStatus.AMBIGUOUS), 0)
     if unclear:
         out.print(

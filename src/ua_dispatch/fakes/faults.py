@@ -17,6 +17,10 @@ next send requests, in order: ``http`` (a status such as 429 with ``retry_after`
 ``slow-accept`` (the fax is made, the reply comes after ``delay`` seconds),
 ``drop-after-accept`` (the fax is made, the connection is cut before the reply) and
 ``drop-before-accept`` (cut before anything is made).
+
+``smtp.returns`` sends mail back after acceptance (a bounce, a delay notice or an
+out-of-office reply, to ``smtp.return_to``), and ``smtp.dkim_records`` has every accepted
+message's DKIM signature checked.
 """
 
 from __future__ import annotations
@@ -77,8 +81,33 @@ class SmtpRandom(_Model):
     _check = field_validator("reply")(classmethod(lambda cls, v: _action(v)))
 
 
+class SmtpReturn(_Model):
+    """After accepting a message for ``rcpt``, send back (to its envelope sender, after
+    ``delay`` seconds) a bounce (``hard``), a delay notice (``soft``) or an out-of-office
+    reply (``reply``)."""
+
+    rcpt: str
+    kind: Literal["hard", "soft", "reply"] = "hard"
+    delay: float = Field(default=0.0, ge=0, le=3600)
+
+
 class SmtpFaults(_Model):
     latency_ms: float = Field(default=0.0, ge=0, description="added before every reply")
+    #: what is sent back after acceptance, and where it is delivered: "maildir:PATH" or
+    #: "mbox:PATH" (the bounce mailbox of the test)
+    returns: list[SmtpReturn] = Field(default_factory=list)
+    return_to: str | None = None
+    #: DKIM public keys, "selector._domainkey.domain" -> TXT record: each accepted message's
+    #: signature is checked against them and the result kept in the index ("dkim")
+    dkim_records: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("return_to")
+    @classmethod
+    def _return_to(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("maildir:", "mbox:")):
+            raise ValueError("must be maildir:PATH or mbox:PATH")
+        return v
+
     script: list[SmtpScript] = Field(default_factory=list)
     random: SmtpRandom = Field(default_factory=SmtpRandom)
     #: per envelope sender, e.g. "20/1s"; over it MAIL gets ``rate_limit_reply``

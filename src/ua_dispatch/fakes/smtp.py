@@ -24,6 +24,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ua_dispatch.fakes.base import LOOPBACK, FakeServer
 from ua_dispatch.fakes.faults import FaultPlan, FaultProfile
+from ua_dispatch.fakes.returns import deliver_back, dkim_result, returned
 from ua_dispatch.limits import parse_rate
 
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.default)
@@ -54,7 +55,14 @@ class MessageStore:
         self._seq = itertools.count(existing + 1)
         self._lock = threading.Lock()
 
-    def add(self, mail_from: str, rcpt_tos: list[str], data: bytes, peer: str) -> StoredMessage:
+    def add(
+        self,
+        mail_from: str,
+        rcpt_tos: list[str],
+        data: bytes,
+        peer: str,
+        extra: dict[str, Any] | None = None,
+    ) -> StoredMessage:
         mid = _message_id(data)
         with self._lock:
             seq = next(self._seq)
@@ -80,6 +88,7 @@ class MessageStore:
                 "received_at": stored.received_at,
                 "peer": peer,
                 "size": stored.size,
+                **(extra or {}),
             }
             with self.index_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -232,13 +241,30 @@ class StoringHandler:
         if fault:
             return await self._apply(server, session, "data", mid or "", fault)
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
-        stored = self.store.add(envelope.mail_from or "", rcpts, data, peer)
+        smtp = self.faults.profile.smtp
+        extra = {"dkim": dkim_result(data, smtp.dkim_records)} if smtp.dkim_records else None
+        stored = self.store.add(envelope.mail_from or "", rcpts, data, peer, extra)
+        self._send_back(envelope.mail_from or "", rcpts, data)
         after = self.faults.scripted("after_dot", rcpts, mid) or self.faults.random("after_dot")
         if after:
             return await self._apply(server, session, "after_dot", mid or "", after)
         reply = f"250 2.0.0 Ok: queued as {stored.seq:06d}"
         self._log(session, "data", mid or "", reply)
         return reply
+
+    def _send_back(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
+        """Schedule what the profile sends back for these recipients (never to a null
+        sender: a bounce is not bounced)."""
+        smtp = self.faults.profile.smtp
+        if not smtp.return_to or not mail_from:
+            return
+        where = smtp.return_to
+        loop = asyncio.get_running_loop()
+        for rule in smtp.returns:
+            for rcpt in rcpts:
+                if rcpt.lower() == rule.rcpt.lower():
+                    back = returned(rule, mail_from, rcpt, data)
+                    loop.call_later(rule.delay, deliver_back, where, back)
 
 
 def _message_id(data: bytes) -> str | None:

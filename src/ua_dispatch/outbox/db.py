@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -104,6 +105,12 @@ def supporter_key(settings: Settings) -> bytes:
     db = make_url(url).database
     folder = Path(db).parent if db and db != ":memory:" else settings.data_dir
     return _key_file(folder / KEY_FILE).encode("utf-8")
+
+
+def bounce_key(settings: Settings) -> bytes:
+    """The secret bounce addresses are made under (``ids.bounce_token``): derived from the
+    supporter key, so it is kept where that is and is the same on every machine."""
+    return hmac.new(supporter_key(settings), b"ua-dispatch bounce addresses", "sha256").digest()
 
 
 def _key_file(path: Path) -> str:

@@ -17,6 +17,29 @@ class QStatus(StrEnum):
     AMBIGUOUS = "ambiguous"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    #: sent, then returned by the receiving side as undeliverable (a hard bounce)
+    BOUNCED = "bounced"
 
 
-FINAL = (QStatus.SENT, QStatus.FAILED, QStatus.AMBIGUOUS, QStatus.CANCELLED, QStatus.EXPIRED)
+FINAL = (
+    QStatus.SENT,
+    QStatus.FAILED,
+    QStatus.AMBIGUOUS,
+    QStatus.CANCELLED,
+    QStatus.EXPIRED,
+    QStatus.BOUNCED,
+)
+
+
+class Returned(StrEnum):
+    """What came back for a sent email, in the row's ``error_kind`` (its words in
+    ``last_error``, the remote server's code in ``error_code``)."""
+
+    #: a hard bounce (the row is ``bounced``)
+    HARD = "bounce-hard"
+    #: a delay or temporary failure notice: the row stays ``sent``
+    SOFT = "bounce-soft"
+    #: an automatic reply (out of office, "received"): the row stays ``sent``
+    REPLIED = "replied"
+    #: held because the official's address bounced too often (the row is ``held``)
+    DEAD_ADDRESS = "dead-address"

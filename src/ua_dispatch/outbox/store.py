@@ -65,6 +65,7 @@ from ua_dispatch.outbox.records import (
     delivery_row,
     utcnow,
 )
+from ua_dispatch.outbox.status import Returned
 from ua_dispatch.outcome import Outcome as SendOutcome
 from ua_dispatch.plan import Appeal, Delivery, Status
 from ua_dispatch.settings import Settings
@@ -299,6 +300,11 @@ class Outbox:
         """Change the status of matching rows; returns how many changed."""
         now = utcnow()
         values: dict[str, Any] = {"status": str(to), "updated_at": now}
+        if to == QStatus.QUEUED:
+            # a hold for a dead address ends with it (the address was fixed)
+            dead = D.error_kind == str(Returned.DEAD_ADDRESS)
+            values["last_error"] = sa.case((dead, None), else_=D.last_error)
+            values["error_kind"] = sa.case((dead, None), else_=D.error_kind)
         if due_now:
             values["next_attempt_at"] = now
         if to in FINAL:
@@ -608,6 +614,8 @@ class Outbox:
             for batch in batches:
                 await self.insert_rows(conn, [delivery_row(new, now, key) for new in batch])
             added = await self.count(conn, campaign_id=campaign.id) - before
+            if added:
+                await self._hold_for_dead_addresses(conn, campaign.id)
         if added >= BULK:
             await self.tidy()
         return added
@@ -802,6 +810,138 @@ class Outbox:
             rows = [(r[0], r[1], r[2], int(r[3])) for r in (await conn.execute(stmt)).all()]
             n = int((await conn.execute(acted)).scalar_one())
         return rows, n
+
+    # --- returned mail ---
+
+    @_translated
+    async def returned_delivery(self, key_start: str) -> DeliveryRecord | None:
+        """The email delivery whose key starts with ``key_start`` (a bounce token's or a
+        Message-ID's part of it), or None."""
+        if not key_start or not all(c in "0123456789abcdef" for c in key_start):
+            return None
+        stmt = (
+            sa.select(deliveries)
+            .where(D.key.startswith(key_start, autoescape=True), D.channel == "email")
+            .limit(2)
+        )
+        async with self.engine.connect() as conn:
+            found = [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
+        return found[0] if len(found) == 1 else None
+
+    @_translated
+    async def record_returned(
+        self, key: str, kind: Returned, *, code: str | None, text: str
+    ) -> bool:
+        """Record what came back for a sent email; False when it was recorded already (or
+        the row is not one it applies to). A hard bounce makes the row ``bounced``; a soft one
+        or an auto-reply is a note on a row that stays ``sent``."""
+        now = utcnow()
+        if kind == Returned.HARD:
+            applies: sa.ColumnElement[bool] = D.status.in_(
+                [str(QStatus.SENT), str(QStatus.AMBIGUOUS)]
+            )
+            values: dict[str, Any] = {"status": str(QStatus.BOUNCED), "finished_at": now}
+        else:
+            # a later note replaces an earlier one; the same one again changes nothing
+            applies = sa.and_(
+                D.status == str(QStatus.SENT),
+                sa.or_(
+                    D.error_kind.is_(None),
+                    D.error_kind != str(kind),
+                    D.last_error.is_(None),
+                    D.last_error != text,
+                ),
+            )
+            values = {}
+        stmt = (
+            deliveries.update()
+            .where(D.key == key, applies)
+            .values(
+                **values,
+                error_kind=str(kind),
+                error_code=code,
+                last_error=text,
+                updated_at=now,
+            )
+        )
+        async with self.engine.begin() as conn:
+            return bool((await conn.execute(stmt)).rowcount)
+
+    @_translated
+    async def hold_dead_address(
+        self, campaign: str, target: str, recipient: str, *, after: int, reason: str
+    ) -> int:
+        """When the official's address has bounced ``after`` times or more in the campaign,
+        hold every email to that official still queued, with ``reason``. Returns how many
+        were held (0 below the threshold)."""
+        email_to = sa.and_(D.campaign_id == campaign, D.target_slug == target, D.channel == "email")
+        bounced = sa.select(sa.func.count()).where(
+            email_to,
+            D.status == str(QStatus.BOUNCED),
+            sa.func.lower(D.recipient) == recipient.lower(),
+        )
+        async with self.engine.begin() as conn:
+            if int((await conn.execute(bounced)).scalar_one()) < after:
+                return 0
+            held = await conn.execute(
+                deliveries.update()
+                .where(email_to, D.status == str(QStatus.QUEUED))
+                .values(
+                    status=str(QStatus.HELD),
+                    error_kind=str(Returned.DEAD_ADDRESS),
+                    last_error=reason,
+                    updated_at=utcnow(),
+                )
+            )
+            return int(held.rowcount)
+
+    async def _hold_for_dead_addresses(self, conn: AsyncConnection, campaign: str) -> None:
+        """Email newly queued to an official whose email is held for a dead address is held
+        with it, until `queue release` ends the hold."""
+        dead = (
+            sa.select(D.target_slug, sa.func.max(D.last_error))
+            .where(
+                D.campaign_id == campaign,
+                D.channel == "email",
+                D.status == str(QStatus.HELD),
+                D.error_kind == str(Returned.DEAD_ADDRESS),
+            )
+            .group_by(D.target_slug)
+        )
+        for target, reason in (await conn.execute(dead)).all():
+            await conn.execute(
+                deliveries.update()
+                .where(
+                    D.campaign_id == campaign,
+                    D.channel == "email",
+                    D.target_slug == target,
+                    D.status == str(QStatus.QUEUED),
+                )
+                .values(
+                    status=str(QStatus.HELD),
+                    error_kind=str(Returned.DEAD_ADDRESS),
+                    last_error=reason,
+                    updated_at=utcnow(),
+                )
+            )
+
+    @_translated
+    async def returns(self, campaign: str) -> list[tuple[str, str, str, int, str]]:
+        """(channel, target, what came back, count, the latest words) per official: the
+        ``Returned`` kinds of a campaign's rows."""
+        kinds = [str(k) for k in Returned]
+        stmt = (
+            sa.select(
+                D.channel, D.target_slug, D.error_kind, sa.func.count(), sa.func.max(D.last_error)
+            )
+            .where(D.campaign_id == campaign, D.error_kind.in_(kinds))
+            .group_by(D.channel, D.target_slug, D.error_kind)
+            .order_by(D.channel, D.target_slug, D.error_kind)
+        )
+        async with self.engine.connect() as conn:
+            return [
+                (r[0], r[1], r[2], int(r[3]), r[4] or "") for r in (await conn.execute(stmt)).all()
+            ]
 
 
 class OutcomeWriter:

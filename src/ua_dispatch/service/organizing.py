@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
-from ua_dispatch.errors import InputError
-from ua_dispatch.outbox.status import QStatus
+from ua_dispatch.errors import InputError, UaDispatchError
+from ua_dispatch.outbox.status import QStatus, Returned
 from ua_dispatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from ua_dispatch.queue.loader import AddResult
     from ua_dispatch.queue.worker import WorkerStats
 from ua_dispatch.service.notices import Notify, _Notices
+
+log = structlog.get_logger("ua_dispatch.worker")
 
 #: channels that deliver by themselves (the others leave a draft for a person)
 SENDING = [name for name, c in CHANNELS.items() if c.sends]
@@ -221,8 +226,11 @@ class CampaignReport:
     campaign_id: str
     #: (channel, target, status, count)
     rows: list[tuple[str, str, str, int]]
-    #: distinct supporters with a sent delivery
+    #: distinct supporters with a sent delivery (one returned as bounced does not count)
     acted: int
+    #: what came back for sent email: (channel, target, kind, count, latest words), kind
+    #: one of ``Returned`` (replied, bounce-soft, bounce-hard, dead-address)
+    returns: list[tuple[str, str, str, int, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -232,7 +240,26 @@ class CampaignReport:
                 {"channel": c, "target": t, "status": s, "count": n} for c, t, s, n in self.rows
             ],
             "by_status": self.by_status(),
+            "returned": [
+                {"channel": c, "target": t, "kind": k, "count": n, "latest": words}
+                for c, t, k, n, words in self.returns
+            ],
+            "replied": self.returned_count(Returned.REPLIED),
         }
+
+    def returned_count(
+        self, kind: str, channel: str | None = None, target: str | None = None
+    ) -> int:
+        """How many deliveries had ``kind`` come back (of one official's, when given)."""
+        return sum(
+            n
+            for c, t, k, n, _ in self.returns
+            if k == kind and channel in (None, c) and target in (None, t)
+        )
+
+    def held_addresses(self) -> list[tuple[str, str]]:
+        """(official, why) for each official whose email is held for a dead address."""
+        return [(t, words) for _, t, k, _, words in self.returns if k == Returned.DEAD_ADDRESS]
 
     def as_csv(self) -> str:
         buf = io.StringIO()
@@ -255,10 +282,27 @@ def report(settings: Settings, campaign: str) -> CampaignReport:
     path = Path(campaign)
     if path.suffix == ".toml" and path.is_file():
         campaign = load_campaign(path).id
-    rows, acted = _with_outbox(settings, lambda outbox: outbox.report(campaign))
-    if not rows:
+
+    async def read(outbox: Outbox) -> CampaignReport:
+        rows, acted = await outbox.report(campaign)
+        return CampaignReport(campaign, rows, acted, returns=await outbox.returns(campaign))
+
+    found: CampaignReport = _with_outbox(settings, read)
+    if not found.rows:
         raise InputError("nothing queued for this campaign", source=campaign)
-    return CampaignReport(campaign, rows, acted)
+    return found
+
+
+async def _every(seconds: float, job: Callable[[], Any]) -> None:
+    """Run ``job`` in a thread now and every ``seconds`` after it ends; a failure is a log
+    line, and the next round tries again."""
+    while True:
+        try:
+            done = await asyncio.to_thread(job)
+            log.info("worker.mailbox_read", result=str(getattr(done, "summary", lambda: "")()))
+        except UaDispatchError as exc:
+            log.warning("worker.mailbox_unread", error=str(exc))
+        await asyncio.sleep(seconds)
 
 
 def run_worker(
@@ -270,10 +314,12 @@ def run_worker(
     notify: Notify | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[WorkerStats], None] | None = None,
+    alongside: Callable[[], Any] | None = None,
 ) -> WorkerStats:
     """Deliver due deliveries from the queue until stopped (``once``: what is due now).
     ``on_start`` is told how many deliveries are pending, ``on_progress`` the counts as
-    outcomes are written."""
+    outcomes are written. ``alongside`` (reading the bounce mailbox) runs in a thread at the
+    start and every UA_DISPATCH_BOUNCE_POLL_INTERVAL seconds while the worker does."""
     # the worker loads the outbox (SQLAlchemy) and every transport: for this command only
     from ua_dispatch.queue.worker import Worker, sending_channels
 
@@ -297,7 +343,15 @@ def run_worker(
             on_progress=on_progress,
         )
         worker.install_signal_handlers()
-        return await worker.run(once=once)
+        every = settings.bounce_poll_interval
+        reading = asyncio.create_task(_every(every, alongside)) if alongside and every else None
+        try:
+            return await worker.run(once=once)
+        finally:
+            if reading is not None:
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reading
 
     stats: WorkerStats = _with_outbox(settings, work)
     if stats.ambiguous:

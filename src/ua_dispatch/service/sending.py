@@ -286,7 +286,9 @@ def plan_send(
         channels = _configured(
             settings, channels, named=request.channels is not None, notices=notices
         )
-    prepared = prepare(appeal, channels, settings)
+    prepared = prepare(
+        appeal, channels, settings, bounce_key=_bounce_key(settings, channels, dry_run)
+    )
     return PlannedSend(
         settings,
         appeal,
@@ -298,6 +300,20 @@ def plan_send(
         notices.all,
         notify,
     )
+
+
+def _bounce_key(settings: Settings, channels: list[str], dry_run: bool) -> bytes | None:
+    """The secret of the emails' bounce addresses, when they have them."""
+    if settings.bounce_address is None or "email" not in channels:
+        return None
+    # kept with the outbox's supporter key (which loads SQLAlchemy): read for these sends only
+    from ua_dispatch.outbox.db import bounce_key
+
+    if dry_run:
+        # a dry run touches no outbox and needs no secret kept: the token is made and
+        # matched the same way, under a throwaway one
+        return b"dry run"
+    return bounce_key(settings)
 
 
 async def deliver(planned: PlannedSend) -> SendReport:
