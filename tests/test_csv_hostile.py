@@ -466,7 +466,7 @@ def test_a_letter_the_fax_cannot_print_is_refused_at_add(
     path = write_csv(tmp_path / "letters.csv", rows)
     line = one_line_error(add(run_cli, open_campaign, path, "email,fax"))
     assert f"{path}: row 2: letter:" in line
-    assert "'\ue000' (U+E000, a private-use character)" in line
+    assert "'\\ue000' (U+E000, a private-use character)" in line
     assert queued(outbox) == []
     # by email only, nothing needs printing: the same file queues
     assert add(run_cli, open_campaign, path, "email").code == 0
