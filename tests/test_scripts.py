@@ -21,6 +21,7 @@ import pypdfium2 as pdfium
 import pytest
 
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN, SUPPORTER_ARGS
+from ua_dispatch import textlimits
 from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.documents.fonts import _cjk_files, ignorable
 from ua_dispatch.engine import Prepared, prepare, write_drafts
@@ -28,6 +29,7 @@ from ua_dispatch.letter import detect_language, make_supporter, parse_letter
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Status
 from ua_dispatch.settings import Settings
+from ua_dispatch.textlimits import Limit
 
 ARTIFACTS = ROOT / "artifacts" / "scripts"
 NOW = dt.datetime(2019, 1, 20, 12, 0, tzinfo=dt.UTC)
@@ -330,3 +332,52 @@ def test_text_no_font_has_leaves_out_only_the_documents(one_target: Campaign) ->
         reason = p.delivery.skip_reason or ""
         assert reason.startswith("left out: letter.txt: the PDF fonts cannot print '\\ue000'")
         assert "U+E000, a private-use character" in reason
+
+
+# --- text limits across scripts --------------------------------------------------------------
+
+
+def test_x_weighs_chinese_japanese_and_korean_twice() -> None:
+    assert textlimits.x_length("free him") == 8
+    assert textlimits.x_length("释放他") == 6
+    assert textlimits.x_length("釈放して") == 8
+    assert textlimits.x_length("석방") == 4
+    assert textlimits.x_length("أطلقوا") == 6  # Arabic weighs 1, as Latin does
+
+
+def test_a_cut_never_splits_a_grapheme_cluster() -> None:
+    """Devanagari conjuncts and an emoji family are clusters of several code points."""
+    body = "क्षत्रिय " * 3 + "👩\u200d👩\u200d👧\u200d👦" * 6
+    ends = set(textlimits._grapheme_ends(body))
+    for maximum in range(8, 30):
+        limit = Limit("Tiny", maximum, "graphemes", textlimits.graphemes)
+        post = textlimits.compose(limit, mentions=["@a"], body=body)
+        kept = post.text.removeprefix("@a ").removesuffix(textlimits.ELLIPSIS)
+        assert body.startswith(kept)
+        assert len(kept) in ends or kept == body
+
+
+def test_a_right_to_left_run_cut_short_keeps_its_ellipsis_at_its_end() -> None:
+    """Mentions first make the post read left to right; the cut Arabic demand keeps the
+    ellipsis on its own (left) end, so it is not read as the start of the text."""
+    body = "أطلقوا سراح الصحفي أويوب تيتييف فوراً ودون قيد أو شرط، فهو محتجز ظلماً منذ سنوات"
+    post = textlimits.compose(
+        textlimits.X, mentions=["@KremlinRussia"], body=body * 6, hashtag="#FreeTitiev"
+    )
+    assert post.shortened
+    assert textlimits.ELLIPSIS + textlimits.RIGHT_TO_LEFT_MARK in post.text
+    assert textlimits.x_valid(post.text)
+    # a Latin body cut short needs no mark
+    latin = textlimits.compose(textlimits.X, mentions=["@a"], body="free them now " * 40)
+    assert latin.text.endswith(textlimits.ELLIPSIS)
+
+
+def test_every_script_drafts_its_social_posts_within_the_limits(one_target: Campaign) -> None:
+    for script, (_, sample) in SAMPLES.items():
+        appeal = appeal_for(sample, one_target)
+        (social,) = prepare(appeal, ["social"], Settings(), NOW)
+        payload = social.payload
+        assert payload is not None, script
+        for post in (payload.x, payload.mastodon):
+            if post is not None:
+                assert post.limit.fits(post.text), (script, post.text)
