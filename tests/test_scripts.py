@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN, SUPPORTER_ARGS
 from ua_dispatch import textlimits
 from ua_dispatch.campaign import Campaign, load_campaign
-from ua_dispatch.documents.fonts import _cjk_files, ignorable
+from ua_dispatch.documents.fonts import cjk_installed, ignorable
 from ua_dispatch.engine import Prepared, prepare, write_drafts
 from ua_dispatch.letter import detect_language, make_supporter, parse_letter
 from ua_dispatch.outcome import Outcome
@@ -122,7 +122,7 @@ Yours sincerely,
 
 
 def needs_cjk(script: str) -> None:
-    if script in CJK and _cjk_files() is None:
+    if script in CJK and not cjk_installed():
         pytest.skip("Debian's fonts-noto-cjk is not installed (make fonts installs it)")
 
 
@@ -148,7 +148,7 @@ def drafted(
     """Every script's letter drafted once (email and post), shared by the tests below."""
     out: dict[str, tuple[Appeal, list[Prepared], list[Outcome], Path]] = {}
     for script, (_, sample) in SAMPLES.items():
-        if script in CJK and _cjk_files() is None:
+        if script in CJK and not cjk_installed():
             continue
         appeal = appeal_for(sample, one_target)
         prepared = prepare(appeal, ["email", "post"], Settings(), NOW)

@@ -175,6 +175,11 @@ def fallback_faces(language: str) -> tuple[Face, ...]:
     return tuple(faces)
 
 
+def cjk_installed() -> bool:
+    """True when Noto Sans CJK (Chinese, Japanese, Korean) is on this machine."""
+    return _cjk_files() is not None
+
+
 def missing_sources() -> list[str]:
     """What to install for the fallback faces this machine lacks, in words."""
     missing = []
