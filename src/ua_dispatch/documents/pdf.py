@@ -198,6 +198,8 @@ class _Text:
     closing: str
     signature: tuple[str, ...]
     faces: tuple[Face, ...] = ()
+    #: keys of the faces whose bold file is loaded: those that draw some bold text
+    bold: frozenset[str] = frozenset()
     #: invisible characters left out of every string (the cover's and footer's too)
     drop: frozenset[str] = frozenset()
 
@@ -265,10 +267,18 @@ def _collect(
             here = [c for c in dict.fromkeys(value) if c in unprintable]
             if here:
                 raise UnprintableTextError(here, source=source, field=field)
-    return _cleaned(text, found.faces, drop)
+    # bold text: the sender's and the signature's name, the subject (cover labels are ours)
+    bold = set(supporter.name + text.subject) - invisible - drop
+    bold_faces = frozenset(face.key for face in coverage(bold, rendered.language).faces)
+    return _cleaned(text, found.faces, drop, bold_faces)
 
 
-def _cleaned(text: _Text, faces: tuple[Face, ...], drop: frozenset[str]) -> _Text:
+def _cleaned(
+    text: _Text,
+    faces: tuple[Face, ...],
+    drop: frozenset[str],
+    bold: frozenset[str] = frozenset(),
+) -> _Text:
     def clean(value: str) -> str:
         return _without(value, drop)
 
@@ -282,6 +292,7 @@ def _cleaned(text: _Text, faces: tuple[Face, ...], drop: frozenset[str]) -> _Tex
         closing=clean(text.closing),
         signature=tuple(map(clean, text.signature)),
         faces=faces,
+        bold=bold,
         drop=drop,
     )
 
@@ -403,14 +414,14 @@ class _Pdf(FPDF):
             self.set_text_shaping(True, direction=direction)
         return direction
 
-    def use_faces(self, faces: Sequence[Face]) -> None:
+    def use_faces(self, faces: Sequence[Face], bold: frozenset[str]) -> None:
         """Draw what PT Sans lacks from ``faces``, shaped by HarfBuzz (joined Arabic letters,
         Indic clusters, right-to-left runs)."""
         if not faces:
             return
         for face in faces:
             self.add_font(face.key, "", face.path, collection_font_number=face.index)
-            if face.bold is not None:
+            if face.bold is not None and face.key in bold:  # a CJK face takes a while
                 self.add_font(face.key, "B", face.bold, collection_font_number=face.index)
         # a face without bold draws bold text at its regular weight rather than not at all
         self.set_fallback_fonts([face.key for face in faces], exact_match=False)
@@ -587,7 +598,7 @@ def _draw(
     pdf.add_font(FONT, "", str(fonts.regular))
     pdf.add_font(FONT, "B", str(fonts.bold))
     pdf.set_font(FONT, "", BODY_PT)
-    pdf.use_faces(text.faces)
+    pdf.use_faces(text.faces, text.bold)
     pdf.set_margins(MARGIN_LEFT, MARGIN_TOP, MARGIN_RIGHT)
     pdf.set_auto_page_break(True, BODY_BOTTOM)
     pdf.set_text_color(0)
