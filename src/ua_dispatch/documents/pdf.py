@@ -65,7 +65,8 @@ FONT = "body"
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n+")
 #: zero-width joiner and non-joiner: kept for the shaper wherever a face has them
-JOINERS = frozenset("\u200c\u200d")
+NON_JOINER = "\u200c"
+JOINERS = frozenset((NON_JOINER, "\u200d"))
 
 
 def page_format(country: str) -> PageFormat:
@@ -406,13 +407,20 @@ class _Pdf(FPDF):
         """``text`` as the document prints it (see :func:`_without`)."""
         return _without(text, self._drop)
 
-    def direct(self, text: str) -> TextDirection:
+    def direct(self, text: str) -> tuple[TextDirection, str]:
         """Set the direction of the paragraph ``text`` by its first strong character (right to
-        left for Arabic or Hebrew) when text is shaped, and return it."""
+        left for Arabic or Hebrew) when text is shaped; return it and the text to draw.
+
+        fpdf2's bidi gives a zero-width non-joiner the paragraph's level, not its neighbours',
+        which in a left-to-right paragraph splits a right-to-left run around it and swaps the
+        halves: there the non-joiner is left out (the letters join, the words stay in order).
+        """
         direction = auto_detect_base_direction(text)
         if self.text_shaping:
             self.set_text_shaping(True, direction=direction)
-        return direction
+            if direction is TextDirection.LTR and NON_JOINER in text:
+                text = text.replace(NON_JOINER, "")
+        return direction, text
 
     def use_faces(self, faces: Sequence[Face], bold: frozenset[str]) -> None:
         """Draw what PT Sans lacks from ``faces``, shaped by HarfBuzz (joined Arabic letters,
@@ -453,7 +461,8 @@ class _Pdf(FPDF):
         width: float = 0,
     ) -> None:
         self.set_font(FONT, "B" if bold else "", pt)
-        if self.direct(text) is TextDirection.RTL and align is Align.L:
+        direction, text = self.direct(text)
+        if direction is TextDirection.RTL and align is Align.L:
             align = Align.R  # a right-to-left paragraph starts at the right margin
         self.multi_cell(width, line, text, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
@@ -481,8 +490,7 @@ def _cover_page(
         pdf.set_font(FONT, "B", COVER_PT)
         pdf.cell(COVER_LABEL_WIDTH, COVER_LINE, label)
         pdf.set_font(FONT, "", COVER_PT)
-        value = pdf.clean(value)
-        pdf.direct(value)
+        _, value = pdf.direct(pdf.clean(value))
         pdf.multi_cell(0, COVER_LINE, value, align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(2.5)
     pdf.ln(3.0)
@@ -523,7 +531,8 @@ def _body(pdf: _Pdf, paragraphs: Sequence[str], tail: float) -> None:
     page or at the head of the next, and the last paragraph's final two lines go with the
     closing block (``tail`` millimetres high), so the signature never stands on a page alone."""
     for p_index, paragraph in enumerate(paragraphs):
-        align = Align.R if pdf.direct(paragraph) is TextDirection.RTL else Align.L
+        direction, paragraph = pdf.direct(paragraph)
+        align = Align.R if direction is TextDirection.RTL else Align.L
         lines = _lines(pdf, paragraph)
         last = p_index == len(paragraphs) - 1
         if len(lines) > 1 and _room(pdf) < 2:
@@ -583,8 +592,7 @@ def _draw(
 
         def footer(i: int) -> str:
             page = labels.page_of.format(i=i, n=n)
-            full = pdf.clean(f"{campaign.ua_number} · {target.name} · {page}")
-            pdf.direct(full)
+            _, full = pdf.direct(pdf.clean(f"{campaign.ua_number} · {target.name} · {page}"))
             return full if pdf.fits_line(full, FOOTER_PT) else page
 
     pdf = _Pdf(page_format(target.country), footer, text.drop)
