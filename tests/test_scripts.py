@@ -19,11 +19,12 @@ from pathlib import Path
 import pypdf
 import pypdfium2 as pdfium
 import pytest
+from fpdf import FPDF
 
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN, SUPPORTER_ARGS
 from ua_dispatch import textlimits
 from ua_dispatch.campaign import Campaign, load_campaign
-from ua_dispatch.documents.fonts import cjk_installed, ignorable
+from ua_dispatch.documents.fonts import cjk_installed, font_files, ignorable
 from ua_dispatch.engine import Prepared, prepare, write_drafts
 from ua_dispatch.letter import detect_language, make_supporter, parse_letter
 from ua_dispatch.outcome import Outcome
@@ -381,3 +382,15 @@ def test_every_script_drafts_its_social_posts_within_the_limits(one_target: Camp
         for post in (payload.x, payload.mastodon):
             if post is not None:
                 assert post.limit.fits(post.text), (script, post.text)
+
+
+def test_the_glyph_check_sees_a_character_drawn_without_a_glyph() -> None:
+    """The check above is not hollow: PT Sans alone, without fallback, cannot draw 中."""
+    pdf = FPDF()
+    pdf.add_font("body", "", str(font_files().regular))
+    pdf.add_page()
+    pdf.set_font("body", "", 12)
+    pdf.cell(text="free 中 him")
+    drawn, _ = glyphs(bytes(pdf.output()))
+    assert visible("free him") <= drawn
+    assert "中" not in drawn
