@@ -25,6 +25,7 @@ import phonenumbers
 from fpdf import FPDF
 from fpdf.bidi import auto_detect_base_direction
 from fpdf.enums import Align, MethodReturnValue, TextDirection, XPos, YPos
+from fpdf.errors import FPDFException
 
 from ua_dispatch.campaign import Campaign, Target
 from ua_dispatch.documents import FaxCover, PdfDocument, UnprintableTextError
@@ -37,6 +38,7 @@ from ua_dispatch.documents.fonts import (
     ignorable,
     printable_code_points,
 )
+from ua_dispatch.errors import ConfigError
 from ua_dispatch.letter import RenderedLetter, Supporter
 
 PageFormat = Literal["A4", "Letter"]
@@ -433,7 +435,10 @@ class _Pdf(FPDF):
                 self.add_font(face.key, "B", face.bold, collection_font_number=face.index)
         # a face without bold draws bold text at its regular weight rather than not at all
         self.set_fallback_fonts([face.key for face in faces], exact_match=False)
-        self.set_text_shaping(True)
+        try:
+            self.set_text_shaping(True)
+        except FPDFException as exc:  # uharfbuzz missing
+            raise ConfigError(f"{exc}; reinstall ua-dispatch, which depends on it") from None
 
     def footer(self) -> None:
         if self._footer_text is None:
