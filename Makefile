@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check mutation clean
+.PHONY: demo test lint typecheck check mutation clean fonts
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,12 +12,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Chinese, Japanese and Korean in PDFs: Noto Sans CJK from Debian (PyPI has no static one).
+# Installed when make runs as root on a machine with apt; otherwise it says what to run.
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
+fonts:
+	@if [ -f $(CJK_FONT) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends fonts-noto-cjk >/dev/null; \
+	else \
+		echo "note: PDFs print Chinese, Japanese and Korean once Debian's fonts-noto-cjk is" \
+			"installed: sudo apt-get install --no-install-recommends fonts-noto-cjk"; \
+	fi
+
+demo: $(STAMP) fonts
 	$(BIN)/ua-dispatch send config/campaigns/chechnya-2019.toml examples/letter-en.txt \
 		--name "Alex Example" --email alex@example.org --city Leeds --country "United Kingdom" \
 		--dry-run --yes --store .dry-run
 
-test: $(STAMP)
+test: $(STAMP) fonts
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

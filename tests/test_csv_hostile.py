@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, SHIPPED_CAMPAIGN
+from ua_dispatch.documents.fonts import cjk_installed
 from ua_dispatch.fakes.sinch import FakeSinchGateway
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.outbox.store import Outbox as Store
@@ -462,14 +463,37 @@ def test_an_oversized_cell_is_reported_on_its_own_row(
 def test_a_letter_the_fax_cannot_print_is_refused_at_add(
     run_cli: Any, open_campaign: Path, tmp_path: Path, outbox: Path
 ) -> None:
-    rows = [row(1, "Please release him."), row(2, "请释放他。 Please release him.")]
+    rows = [row(1, "Please release him."), row(2, "\ue000 Please release him.")]
     path = write_csv(tmp_path / "letters.csv", rows)
     line = one_line_error(add(run_cli, open_campaign, path, "email,fax"))
     assert f"{path}: row 2: letter:" in line
-    assert "'请' (U+8BF7)" in line
+    assert "'\\ue000' (U+E000, a private-use character)" in line
     assert queued(outbox) == []
     # by email only, nothing needs printing: the same file queues
     assert add(run_cli, open_campaign, path, "email").code == 0
+
+
+def test_a_letter_in_any_script_is_queued_for_fax(
+    run_cli: Any, open_campaign: Path, tmp_path: Path, outbox: Path
+) -> None:
+    """Everything a font prints is queued: Arabic, Hebrew, Devanagari, Thai, emoji (and
+    Chinese where Debian's Noto Sans CJK is installed)."""
+    texts = [
+        "أطلقوا سراحه فوراً. Please release him.",
+        "שחררו אותו מיד. Please release him.",
+        "उन्हें तुरंत रिहा करें। Please release him.",
+        "ปล่อยตัวเขาทันที Please release him.",
+        "Please release him ✊ 🕊️",
+    ]
+    if cjk_installed():
+        texts.append("请释放他。 Please release him.")
+    rows = [row(i, text, language="") for i, text in enumerate(texts, start=1)]
+    path = write_csv(tmp_path / "letters.csv", rows)
+    result = add(run_cli, open_campaign, path, "email,fax")
+    assert result.code == 0, result.stderr
+    assert {r.supporter_email for r in queued(outbox)} == {
+        f"supporter{i}@example.org" for i in range(1, len(texts) + 1)
+    }
 
 
 def test_a_fax_over_the_page_limit_is_refused_at_add(

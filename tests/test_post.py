@@ -102,9 +102,13 @@ def test_send_drafts_the_letters_and_reports_their_paths(run_cli, open_campaign:
         assert "Yours sincerely, Alex Example" in text
 
 
-def test_unprintable_letter_is_refused_before_anything_is_written(run_cli, tmp_path: Path) -> None:
+def test_unprintable_letter_leaves_out_only_the_post_naming_the_characters(
+    run_cli, tmp_path: Path
+) -> None:
+    """A private-use character no font has: the post is left out, saying which character, and
+    no PDF is written; the email draft of the same letter is written as usual."""
     letter = tmp_path / "letter.txt"
-    letter.write_text("Dear President,\n\nPlease act now 中.\n", encoding="utf-8")
+    letter.write_text("Dear President,\n\nPlease act now \ue000.\n", encoding="utf-8")
     out = tmp_path / "out"
     result = run_cli(
         "draft",
@@ -112,13 +116,19 @@ def test_unprintable_letter_is_refused_before_anything_is_written(run_cli, tmp_p
         letter,
         *SUPPORTER_ARGS,
         "--channels",
-        "post",
+        "email,post",
         "--out",
         out,
+        "--json",
     )
-    assert result.code == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert f"error: {letter}: " in lines[0]
-    assert "U+4E2D" in lines[0]
-    assert not out.exists()
+    assert result.code == 0, result.stderr
+    deliveries = result.json()["deliveries"]
+    posts = [d for d in deliveries if d["channel"] == "post"]
+    emails = [d for d in deliveries if d["channel"] == "email"]
+    assert posts and all(d["status"] == "skipped" for d in posts)
+    for d in posts:
+        assert "U+E000, a private-use character" in d["error"]
+        assert d["error"].startswith(f"left out: {letter}: ")
+    assert "drafted" in {d["status"] for d in emails}
+    assert not (out / "post").exists()
+    assert (out / "email").is_dir()

@@ -1,14 +1,16 @@
 """Turning a plan into outcomes: build every payload, then send through the transports.
 
 Building happens completely before the first byte is sent, so bad input never leaves anything
-half-sent. Each delivery is then attempted under one retry policy (tenacity): transient failures
-back off exponentially with jitter, capped in attempts and total time; a permanent failure is
-attempted once; a failure that stops the channel ends every remaining delivery on it.
+half-sent; text that one channel's document cannot print leaves out only that channel's
+deliveries. Each delivery is then attempted under one retry policy (tenacity): transient
+failures back off exponentially with jitter, capped in attempts and total time; a permanent
+failure is attempted once; a failure that stops the channel ends every remaining delivery on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +30,7 @@ from tenacity import (
 
 from ua_dispatch.channels import get_channel, lookup
 from ua_dispatch.delivery import BuildEnv, DeliveryError, FailureKind, Receipt, Transport
+from ua_dispatch.documents import UnprintableTextError
 from ua_dispatch.limits import RateLimits
 from ua_dispatch.outcome import Outcome
 from ua_dispatch.plan import Appeal, Delivery, Status, plan_deliveries
@@ -53,13 +56,23 @@ def prepare(
     bounce_key: bytes | None = None,
 ) -> list[Prepared]:
     """Plan and build every payload. Pure apart from reading the clock. ``bounce_key`` makes
-    each email's bounce address (see ``BuildEnv``)."""
+    each email's bounce address (see ``BuildEnv``).
+
+    Never all or nothing: a delivery whose document cannot print some characters of the text
+    (a private-use character, say) is skipped, its reason naming them, and every other delivery
+    goes on (the email carries the text as written). Any other bad input stops everything.
+    """
     env = BuildEnv(settings=settings, now=now or dt.datetime.now(dt.UTC), bounce_key=bounce_key)
     out: list[Prepared] = []
     for delivery in plan_deliveries(appeal, lookup(channels)):
         payload = None
         if delivery.to is not None:
-            payload = get_channel(delivery.channel).build(appeal, delivery, env)
+            try:
+                payload = get_channel(delivery.channel).build(appeal, delivery, env)
+            except UnprintableTextError as exc:
+                reason = f"left out: {exc}"
+                log.warning("delivery.unprintable", channel=delivery.channel, target=delivery.slug)
+                delivery = dataclasses.replace(delivery, skip_reason=reason)
         out.append(Prepared(delivery, payload))
     return out
 

@@ -12,8 +12,9 @@ Every count the social drafts rely on lives here:
 - **Bluesky** counts grapheme clusters (at most 300) and UTF-8 bytes (at most 3000).
 
 :func:`compose` builds a post from mentions, a body and optional tags and link, and shortens
-the body at a word boundary with an ellipsis when the whole would not fit. Mentions, hashtags
-and URLs are never cut; a hashtag or link is dropped before the body is cut to almost nothing.
+the body at a word boundary with an ellipsis when the whole would not fit. Mentions, hashtags,
+URLs and grapheme clusters are never cut, and a right-to-left run cut short keeps its ellipsis
+at its own end; a hashtag or link is dropped before the body is cut to almost nothing.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ _MASTODON_MENTION_RE = re.compile(
     r"(?<![=/\w])@([a-z0-9_]+(?:[.-]+[a-z0-9_]+)*)(?:@\w+(?:[.-]+\w+)*)?", re.IGNORECASE
 )
 # Trailing characters that look wrong before an ellipsis.
-_TRAILING_PUNCT = ",;:-–—(/«„“\"'"
+_TRAILING_PUNCT = ",;:-–—(/«„“\"'،؛"
 
 
 def clean(text: str) -> str:
@@ -56,6 +57,21 @@ def clean(text: str) -> str:
     text = str(_SPACE_RE.sub(" ", text))
     text = str(_INVALID_RE.sub("", text))
     return str(_SPACE_RE.sub(" ", text)).strip()
+
+
+RIGHT_TO_LEFT_MARK = "\u200f"
+
+
+def ends_right_to_left(text: str) -> bool:
+    """True when the last letter of ``text`` (its last strongly directional character) is
+    written right to left (Arabic, Hebrew, ...)."""
+    for char in reversed(text):
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            return True
+        if kind == "L":
+            return False
+    return False
 
 
 def graphemes(text: str) -> int:
@@ -229,6 +245,15 @@ class _Cuts:
         joiner = " " if k in self.span_ends else ""
         return f"{self.body[:k]}{joiner}{ELLIPSIS}"
 
+    def post_text(self, k: int) -> str:
+        """:meth:`text`, and a right-to-left run cut short keeps its ellipsis where its text
+        stops (on the left), also inside a post that reads left to right (mentions first): the
+        mark after the ellipsis makes it part of the run."""
+        text = self.text(k)
+        if ends_right_to_left(self.body[:k]) and k not in self.span_ends:
+            return text + RIGHT_TO_LEFT_MARK
+        return text
+
 
 def _longest(candidates: Sequence[int], fits: Callable[[int], bool]) -> int | None:
     """The longest candidate that fits (candidates are ordered shortest first).
@@ -296,15 +321,15 @@ def compose(
             return post(body, tail, shortened=False)
 
         def fits(k: int, tail: tuple[str, ...] = tail) -> bool:
-            return limit.fits(assemble(cuts.text(k), tail))
+            return limit.fits(assemble(cuts.post_text(k), tail))
 
         kept = _longest(cuts.word, fits) or _longest(cuts.anywhere, fits)
         if kept is None:
             continue
         if kept >= min(len(body), MIN_BODY):
-            return post(cuts.text(kept), tail, shortened=True)
+            return post(cuts.post_text(kept), tail, shortened=True)
         if best is None or (kept, -rank) > best[:2]:
-            best = (kept, -rank, cuts.text(kept), tail)
+            best = (kept, -rank, cuts.post_text(kept), tail)
     if best is not None:
         return post(best[2], best[3], shortened=True)
     # Not one word of the body fits: the mentions, with whatever else still fits.

@@ -17,19 +17,28 @@ import contextlib
 import datetime as dt
 import functools
 import re
-import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import phonenumbers
 from fpdf import FPDF
-from fpdf.enums import Align, MethodReturnValue, XPos, YPos
+from fpdf.bidi import auto_detect_base_direction
+from fpdf.enums import Align, MethodReturnValue, TextDirection, XPos, YPos
+from fpdf.errors import FPDFException
 
 from ua_dispatch.campaign import Campaign, Target
-from ua_dispatch.documents import FaxCover, PdfDocument
-from ua_dispatch.documents.fonts import FAMILY, advances, font_files, printable_code_points
-from ua_dispatch.errors import InputError
+from ua_dispatch.documents import FaxCover, PdfDocument, UnprintableTextError
+from ua_dispatch.documents.fonts import (
+    Face,
+    advances,
+    coverage,
+    face_advances,
+    font_files,
+    ignorable,
+    printable_code_points,
+)
+from ua_dispatch.errors import ConfigError
 from ua_dispatch.letter import RenderedLetter, Supporter
 
 PageFormat = Literal["A4", "Letter"]
@@ -57,6 +66,9 @@ COVER_LABEL_WIDTH = 38.0
 FONT = "body"
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n+")
+#: zero-width joiner and non-joiner: kept for the shaper wherever a face has them
+NON_JOINER = "\u200c"
+JOINERS = frozenset((NON_JOINER, "\u200d"))
 
 
 def page_format(country: str) -> PageFormat:
@@ -156,55 +168,29 @@ def document_date(now: dt.datetime) -> dt.date:
     return now.astimezone().date() if now.tzinfo is not None else now.date()
 
 
-# --- characters the font can print ----------------------------------------------------------
-
-
-class UnprintableTextError(InputError):
-    """Text holds characters the document's font has no glyph for."""
-
-    def __init__(self, chars: Sequence[str], *, source: str, field: str | None = None):
-        self.chars = tuple(chars)
-        shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in self.chars[:5])
-        more = f" and {len(self.chars) - 5} more" if len(self.chars) > 5 else ""
-        super().__init__(
-            f"the PDF font ({FAMILY}) cannot print {shown}{more}; replace or remove "
-            f"{'it' if len(self.chars) == 1 else 'them'}",
-            source=source,
-            field=field,
-        )
+# --- characters the fonts can print ---------------------------------------------------------
 
 
 @functools.cache
 def _printable_chars() -> frozenset[str]:
-    """The characters the font prints, and the line break and space: a text made only of these
+    """The characters PT Sans prints, and the line break and space: a text made only of these
     needs no look at each character (the common case, checked at C speed)."""
     return frozenset(map(chr, printable_code_points())) | {"\n", " "}
 
 
-def _clean(text: str) -> str:
-    """Tabs to spaces; invisible format characters the font lacks (zero-width space, BOM,
-    soft hyphen) are dropped rather than drawn as boxes."""
+def _without(text: str, drop: frozenset[str]) -> str:
+    """Tabs to spaces, and without ``drop`` (invisible characters no font has: a zero-width
+    space, a byte-order mark), which would otherwise be drawn as boxes."""
     text = text.replace("\t", "    ")
-    if _printable_chars().issuperset(text):
+    if not drop or drop.isdisjoint(text):
         return text
-    cps = printable_code_points()
-    return "".join(c for c in text if ord(c) in cps or unicodedata.category(c) != "Cf" or c == "\n")
-
-
-def _missing(text: str) -> list[str]:
-    if _printable_chars().issuperset(text):
-        return []
-    cps = printable_code_points()
-    seen: dict[str, None] = {}
-    for c in text:
-        if c not in "\n " and ord(c) not in cps:
-            seen.setdefault(c, None)
-    return list(seen)
+    return "".join(c for c in text if c not in drop)
 
 
 @dataclass(frozen=True)
 class _Text:
-    """Every string the document prints, cleaned, with where each came from."""
+    """Every string the document prints, cleaned, with where each came from, and the fallback
+    faces that draw what PT Sans cannot."""
 
     sender: tuple[str, ...]
     recipient: tuple[str, ...]
@@ -214,42 +200,17 @@ class _Text:
     paragraphs: tuple[str, ...]
     closing: str
     signature: tuple[str, ...]
+    faces: tuple[Face, ...] = ()
+    #: keys of the faces whose bold file is loaded: those that draw some bold text
+    bold: frozenset[str] = frozenset()
+    #: invisible characters left out of every string (the cover's and footer's too)
+    drop: frozenset[str] = frozenset()
 
 
-def _collect(
-    rendered: RenderedLetter, target: Target, supporter: Supporter, campaign: Campaign, date: str
-) -> _Text:
-    recipient = [target.name, target.title]
-    if target.organisation and target.organisation not in target.address:
-        recipient.append(target.organisation)
-    recipient.extend(target.address)
-    text = _Text(
-        sender=tuple(_clean(s) for s in (supporter.name, supporter.place) if s),
-        recipient=tuple(_clean(s) for s in recipient),
-        date=date,
-        subject=_clean(campaign.subject_for(rendered.language)),
-        salutation=_clean(f"{rendered.salutation},"),
-        paragraphs=tuple(_clean(p.strip("\n")) for p in _BLANK_LINES.split(rendered.body)),
-        closing=_clean(rendered.closing),
-        signature=tuple(_clean(s) for s in rendered.signature),
-    )
-    checks: list[tuple[str, str | None, str]] = [
-        ("letter", None, "\n".join((*text.paragraphs, text.closing))),
-        ("supporter", "--name/--city/--country", "\n".join((*text.sender, *text.signature))),
-        ("campaign", f"targets[{target.slug}]", "\n".join((*text.recipient, text.salutation))),
-        ("campaign", "subject", text.subject),
-    ]
-    for source, field, value in checks:
-        missing = _missing(value)
-        if missing:
-            raise UnprintableTextError(missing, source=source, field=field)
-    return text
-
-
-def _check_cover(cover: FaxCover | None) -> None:
+def _cover_strings(cover: FaxCover | None) -> list[str]:
     if cover is None:
-        return
-    covered = "\n".join(
+        return []
+    return [
         s
         for s in (
             cover.to_name,
@@ -260,10 +221,83 @@ def _check_cover(cover: FaxCover | None) -> None:
             cover.subject,
         )
         if s
+    ]
+
+
+def _collect(
+    rendered: RenderedLetter,
+    target: Target,
+    supporter: Supporter,
+    campaign: Campaign,
+    date: str,
+    cover: FaxCover | None = None,
+) -> _Text:
+    recipient = [target.name, target.title]
+    if target.organisation and target.organisation not in target.address:
+        recipient.append(target.organisation)
+    recipient.extend(target.address)
+    text = _Text(
+        sender=tuple(s for s in (supporter.name, supporter.place) if s),
+        recipient=tuple(recipient),
+        date=date,
+        subject=campaign.subject_for(rendered.language),
+        salutation=f"{rendered.salutation},",
+        paragraphs=tuple(p.strip("\n") for p in _BLANK_LINES.split(rendered.body)),
+        closing=rendered.closing,
+        signature=tuple(rendered.signature),
     )
-    missing = _missing(_clean(covered))
-    if missing:
-        raise UnprintableTextError(missing, source="fax cover")
+    checks: list[tuple[str, str | None, str]] = [
+        ("letter", None, "\n".join((*text.paragraphs, text.closing))),
+        ("supporter", "--name/--city/--country", "\n".join((*text.sender, *text.signature))),
+        ("campaign", f"targets[{target.slug}]", "\n".join((*text.recipient, text.salutation))),
+        ("campaign", "subject", text.subject),
+        ("fax cover", None, "\n".join(_cover_strings(cover))),
+    ]
+    everything = "".join(value for _, _, value in checks) + text.date
+    if _printable_chars().issuperset(everything.replace("\t", " ")):
+        return _cleaned(text, (), frozenset())
+    chars = set(everything) - {"\t"}
+    # Invisible characters PT Sans lacks are left out, as they always were, but for the
+    # joiners that shaping needs (Persian's zero-width non-joiner, emoji sequences), which a
+    # fallback face draws
+    base = printable_code_points()
+    invisible = {c for c in chars if ignorable(c) and c not in JOINERS and ord(c) not in base}
+    found = coverage(chars - invisible, rendered.language)
+    drop = frozenset(invisible.union(c for c in found.missing if ignorable(c)))
+    unprintable = set(found.missing) - drop
+    if unprintable:
+        for source, field, value in checks:
+            here = [c for c in dict.fromkeys(value) if c in unprintable]
+            if here:
+                raise UnprintableTextError(here, source=source, field=field)
+    # bold text: the sender's and the signature's name, the subject (cover labels are ours)
+    bold = set(supporter.name + text.subject) - invisible - drop
+    bold_faces = frozenset(face.key for face in coverage(bold, rendered.language).faces)
+    return _cleaned(text, found.faces, drop, bold_faces)
+
+
+def _cleaned(
+    text: _Text,
+    faces: tuple[Face, ...],
+    drop: frozenset[str],
+    bold: frozenset[str] = frozenset(),
+) -> _Text:
+    def clean(value: str) -> str:
+        return _without(value, drop)
+
+    return _Text(
+        sender=tuple(map(clean, text.sender)),
+        recipient=tuple(map(clean, text.recipient)),
+        date=text.date,
+        subject=clean(text.subject),
+        salutation=clean(text.salutation),
+        paragraphs=tuple(map(clean, text.paragraphs)),
+        closing=clean(text.closing),
+        signature=tuple(map(clean, text.signature)),
+        faces=faces,
+        bold=bold,
+        drop=drop,
+    )
 
 
 def check_printable(
@@ -276,11 +310,10 @@ def check_printable(
     cover: FaxCover | None = None,
     source: str = "letter",
 ) -> None:
-    """Raise what :func:`render_letter_pdf` raises about the text (characters the font cannot
-    print, a letter with nothing but a salutation) without laying out or drawing anything."""
+    """Raise what :func:`render_letter_pdf` raises about the text (characters no font can
+    print, naming where they came from) without laying out or drawing anything."""
     with _letter_named(source):
-        _collect(rendered, target, supporter, campaign, format_date(date, rendered.language))
-        _check_cover(cover)
+        _collect(rendered, target, supporter, campaign, format_date(date, rendered.language), cover)
 
 
 _PAGE_MM = {"A4": (210.0, 297.0), "Letter": (215.9, 279.4)}
@@ -321,6 +354,14 @@ def pages_at_most(
         *rendered.signature,
     ]
     widths = advances()
+    others = {c for s in strings for c in s if ord(c) not in widths}
+    if others:
+        # characters a fallback face draws: as wide as the widest face that has them
+        widths = dict(widths)
+        for face in coverage(others, rendered.language).faces:
+            for cp, width in face_advances(face).items():
+                if chr(cp) in others:
+                    widths[cp] = max(width, widths.get(cp, 0.0))
     em_mm = BODY_PT * 25.4 / 72
 
     def lines(value: str) -> int:
@@ -352,18 +393,63 @@ def _letter_named(source: str) -> Iterator[None]:
 
 
 class _Pdf(FPDF):
-    def __init__(self, fmt: PageFormat, footer: Callable[[int], str] | None):
+    def __init__(
+        self,
+        fmt: PageFormat,
+        footer: Callable[[int], str] | None,
+        drop: frozenset[str] = frozenset(),
+    ):
         super().__init__(orientation="portrait", unit="mm", format=fmt)
         self._footer_text = footer
+        self._drop = drop
         # Never substitute "{nb}" inside a supporter's text: page totals are computed instead.
         self.alias_nb_pages("")
+
+    def clean(self, text: str) -> str:
+        """``text`` as the document prints it (see :func:`_without`)."""
+        return _without(text, self._drop)
+
+    def direct(self, text: str) -> tuple[TextDirection, str]:
+        """Set the direction of the paragraph ``text`` by its first strong character (right to
+        left for Arabic or Hebrew) when text is shaped; return it and the text to draw.
+
+        fpdf2's bidi gives a zero-width non-joiner the paragraph's level, not its neighbours',
+        which in a left-to-right paragraph splits a right-to-left run around it and swaps the
+        halves: there the non-joiner is left out (the letters join, the words stay in order).
+        """
+        direction = auto_detect_base_direction(text)
+        if self.text_shaping:
+            self.set_text_shaping(True, direction=direction)
+            if direction is TextDirection.LTR and NON_JOINER in text:
+                text = text.replace(NON_JOINER, "")
+        return direction, text
+
+    def use_faces(self, faces: Sequence[Face], bold: frozenset[str]) -> None:
+        """Draw what PT Sans lacks from ``faces``, shaped by HarfBuzz (joined Arabic letters,
+        Indic clusters, right-to-left runs)."""
+        if not faces:
+            return
+        for face in faces:
+            self.add_font(face.key, "", face.path, collection_font_number=face.index)
+            if face.bold is not None and face.key in bold:  # a CJK face takes a while
+                self.add_font(face.key, "B", face.bold, collection_font_number=face.index)
+        # a face without bold draws bold text at its regular weight rather than not at all
+        self.set_fallback_fonts([face.key for face in faces], exact_match=False)
+        try:
+            self.set_text_shaping(True)
+        except FPDFException as exc:  # uharfbuzz missing
+            raise ConfigError(f"{exc}; reinstall ua-dispatch, which depends on it") from None
 
     def footer(self) -> None:
         if self._footer_text is None:
             return
+        # a page may end inside a paragraph: its direction holds on the next page
+        shaping = dict(self.text_shaping) if self.text_shaping else None
         self.set_y(-FOOTER_TOP)
         self.set_font(FONT, "", FOOTER_PT)
         self.cell(0, FOOTER_HEIGHT, self._footer_text(self.page_no()), align=Align.C)
+        if shaping is not None:
+            self.text_shaping = shaping
 
     def fits_line(self, text: str, pt: float) -> bool:
         self.set_font(FONT, "", pt)
@@ -380,6 +466,9 @@ class _Pdf(FPDF):
         width: float = 0,
     ) -> None:
         self.set_font(FONT, "B" if bold else "", pt)
+        direction, text = self.direct(text)
+        if direction is TextDirection.RTL and align is Align.L:
+            align = Align.R  # a right-to-left paragraph starts at the right margin
         self.multi_cell(width, line, text, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
@@ -406,14 +495,14 @@ def _cover_page(
         pdf.set_font(FONT, "B", COVER_PT)
         pdf.cell(COVER_LABEL_WIDTH, COVER_LINE, label)
         pdf.set_font(FONT, "", COVER_PT)
-        pdf.multi_cell(
-            0, COVER_LINE, _clean(value), align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT
-        )
+        _, value = pdf.direct(pdf.clean(value))
+        pdf.multi_cell(0, COVER_LINE, value, align=Align.L, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(2.5)
     pdf.ln(3.0)
     _rule(pdf)
     pdf.ln(6.0)
-    pdf.block(_clean(labels.forward_note.format(name=cover.to_name)), pt=COVER_PT, line=COVER_LINE)
+    note = pdf.clean(labels.forward_note.format(name=cover.to_name))
+    pdf.block(note, pt=COVER_PT, line=COVER_LINE)
 
 
 def _rule(pdf: _Pdf) -> None:
@@ -447,6 +536,8 @@ def _body(pdf: _Pdf, paragraphs: Sequence[str], tail: float) -> None:
     page or at the head of the next, and the last paragraph's final two lines go with the
     closing block (``tail`` millimetres high), so the signature never stands on a page alone."""
     for p_index, paragraph in enumerate(paragraphs):
+        direction, paragraph = pdf.direct(paragraph)
+        align = Align.R if direction is TextDirection.RTL else Align.L
         lines = _lines(pdf, paragraph)
         last = p_index == len(paragraphs) - 1
         if len(lines) > 1 and _room(pdf) < 2:
@@ -458,7 +549,7 @@ def _body(pdf: _Pdf, paragraphs: Sequence[str], tail: float) -> None:
             if (keep_with_closing or widow) and not _at_top(pdf):
                 pdf.add_page()
             pdf.set_font(FONT, "", BODY_PT)
-            pdf.cell(0, LINE, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.cell(0, LINE, line, align=align, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(PARAGRAPH_GAP)
 
 
@@ -506,10 +597,10 @@ def _draw(
 
         def footer(i: int) -> str:
             page = labels.page_of.format(i=i, n=n)
-            full = _clean(f"{campaign.ua_number} · {target.name} · {page}")
+            _, full = pdf.direct(pdf.clean(f"{campaign.ua_number} · {target.name} · {page}"))
             return full if pdf.fits_line(full, FOOTER_PT) else page
 
-    pdf = _Pdf(page_format(target.country), footer)
+    pdf = _Pdf(page_format(target.country), footer, text.drop)
     pdf.set_creation_date(dt.datetime.combine(date, dt.time(), dt.UTC))
     pdf.set_title(text.subject)
     pdf.set_subject(f"{campaign.ua_number} ({campaign.reference})")
@@ -519,6 +610,8 @@ def _draw(
     fonts = font_files()
     pdf.add_font(FONT, "", str(fonts.regular))
     pdf.add_font(FONT, "B", str(fonts.bold))
+    pdf.set_font(FONT, "", BODY_PT)
+    pdf.use_faces(text.faces, text.bold)
     pdf.set_margins(MARGIN_LEFT, MARGIN_TOP, MARGIN_RIGHT)
     pdf.set_auto_page_break(True, BODY_BOTTOM)
     pdf.set_text_color(0)
@@ -540,13 +633,13 @@ def render_letter_pdf(
 ) -> PdfDocument:
     """Render one official's letter (and an optional fax cover page) to PDF.
 
-    Raises :class:`UnprintableTextError` (an InputError) when some text has characters the font
-    cannot print, naming where they came from (the letter's ``source``, the campaign or the
+    Raises :class:`UnprintableTextError` (an InputError) when some text has characters no font
+    can print, naming where they came from (the letter's ``source``, the campaign or the
     supporter).
     """
     with _letter_named(source):
-        text = _collect(rendered, target, supporter, campaign, format_date(date, rendered.language))
-        _check_cover(cover)
+        language = rendered.language
+        text = _collect(rendered, target, supporter, campaign, format_date(date, language), cover)
     # Lay out once to count the pages, then again with the total in the footer and on the
     # cover. Neither changes where lines break, so the count holds.
     args = (text, rendered, target, supporter, campaign, date, cover)
