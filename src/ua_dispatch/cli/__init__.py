@@ -4,18 +4,14 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
 import click
 
 from ua_dispatch import __version__
-from ua_dispatch.cli.bounces import bounces_group
-from ua_dispatch.cli.campaign import campaign
 from ua_dispatch.cli.common import Ctx, err
-from ua_dispatch.cli.fakes import fakes
-from ua_dispatch.cli.queue import queue_group, report_cmd, worker_cmd
-from ua_dispatch.cli.send import draft, send
 from ua_dispatch.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -26,8 +22,40 @@ from ua_dispatch.errors import (
 
 __all__ = ["cli", "main"]
 
+#: command -> "module:attribute" of its click command; a command's module is imported when it
+#: runs (or for --help), so one command does not pay for the others' imports
+COMMANDS = {
+    "send": "ua_dispatch.cli.send:send",
+    "draft": "ua_dispatch.cli.send:draft",
+    "campaign": "ua_dispatch.cli.campaign:campaign",
+    "queue": "ua_dispatch.cli.queue:queue_group",
+    "worker": "ua_dispatch.cli.queue:worker_cmd",
+    "report": "ua_dispatch.cli.queue:report_cmd",
+    "bounces": "ua_dispatch.cli.bounces:bounces_group",
+    "fakes": "ua_dispatch.cli.fakes:fakes",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _Commands(click.Group):
+    """The top-level group, finding each command in :data:`COMMANDS` on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module_name, _, attr = where.partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="ua-dispatch")
 @click.option(
     "--settings",
@@ -47,19 +75,6 @@ def cli(
 ) -> None:
     """Deliver an approved Urgent Action appeal to the officials it names."""
     click_ctx.obj = Ctx(settings_file, log_format, verbose)
-
-
-for command in (
-    send,
-    draft,
-    campaign,
-    fakes,
-    queue_group,
-    worker_cmd,
-    report_cmd,
-    bounces_group,
-):
-    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
