@@ -54,9 +54,18 @@ from ua_dispatch.campaign import Campaign
 from ua_dispatch.delivery import FailureKind
 from ua_dispatch.errors import OutboxUnavailable
 from ua_dispatch.outbox.db import BUSY_TIMEOUT_MS, open_engine, sqlite_pragmas, supporter_key
-from ua_dispatch.outbox.models import FINAL, QStatus, campaigns, deliveries, send_slots
+from ua_dispatch.outbox.models import (
+    FINAL,
+    QStatus,
+    appeals,
+    campaigns,
+    deliveries,
+    send_slots,
+    supporter_actions,
+)
 from ua_dispatch.outbox.owners import is_gone, new_owner
 from ua_dispatch.outbox.records import (
+    AppealRecord,
     DeliveryRecord,
     NewDelivery,
     Outcome,
@@ -72,6 +81,8 @@ from ua_dispatch.settings import Settings
 __all__ = ["BULK", "Outbox", "OutcomeWriter", "outbox_error", "utcnow"]
 
 D = deliveries.c
+A = appeals.c
+SA = supporter_actions.c
 log = structlog.get_logger("ua_dispatch.outbox")
 S = send_slots.c
 P = ParamSpec("P")
@@ -535,9 +546,23 @@ class Outbox:
                 purged_at=utcnow(),
             )
         )
+        # appeals from the supporters' page: their author's data goes after the same time
+        appeals_stmt = (
+            appeals.update()
+            .where(A.created_at <= cutoff, A.purged_at.is_(None))
+            .values(
+                supporter_name=None,
+                supporter_email=None,
+                supporter_city=None,
+                supporter_country=None,
+                letter_text=None,
+                purged_at=utcnow(),
+            )
+        )
         async with self.engine.begin() as conn:
             erased = int((await conn.execute(stmt)).rowcount)
-        if erased or scrub:
+            erased_appeals = int((await conn.execute(appeals_stmt)).rowcount)
+        if erased or erased_appeals or scrub:
             await self._scrub()
         return erased
 
@@ -802,6 +827,130 @@ class Outbox:
             rows = [(r[0], r[1], r[2], int(r[3])) for r in (await conn.execute(stmt)).all()]
             n = int((await conn.execute(acted)).scalar_one())
         return rows, n
+
+
+    @_translated
+    async def reported_actions(self, campaign: str) -> list[tuple[str, str, int]]:
+        """(kind, target, count) of the actions supporters reported they took themselves."""
+        stmt = (
+            sa.select(SA.kind, SA.target_slug, sa.func.count())
+            .where(SA.campaign_id == campaign)
+            .group_by(SA.kind, SA.target_slug)
+            .order_by(SA.kind, SA.target_slug)
+        )
+        async with self.engine.connect() as conn:
+            return [(r[0], r[1], int(r[2])) for r in (await conn.execute(stmt)).all()]
+
+    # --- the supporters' page ---
+
+    @_translated
+    async def add_appeal(self, row: Mapping[str, Any]) -> tuple[AppealRecord, bool]:
+        """Store an appeal; one with the same ``idem_key`` already there is returned instead.
+        True when it is new."""
+        async with self.engine.begin() as conn:
+            added = await conn.execute(
+                self._insert(appeals)
+                .values(**row)
+                .on_conflict_do_nothing(index_elements=["idem_key"])
+                .returning(A.id)
+            )
+            new = added.first() is not None
+            found = (
+                (await conn.execute(sa.select(appeals).where(A.idem_key == row["idem_key"])))
+                .mappings()
+                .one()
+            )
+        return AppealRecord.of(found), new
+
+    @_translated
+    async def appeal(self, appeal_id: str) -> AppealRecord | None:
+        async with self.engine.connect() as conn:
+            found = (
+                (await conn.execute(sa.select(appeals).where(A.id == appeal_id)))
+                .mappings()
+                .first()
+            )
+        return AppealRecord.of(found) if found is not None else None
+
+    @_translated
+    async def confirm_appeal(
+        self, appeal_id: str, campaign: Campaign, new: Sequence[NewDelivery]
+    ) -> bool:
+        """Queue an unconfirmed appeal's deliveries and mark it confirmed, in one transaction.
+        False (nothing done) when it was confirmed or cancelled already; a delivery key
+        already in the outbox is left as it is."""
+        now = utcnow()
+        key = supporter_key(self.settings)
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                appeals.update()
+                .where(A.id == appeal_id, A.state == "unconfirmed")
+                .values(state="confirmed", confirmed_at=now)
+            )
+            if changed.rowcount == 0:
+                return False
+            await self.put_campaign(conn, campaign, replace=False)
+            await self.insert_rows(conn, [delivery_row(n, now, key) for n in new])
+        return True
+
+    @_translated
+    async def deliveries_by_key(self, keys: Sequence[str]) -> list[DeliveryRecord]:
+        if not keys:
+            return []
+        stmt = sa.select(deliveries).where(D.key.in_(list(keys))).order_by(D.id)
+        async with self.engine.connect() as conn:
+            return [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
+
+    @_translated
+    async def cancel_appeal(self, appeal_id: str, keys: Sequence[str]) -> int | None:
+        """Cancel an appeal and its queued or held deliveries, all or nothing: None when one
+        of them is being delivered or has gone out already. Returns how many were cancelled."""
+        now = utcnow()
+        started = [s for s in QStatus if s not in (QStatus.QUEUED, QStatus.HELD, QStatus.CANCELLED)]
+        async with self.engine.begin() as conn:
+            pick = sa.select(D.status).where(D.key.in_(list(keys)))
+            if self.dialect == "postgresql":
+                pick = pick.with_for_update()
+            statuses = set((await conn.execute(pick)).scalars())
+            if statuses & {str(s) for s in started}:
+                return None
+            await conn.execute(
+                appeals.update().where(A.id == appeal_id).values(state="cancelled")
+            )
+            changed = await conn.execute(
+                deliveries.update()
+                .where(
+                    D.key.in_(list(keys)),
+                    D.status.in_([str(QStatus.QUEUED), str(QStatus.HELD)]),
+                )
+                .values(status=str(QStatus.CANCELLED), updated_at=now, finished_at=now)
+            )
+        return int(changed.rowcount)
+
+    @_translated
+    async def add_action(self, appeal_id: str, campaign_id: str, kind: str, target: str) -> bool:
+        """Record that a supporter did something by hand; False when they had said so."""
+        async with self.engine.begin() as conn:
+            added = await conn.execute(
+                self._insert(supporter_actions)
+                .values(
+                    appeal_id=appeal_id,
+                    campaign_id=campaign_id,
+                    kind=kind,
+                    target_slug=target,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["appeal_id", "kind", "target_slug"])
+                .returning(SA.id)
+            )
+            return added.first() is not None
+
+    @_translated
+    async def actions_of(self, appeal_id: str) -> list[tuple[str, str]]:
+        """(kind, target) of what the author of an appeal reported doing."""
+        stmt = sa.select(SA.kind, SA.target_slug).where(SA.appeal_id == appeal_id)
+        async with self.engine.connect() as conn:
+            return [(r[0], r[1]) for r in (await conn.execute(stmt)).all()]
 
 
 class OutcomeWriter:
