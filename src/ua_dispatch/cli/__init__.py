@@ -1,6 +1,6 @@
 """The ``ua-dispatch`` command line: parses options, asks for approval and shows what
 ``ua_dispatch.service`` did. One module per group of commands: ``send`` (send, draft),
-``campaign``, ``fakes`` and ``queue`` (queue ..., worker, report)."""
+``campaign``, ``fakes``, ``queue`` (queue ..., worker, report) and ``web`` (serve)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ua_dispatch.cli.common import Ctx, err
 from ua_dispatch.cli.fakes import fakes
 from ua_dispatch.cli.queue import queue_group, report_cmd, worker_cmd
 from ua_dispatch.cli.send import draft, send
+from ua_dispatch.cli.web import serve
 from ua_dispatch.errors import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -48,7 +49,7 @@ def cli(
     click_ctx.obj = Ctx(settings_file, log_format, verbose)
 
 
-for command in (send, draft, campaign, fakes, queue_group, worker_cmd, report_cmd):
+for command in (send, draft, campaign, fakes, queue_group, worker_cmd, report_cmd, serve):
     cli.add_command(command)
 
 

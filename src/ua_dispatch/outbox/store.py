@@ -828,7 +828,6 @@ class Outbox:
             n = int((await conn.execute(acted)).scalar_one())
         return rows, n
 
-
     @_translated
     async def reported_actions(self, campaign: str) -> list[tuple[str, str, int]]:
         """(kind, target, count) of the actions supporters reported they took themselves."""
@@ -866,9 +865,7 @@ class Outbox:
     async def appeal(self, appeal_id: str) -> AppealRecord | None:
         async with self.engine.connect() as conn:
             found = (
-                (await conn.execute(sa.select(appeals).where(A.id == appeal_id)))
-                .mappings()
-                .first()
+                (await conn.execute(sa.select(appeals).where(A.id == appeal_id))).mappings().first()
             )
         return AppealRecord.of(found) if found is not None else None
 
@@ -914,9 +911,7 @@ class Outbox:
             statuses = set((await conn.execute(pick)).scalars())
             if statuses & {str(s) for s in started}:
                 return None
-            await conn.execute(
-                appeals.update().where(A.id == appeal_id).values(state="cancelled")
-            )
+            await conn.execute(appeals.update().where(A.id == appeal_id).values(state="cancelled"))
             changed = await conn.execute(
                 deliveries.update()
                 .where(

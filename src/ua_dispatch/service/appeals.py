@@ -17,12 +17,14 @@ import contextlib
 import dataclasses
 import datetime as dt
 import difflib
+import email
 import email.headerregistry
 import email.policy
 import email.utils
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 import urllib.parse
@@ -64,6 +66,7 @@ FIELDS = ("name", "email", "city", "country", "language", "letter", "channels")
 #: a letter this close to the campaign's sample earns a gentle nudge
 NEARLY_THE_SAMPLE = 0.9
 _CONFIRM_SALT = "ua-dispatch.confirm"
+_CONFIRM_LINK = re.compile(r"/confirm/([A-Za-z0-9_.-]+)")
 
 
 class AppealInvalid(UaDispatchError):
@@ -212,6 +215,15 @@ class Submitted:
     deliveries: list[DeliveryState]
     #: a dry run: where the confirmation message was captured
     captured: Path | None = None
+
+
+@dataclass(frozen=True)
+class CapturedMail:
+    path: Path
+    #: the message as received, headers and all
+    text: str
+    #: the confirmation link's path
+    link: str
 
 
 class _Window:
@@ -546,6 +558,26 @@ class Desk:
             if rec.get("message_id") == message_id:
                 return self.mail_store / str(rec["file"])
         return None
+
+    async def captured_confirmation(self, appeal_id: str, token: str) -> CapturedMail:
+        """A dry run: the confirmation message the fake SMTP server received for an appeal."""
+        await self._record(appeal_id, token)
+        root = self.mail_store
+        if root is None or not (root / "index.jsonl").exists():
+            raise NotFound("no message was captured")
+        for line in reversed((root / "index.jsonl").read_text(encoding="utf-8").splitlines()):
+            path = root / str(json.loads(line)["file"])
+            raw = path.read_bytes()
+            parsed = email.message_from_bytes(raw, policy=email.policy.default)
+            body = parsed.get_body(("plain",)) if isinstance(parsed, EmailMessage) else None
+            text = str(body.get_content()) if body is not None else ""
+            for code in _CONFIRM_LINK.findall(text):
+                with contextlib.suppress(BadSignature):
+                    if self._signer.loads(code) == appeal_id:
+                        return CapturedMail(
+                            path, raw.decode("utf-8", "replace"), f"/confirm/{code}"
+                        )
+        raise NotFound("no confirmation message for this appeal was captured")
 
     async def confirm(self, code: str) -> tuple[str, str]:
         """Follow a confirmation link: queue the appeal (once, however often it is followed).
