@@ -35,6 +35,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import structlog
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ua_dispatch.campaign import SAMPLE_MAX_BYTES, Campaign, load_campaign
@@ -56,6 +57,8 @@ from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
 from ua_dispatch.queue.worker import Worker, sending_channels
 from ua_dispatch.service.organizing import open_outbox
 from ua_dispatch.settings import Settings
+
+log = structlog.get_logger("ua_dispatch.web")
 
 #: channels the page offers to deliver; the drafted ones are always offered afterwards
 SENDING = [name for name, c in CHANNELS.items() if c.sends]
@@ -233,20 +236,25 @@ class _Window:
         self.rate = parse_rate(rate)
         self._seen: dict[str, deque[float]] = {}
 
-    def take(self, key: str, now: float) -> float | None:
-        """Count one for ``key``; None when allowed, else seconds until it would be."""
+    def wait(self, key: str, now: float) -> float | None:
+        """None when one more for ``key`` is allowed now, else seconds until it would be."""
         if self.rate is None:
             return None
         count, period = self.rate
-        seen = self._seen.setdefault(key, deque())
+        seen = self._seen.get(key)
+        if seen is None:
+            return None
         while seen and seen[0] <= now - period:
             seen.popleft()
-        if len(seen) >= count:
-            return seen[0] + period - now
-        seen.append(now)
+        return seen[0] + period - now if len(seen) >= count else None
+
+    def add(self, key: str, now: float) -> None:
+        if self.rate is None:
+            return
+        self._seen.setdefault(key, deque()).append(now)
         if len(self._seen) > 100_000:  # forget the quiet ones
+            period = self.rate[1]
             self._seen = {k: v for k, v in self._seen.items() if v and v[-1] > now - period}
-        return None
 
 
 class Desk:
@@ -269,6 +277,7 @@ class Desk:
         self.mail_store = mail_store
         self._campaigns: dict[str, tuple[Campaign, Path]] = {}
         self._loaded_at = -1.0
+        self._skipped: set[Path] = set()
         self._signer = URLSafeTimedSerializer(secret, salt=_CONFIRM_SALT)
         self._per_ip = _Window(settings.web_limit_per_ip)
         self._per_address = _Window(settings.web_limit_per_address)
@@ -284,9 +293,14 @@ class Desk:
             found: dict[str, tuple[Campaign, Path]] = {}
             folder = self.settings.campaigns_dir
             for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
-                with contextlib.suppress(InputError, OSError):
+                try:
                     campaign = load_campaign(path)
-                    found.setdefault(campaign.id, (campaign, path))
+                except (InputError, OSError) as exc:
+                    if path not in self._skipped:
+                        log.warning("web.campaign_skipped", error=str(exc))
+                        self._skipped.add(path)
+                    continue
+                found.setdefault(campaign.id, (campaign, path))
             self._campaigns, self._loaded_at = found, now
         return self._campaigns
 
@@ -422,13 +436,16 @@ class Desk:
     def limit(self, ip: str | None, address: str) -> None:
         """Count a submission against the per-IP and per-address limits (TooMany)."""
         now = time.monotonic()
-        for window, key, what in (
+        counted = (
             (self._per_ip, ip or "-", "this network address"),
             (self._per_address, address.strip().lower(), "this email address"),
-        ):
-            wait = window.take(key, now)
+        )
+        for window, key, what in counted:
+            wait = window.wait(key, now)
             if wait is not None:
                 raise TooMany(f"too many letters from {what}; try again later", int(wait) + 1)
+        for window, key, _ in counted:
+            window.add(key, now)
 
     def _supporter_hash(self, email_address: str) -> str:
         if self._hash_key is None:

@@ -7,7 +7,7 @@ import asyncio
 import csv
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,6 +223,9 @@ class CampaignReport:
     rows: list[tuple[str, str, str, int]]
     #: distinct supporters with a sent delivery
     acted: int
+    #: (channel, target, count) of what supporters reported doing by hand on the
+    #: supporters' page ("I did this": post, phone, social)
+    reported: list[tuple[str, str, int]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -232,6 +235,9 @@ class CampaignReport:
                 {"channel": c, "target": t, "status": s, "count": n} for c, t, s, n in self.rows
             ],
             "by_status": self.by_status(),
+            "reported_by_supporters": [
+                {"channel": c, "target": t, "count": n} for c, t, n in self.reported
+            ],
         }
 
     def as_csv(self) -> str:
@@ -255,10 +261,15 @@ def report(settings: Settings, campaign: str) -> CampaignReport:
     path = Path(campaign)
     if path.suffix == ".toml" and path.is_file():
         campaign = load_campaign(path).id
-    rows, acted = _with_outbox(settings, lambda outbox: outbox.report(campaign))
-    if not rows:
+
+    async def fetch(outbox: Outbox) -> tuple[Any, int, list[tuple[str, str, int]]]:
+        rows, acted = await outbox.report(campaign)
+        return rows, acted, await outbox.reported_actions(campaign)
+
+    rows, acted, reported = _with_outbox(settings, fetch)
+    if not rows and not reported:
         raise InputError("nothing queued for this campaign", source=campaign)
-    return CampaignReport(campaign, rows, acted)
+    return CampaignReport(campaign, rows, acted, reported)
 
 
 def run_worker(
