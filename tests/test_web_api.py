@@ -233,28 +233,32 @@ def test_limits_answer_429_with_retry_after(tmp_path: Path) -> None:
     settings = web_settings(
         tmp_path, web_confirm="none", web_limit_per_ip="3/h", web_limit_per_address="2/h"
     )
-    with serving(settings, tmp_path / "dry-run", worker_poll=None) as running:
-        with httpx.Client(base_url=running.url, timeout=10) as c:
-            assert c.post(APPEALS, json=appeal(7)).status_code == 202
-            assert c.post(APPEALS, json=appeal(7, city="York")).status_code == 202
-            r = c.post(APPEALS, json=appeal(7, city="Hull"))
-            assert r.status_code == 429 and 3500 < int(r.headers["retry-after"]) <= 3600
-            assert "email address" in r.json()["detail"]
-            assert c.post(APPEALS, json=appeal(8)).status_code == 202
-            r = c.post(APPEALS, json=appeal(9))
-            assert r.status_code == 429 and "network address" in r.json()["detail"]
+    with (
+        serving(settings, tmp_path / "dry-run", worker_poll=None) as running,
+        httpx.Client(base_url=running.url, timeout=10) as c,
+    ):
+        assert c.post(APPEALS, json=appeal(7)).status_code == 202
+        assert c.post(APPEALS, json=appeal(7, city="York")).status_code == 202
+        r = c.post(APPEALS, json=appeal(7, city="Hull"))
+        assert r.status_code == 429 and 3500 < int(r.headers["retry-after"]) <= 3600
+        assert "email address" in r.json()["detail"]
+        assert c.post(APPEALS, json=appeal(8)).status_code == 202
+        r = c.post(APPEALS, json=appeal(9))
+        assert r.status_code == 429 and "network address" in r.json()["detail"]
 
 
 def test_a_letter_queued_goes_out_through_the_worker(tmp_path: Path) -> None:
     settings = web_settings(tmp_path, web_confirm="none", web_undo_seconds=0)
-    with serving(settings, tmp_path / "dry-run", worker_poll=0.05) as running:
-        with httpx.Client(base_url=running.url, timeout=10) as c:
-            doc = c.post(APPEALS, json=appeal(10)).json()
-            deadline = time.monotonic() + 15
-            while True:
-                states = [d["status"] for d in c.get(doc["api_url"]).json()["deliveries"]]
-                if states == ["sent", "sent"] or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            assert states == ["sent", "sent"]
-            assert c.post(doc["api_url"] + "/cancel").status_code == 409
+    with (
+        serving(settings, tmp_path / "dry-run", worker_poll=0.05) as running,
+        httpx.Client(base_url=running.url, timeout=10) as c,
+    ):
+        doc = c.post(APPEALS, json=appeal(10)).json()
+        deadline = time.monotonic() + 15
+        while True:
+            states = [d["status"] for d in c.get(doc["api_url"]).json()["deliveries"]]
+            if states == ["sent", "sent"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert states == ["sent", "sent"]
+        assert c.post(doc["api_url"] + "/cancel").status_code == 409

@@ -95,6 +95,8 @@ def web_settings(root: Path, **overrides: Any) -> Settings:
         "sender_email": "appeals@example.org",
         "sender_name": "Urgent Action Network",
         "retry_base_delay": 0.01,
+        # many letters to the same two officials within seconds
+        "limit_email_per_recipient": "none",
         "log_format": "json",
     }
     values.update(overrides)
