@@ -262,3 +262,14 @@ def test_a_letter_queued_goes_out_through_the_worker(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert states == ["sent", "sent"]
         assert c.post(doc["api_url"] + "/cancel").status_code == 409
+
+
+def test_text_that_is_not_unicode_is_refused_not_a_failure(client: httpx.Client) -> None:
+    # JSON can carry a lone surrogate, which no letter or header can hold
+    raw = (
+        '{"name": "A\\ud800", "email": "x@example.org", "letter": "Hello \\udfff there, '
+        'please act.", "channels": ["email"]}'
+    )
+    r = client.post(APPEALS, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert {d["loc"][1] for d in r.json()["detail"]} == {"name", "letter"}

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from playwright.sync_api import expect
 
 from tests.web_support import CAMPAIGN_ID, LETTER_EN, LETTER_RU, Running, serving, web_settings

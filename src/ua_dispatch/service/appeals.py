@@ -69,6 +69,8 @@ FIELDS = ("name", "email", "city", "country", "language", "letter", "channels")
 #: a letter this close to the campaign's sample earns a gentle nudge
 NEARLY_THE_SAMPLE = 0.9
 _CONFIRM_SALT = "ua-dispatch.confirm"
+_APPEAL_ID = re.compile(r"[0-9a-f]{16}")
+_TOKEN = re.compile(r"[0-9a-f]{32}")
 _CONFIRM_LINK = re.compile(r"/confirm/([A-Za-z0-9_.-]+)")
 
 
@@ -365,7 +367,7 @@ class Desk:
         letter: Letter | None = None
         try:
             letter = parse_letter(
-                form.letter.encode("utf-8"),
+                form.letter.encode("utf-8", "replace"),
                 source="letter",
                 max_chars=self.settings.letter_max_chars,
                 language=form.language.strip() or None,
@@ -637,6 +639,8 @@ class Desk:
     # --- the private status page ---
 
     async def _record(self, appeal_id: str, token: str) -> AppealRecord:
+        if not (_APPEAL_ID.fullmatch(appeal_id) and _TOKEN.fullmatch(token)):
+            raise NotFound("no such appeal")
         if not hmac.compare_digest(self.token(appeal_id), token):
             raise NotFound("no such appeal")
         record = await self.outbox.appeal(appeal_id)
