@@ -150,6 +150,10 @@ class Outbox:
         self.engine = engine
         self.settings = settings
         self._campaigns: dict[str, Campaign] = {}
+        #: campaigns this process has made sure the outbox holds
+        self._put: set[str] = set()
+        self._hash_key: bytes | None = None
+        self._writing = asyncio.Lock()
 
     @classmethod
     async def open(cls, settings: Settings) -> Outbox:
@@ -843,23 +847,64 @@ class Outbox:
     # --- the supporters' page ---
 
     @_translated
-    async def add_appeal(self, row: Mapping[str, Any]) -> tuple[AppealRecord, bool]:
-        """Store an appeal; one with the same ``idem_key`` already there is returned instead.
-        True when it is new."""
-        async with self.engine.begin() as conn:
-            added = await conn.execute(
-                self._insert(appeals)
-                .values(**row)
-                .on_conflict_do_nothing(index_elements=["idem_key"])
-                .returning(A.id)
-            )
-            new = added.first() is not None
-            found = (
-                (await conn.execute(sa.select(appeals).where(A.idem_key == row["idem_key"])))
+    async def add_appeal(
+        self,
+        row: Mapping[str, Any],
+        campaign: Campaign | None = None,
+        queue: Sequence[NewDelivery] = (),
+    ) -> tuple[AppealRecord, bool]:
+        """Store an appeal, and with ``queue`` its deliveries too (an appeal that needs no
+        confirmation), in one transaction. One with the same ``idem_key`` already there is
+        returned instead, and nothing is added. True when it is new."""
+        async with self._one_writer(), self.engine.begin() as conn:
+            added = (
+                (
+                    await conn.execute(
+                        self._insert(appeals)
+                        .values(**row)
+                        .on_conflict_do_nothing(index_elements=["idem_key"])
+                        .returning(*appeals.c)
+                    )
+                )
                 .mappings()
-                .one()
+                .first()
             )
-        return AppealRecord.of(found), new
+            if added is None:
+                found = (
+                    (await conn.execute(sa.select(appeals).where(A.idem_key == row["idem_key"])))
+                    .mappings()
+                    .one()
+                )
+                return AppealRecord.of(found), False
+            if queue and campaign is not None:
+                await self._put_campaign_once(conn, campaign)
+                key = self._supporter_key()
+                now = utcnow()
+                await self.insert_rows(conn, [delivery_row(n, now, key) for n in queue])
+        return AppealRecord.of(added), True
+
+    @contextlib.asynccontextmanager
+    async def _one_writer(self) -> AsyncIterator[None]:
+        """On SQLite, this process's page submissions write one at a time: two at once would
+        have one wait in SQLite's busy handler, which sleeps up to 100 ms between looks."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        async with self._writing:
+            yield
+
+    def _supporter_key(self) -> bytes:
+        if self._hash_key is None:
+            self._hash_key = supporter_key(self.settings)
+        return self._hash_key
+
+    async def _put_campaign_once(self, conn: AsyncConnection, campaign: Campaign) -> None:
+        """Add a campaign the outbox does not have (never replacing the organisers' copy),
+        once per process and campaign."""
+        if campaign.id in self._put:
+            return
+        await self.put_campaign(conn, campaign, replace=False)
+        self._put.add(campaign.id)
 
     @_translated
     async def appeal(self, appeal_id: str) -> AppealRecord | None:
@@ -886,7 +931,7 @@ class Outbox:
             )
             if changed.rowcount == 0:
                 return False
-            await self.put_campaign(conn, campaign, replace=False)
+            await self._put_campaign_once(conn, campaign)
             await self.insert_rows(conn, [delivery_row(n, now, key) for n in new])
         return True
 

@@ -499,18 +499,30 @@ class Desk:
             "state": "unconfirmed",
             "created_at": utcnow(),
         }
-        record, new = await self.outbox.add_appeal(row)
+        at_once = self.settings.web_confirm == "none"
+        if at_once:
+            # no confirmation: stored and queued in one transaction
+            stored, queued = self._deliveries(appeal, channels, {d.key for d in plan})
+            row.update(state="confirmed", confirmed_at=row["created_at"])
+            record, new = await self.outbox.add_appeal(row, stored, queued)
+        else:
+            record, new = await self.outbox.add_appeal(row)
         captured: Path | None = None
-        if new and self.settings.web_confirm == "email":
+        if new and not at_once:
             captured = await self._mail_confirmation(record, campaign, base_url)
-        elif self.settings.web_confirm == "none":
-            await self._queue(record)
+        if new:
+            # just stored: their states are known without reading them back
+            first = "waiting" if at_once and self.settings.web_undo_seconds else "queued"
+            state = first if at_once else "unconfirmed"
+            states = [DeliveryState(d.channel, d.slug, d.to or "", state) for d in plan]
+        else:
+            states = await self._states(record)
         return Submitted(
             appeal_id=record.id,
             token=self.token(record.id),
             confirm=self.settings.web_confirm,
             new=new,
-            deliveries=await self._states(record),
+            deliveries=states,
             captured=captured,
         )
 
@@ -618,23 +630,33 @@ class Desk:
     async def _queue(self, record: AppealRecord) -> None:
         if record.state != "unconfirmed" or record.purged_at is not None:
             return
-        campaign, _ = self.campaign(record.campaign_id)
+        campaign, new = self._deliveries(
+            _appeal_of(record, self.campaign(record.campaign_id)[0]),
+            record.channels.split(","),
+            set(record.keys),
+        )
+        await self.outbox.confirm_appeal(record.id, campaign, new)
+
+    def _deliveries(
+        self, appeal: Appeal, channels: list[str], keys: set[str]
+    ) -> tuple[Campaign, list[NewDelivery]]:
+        """The outbox rows of an appeal's deliveries, due after the undo window (and, for a
+        fax, when the office is open), with the campaign the workers deliver them from."""
+        campaign = appeal.campaign
         if self.dry_run and self.is_closed(campaign):
             # a rehearsal of a closed campaign: its copy in the dry run's own outbox stays
             # open long enough for the worker to deliver to the fakes
             later = dt.date.today() + dt.timedelta(days=30)
             campaign = campaign.model_copy(update={"act_until": later})
-        appeal = _appeal_of(record, campaign)
-        keys = set(record.keys)
         start = utcnow() + dt.timedelta(seconds=self.settings.web_undo_seconds)
         new = []
-        for d in plan_deliveries(appeal, lookup(record.channels.split(","))):
+        for d in plan_deliveries(appeal, lookup(channels)):
             if d.key not in keys or d.to is None:
                 continue
             zone = d.target.time_zone if d.target is not None else None
             due = get_channel(d.channel).not_before(d, start, self.settings, zone)
             new.append(NewDelivery(campaign.id, appeal.supporter, d, appeal.letter, due))
-        await self.outbox.confirm_appeal(record.id, campaign, new)
+        return campaign, new
 
     # --- the private status page ---
 
