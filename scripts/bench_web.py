@@ -151,7 +151,7 @@ async def submit_all(url: str, n: int, concurrency: int) -> tuple[list[float], l
 
 
 async def check_outbox(
-    env: dict[str, str], acknowledged: list[str], timeout: float
+    env: dict[str, str], acknowledged: list[str], wait: float
 ) -> dict[str, Any]:
     """Every acknowledged appeal once, with one delivery per official; wait until sent."""
     sys.path.insert(0, str(ROOT / "src"))
@@ -174,7 +174,7 @@ async def check_outbox(
                 missing += 1
                 continue
             keys += record.keys
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         while True:
             sent = await outbox.count(status="sent")
             if sent >= len(keys) or time.monotonic() > deadline:
@@ -255,7 +255,7 @@ def run(
             start = time.perf_counter()
             latencies, acknowledged, errors = asyncio.run(submit_all(url, n, concurrency))
             elapsed = time.perf_counter() - start
-            found = asyncio.run(check_outbox(env, acknowledged, timeout=120 if worker else 0))
+            found = asyncio.run(check_outbox(env, acknowledged, wait=120 if worker else 0))
         messages, twice = smtp_messages(tmp / "fakes")
     finally:
         if pg_db is not None:
