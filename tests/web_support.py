@@ -126,10 +126,10 @@ class Running:
 
 @contextmanager
 def serving(
-    settings: Settings, store: Path, *, worker_poll: float | None = 0.1
+    settings: Settings, store: Path, *, worker_poll: float | None = 0.1, dry_run: bool = True
 ) -> Iterator[Running]:
     """The page's real server in a thread until the block ends."""
-    app = create_app(settings, Options(dry_run=True, store=store, worker_poll=worker_poll))
+    app = create_app(settings, Options(dry_run=dry_run, store=store, worker_poll=worker_poll))
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -11,7 +11,13 @@ from ua_dispatch.cli.common import Ctx, out
 
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="0 picks a free port.",
+)
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -66,6 +72,7 @@ def serve(
     try:
         sock.bind((host, port))
     except OSError as exc:
+        sock.close()
         raise InputError(
             f"cannot listen on {host}:{port}: {exc.strerror}", source="--port"
         ) from None
@@ -103,4 +110,10 @@ def serve(
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=[sock]))
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    except KeyboardInterrupt:
+        # uvicorn raises the signal again once it has shut down (the worker has finished
+        # its deliveries and written their outcomes): Ctrl-C is how the server stops
+        pass
+    out.print("ua-dispatch: stopped", markup=False)
