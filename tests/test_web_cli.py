@@ -59,7 +59,7 @@ def test_serve_prints_its_address_serves_and_stops_on_ctrl_c(tmp_path: Path) -> 
         assert httpx.get(f"{url}/openapi.json", timeout=10).json()["info"]["title"] == "ua-dispatch"
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert (tmp_path / "store" / "smtp").is_dir()
     assert "Traceback" not in err

@@ -55,6 +55,7 @@ def serve(
     """Serve the supporters' page (and /api/v1, described at /openapi.json)."""
     # FastAPI, uvicorn and the outbox load for this command only: start-up stays fast
     import asyncio
+    import contextlib
     import socket
 
     import uvicorn
@@ -110,10 +111,8 @@ def serve(
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
-    try:
+    # uvicorn raises the signal again once it has shut down (the worker has finished its
+    # deliveries and written their outcomes): Ctrl-C is how the server stops
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(server.serve(sockets=[sock]))
-    except KeyboardInterrupt:
-        # uvicorn raises the signal again once it has shut down (the worker has finished
-        # its deliveries and written their outcomes): Ctrl-C is how the server stops
-        pass
     out.print("ua-dispatch: stopped", markup=False)
