@@ -273,3 +273,27 @@ def test_text_that_is_not_unicode_is_refused_not_a_failure(client: httpx.Client)
     r = client.post(APPEALS, content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 422
     assert {d["loc"][1] for d in r.json()["detail"]} == {"name", "letter"}
+
+
+def test_purge_erases_the_supporters_data_from_appeals_too(tmp_path: Path) -> None:
+    settings = web_settings(tmp_path, web_confirm="none")
+    with (
+        serving(settings, tmp_path / "dry-run", worker_poll=None) as running,
+        httpx.Client(base_url=running.url, timeout=10) as c,
+    ):
+        doc = c.post(APPEALS, json=appeal(11)).json()
+        outbox = running.desk.outbox
+        running.call(outbox.purge, 0)
+        record = running.call(outbox.appeal, doc["appeal_id"])
+        assert record.purged_at is not None
+        assert (record.supporter_name, record.supporter_email, record.letter_text) == (
+            None,
+            None,
+            None,
+        )
+        # the status still answers, from what the rows keep
+        states = c.get(doc["api_url"]).json()["deliveries"]
+        assert [(d["target"], d["status"]) for d in states] == [
+            ("prosecutor", "waiting"),
+            ("ambassador", "waiting"),
+        ]

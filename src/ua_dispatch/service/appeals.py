@@ -671,16 +671,26 @@ class Desk:
         return record
 
     async def _states(self, record: AppealRecord) -> list[DeliveryState]:
+        """Each delivery's state: from its row once queued (a purge leaves the rows' channel,
+        official and address), from the plan before."""
         rows = {r.key: r for r in await self.outbox.deliveries_by_key(record.keys)}
-        campaign, _ = self.campaign(record.campaign_id)
-        appeal = _appeal_of(record, campaign)
+        planned: dict[str, Delivery] = {}
+        if len(rows) < len(record.keys) and record.purged_at is None:
+            appeal = _appeal_of(record, self.campaign(record.campaign_id)[0])
+            channels = lookup(record.channels.split(","))
+            planned = {d.key: d for d in plan_deliveries(appeal, channels)}
         now = utcnow()
         out = []
-        for d in plan_deliveries(appeal, lookup(record.channels.split(","))):
-            if d.to is None:
-                continue
-            row = rows.get(d.key)
-            out.append(DeliveryState(d.channel, d.slug, d.to, _state(record, row, now)))
+        for key in record.keys:
+            row = rows.get(key)
+            if row is not None:
+                to = row.recipient or ""
+                out.append(
+                    DeliveryState(row.channel, row.target_slug, to, _state(record, row, now))
+                )
+            elif key in planned:
+                d = planned[key]
+                out.append(DeliveryState(d.channel, d.slug, d.to or "", _state(record, None, now)))
         return out
 
     async def status(self, appeal_id: str, token: str) -> AppealStatus:
