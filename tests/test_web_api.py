@@ -297,3 +297,24 @@ def test_purge_erases_the_supporters_data_from_appeals_too(tmp_path: Path) -> No
             ("prosecutor", "waiting"),
             ("ambassador", "waiting"),
         ]
+
+
+def test_a_letter_nearly_the_sample_earns_a_nudge_not_a_block(server: Running) -> None:
+    from tests.web_support import SAMPLE
+
+    client = httpx.Client(base_url=server.url, timeout=10)
+    page = client.get(f"/act/{CAMPAIGN_ID}")
+    assert SAMPLE.strip() in page.text  # the form starts from the sample letter
+    form = {
+        "csrf": _csrf(page.text),
+        "step": "preview",
+        "name": "Alex Example",
+        "email": "alex@example.org",
+        "channels": "email",
+    }
+    r = client.post(f"/act/{CAMPAIGN_ID}", data={**form, "letter": SAMPLE})
+    assert r.status_code == 200
+    assert "100% the same as the sample letter" in r.text
+    assert "Send my letter" in r.text
+    r = client.post(f"/act/{CAMPAIGN_ID}", data={**form, "letter": LETTER_EN})
+    assert "the same as the sample letter" not in r.text

@@ -90,3 +90,19 @@ def test_a_closed_campaign_takes_no_letters_outside_a_dry_run(tmp_path: Path) ->
         assert r.status_code == 409
         assert r.json() == {"detail": "the action closed on 2019-05-17"}
         assert c.get("/api/v1/campaigns/ua-2-19-chechnya").json()["closed"] is True
+
+
+def test_only_channels_with_complete_settings_are_offered(tmp_path: Path) -> None:
+    # a real server with SMTP settings and no fax gateway account
+    settings = web_settings(tmp_path, web_confirm="none")
+    with serving(settings, tmp_path / "store", worker_poll=None, dry_run=False) as running:
+        c = httpx.Client(base_url=running.url, timeout=10)
+        page = c.get("/act/ua-99-26-test").text
+        assert 'value="email" checked' in page and 'value="fax"' not in page
+        body = {"name": "A", "email": "a@example.org", "letter": LETTER_EN, "channels": ["fax"]}
+        r = c.post("/api/v1/campaigns/ua-99-26-test/appeals", json=body)
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["msg"] == "fax is not available here; choose from email"
+        del body["channels"]
+        r = c.post("/api/v1/campaigns/ua-99-26-test/appeals", json=body)
+        assert [d["channel"] for d in r.json()["deliveries"]] == ["email", "email"]

@@ -43,7 +43,7 @@ from ua_dispatch.channels import CHANNELS, get_channel, lookup
 from ua_dispatch.channels.email import EmailPayload, relay_sender
 from ua_dispatch.delivery import DeliveryError
 from ua_dispatch.engine import prepare
-from ua_dispatch.errors import InputError, UaDispatchError
+from ua_dispatch.errors import ConfigError, InputError, UaDispatchError
 from ua_dispatch.fakes import fake_class
 from ua_dispatch.fakes.faults import FaultProfile
 from ua_dispatch.files import read_capped
@@ -343,6 +343,19 @@ class Desk:
 
     # --- checking and previewing ---
 
+    def offered(self) -> list[str]:
+        """The sending channels the page offers: those whose settings are complete (all of
+        them in a dry run, which sends to the fakes)."""
+        out = []
+        for name in SENDING:
+            try:
+                if not self.dry_run:
+                    get_channel(name).check_settings(self.settings)
+            except ConfigError:
+                continue
+            out.append(name)
+        return out
+
     def check(self, campaign: Campaign, form: AppealForm) -> tuple[Appeal, list[str]]:
         """The appeal and the channels asked for; AppealInvalid naming every bad field, with
         the message the command line gives for it."""
@@ -376,14 +389,19 @@ class Desk:
         except InputError as exc:
             errors["language" if exc.source == "--language" else "letter"] = exc.detail
         channels: list[str] = []
+        offered = self.offered()
         for raw in form.channels:
             name = raw.strip().lower()
             if name not in SENDING:
-                errors["channels"] = f"unknown channel {raw!r}; choose from {', '.join(SENDING)}"
+                errors["channels"] = f"unknown channel {raw!r}; choose from {', '.join(offered)}"
+            elif name not in offered:
+                errors["channels"] = (
+                    f"{name} is not available here; choose from {', '.join(offered)}"
+                )
             elif name not in channels:
                 channels.append(name)
         if not channels and "channels" not in errors:
-            errors["channels"] = f"choose at least one of {', '.join(SENDING)}"
+            errors["channels"] = f"choose at least one of {', '.join(offered)}"
         supporter: Supporter | None = None
         if not errors:
             supporter = _supporter(given)

@@ -144,9 +144,11 @@ def _act(
     errors: Mapping[str, str] | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    view = desk(request).view(campaign_id)
+    d = desk(request)
+    view = d.view(campaign_id)
+    offered = d.offered()
     if form is None:
-        form = appeals.AppealForm(letter=view.sample_letter or "", channels=tuple(appeals.SENDING))
+        form = appeals.AppealForm(letter=view.sample_letter or "", channels=tuple(offered))
     return render(
         request,
         "act.html",
@@ -154,7 +156,7 @@ def _act(
         campaign=view,
         form=form,
         errors=dict(errors or {}),
-        sending=appeals.SENDING,
+        sending=offered,
         honeypot=HONEYPOT,
     )
 
