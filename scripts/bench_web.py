@@ -150,9 +150,7 @@ async def submit_all(url: str, n: int, concurrency: int) -> tuple[list[float], l
     return latencies, acknowledged, errors
 
 
-async def check_outbox(
-    env: dict[str, str], acknowledged: list[str], wait: float
-) -> dict[str, Any]:
+async def check_outbox(env: dict[str, str], acknowledged: list[str], wait: float) -> dict[str, Any]:
     """Every acknowledged appeal once, with one delivery per official; wait until sent."""
     sys.path.insert(0, str(ROOT / "src"))
     from ua_dispatch.outbox.store import Outbox
@@ -166,6 +164,7 @@ async def check_outbox(
         os.environ.clear()
         os.environ.update(saved)
     async with await Outbox.open(settings) as outbox:
+        sent_by_then = await outbox.count(status="sent")
         missing = 0
         keys: list[str] = []
         for appeal_id in acknowledged:
@@ -191,6 +190,7 @@ async def check_outbox(
             "deliveries_twice": sum(1 for v in by_key.values() if v > 1),
             "total_rows": await outbox.count(),
             "sent": sent,
+            "sent_during": sent_by_then,
         }
 
 
@@ -311,7 +311,8 @@ def main() -> None:
             f"{db:>10}: {r['per_second']:7.1f} submissions/s, p50 {r['p50_ms']} ms, "
             f"p99 {r['p99_ms']} ms; {r['acknowledged']}/{r['submissions']} acknowledged, "
             f"{r['deliveries_found']}/{r['deliveries_expected']} deliveries in the outbox "
-            f"({r['deliveries_twice']} twice), {r['sent']} sent, {r['smtp_messages']} messages "
+            f"({r['deliveries_twice']} twice), {r['sent_during']} sent by the end of the "
+            f"submissions, {r['sent']} in all, {r['smtp_messages']} messages "
             f"received ({r['smtp_duplicates']} duplicated) -> {'ok' if good else 'PROBLEM'}"
         )
     sys.exit(0 if ok else 1)

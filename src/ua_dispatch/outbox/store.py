@@ -385,7 +385,7 @@ class Outbox:
             )
             slot_busy = sa.select(S.key).where(S.key == sa.func.lower(D.recipient), recent).exists()
         claimed: list[DeliveryRecord] = []
-        async with self.engine.begin() as conn:
+        async with self._one_writer(), self.engine.begin() as conn:
             # Channel by channel, so the due index (status, channel, next_attempt_at, id) is
             # walked per channel: a backlog of faxes waiting for their numbers never stands
             # between a worker and the emails behind it.
@@ -458,7 +458,7 @@ class Outbox:
     def writer(self, owner: str) -> OutcomeWriter:
         """Writes the outcomes of rows ``owner`` holds (a row taken over meanwhile is left),
         over one connection it keeps (see OutcomeWriter)."""
-        return OutcomeWriter(self.engine, owner)
+        return OutcomeWriter(self.engine, owner, self._writing)
 
     @_translated
     async def release(self, owner: str, ids: Sequence[int]) -> int:
@@ -885,8 +885,9 @@ class Outbox:
 
     @contextlib.asynccontextmanager
     async def _one_writer(self) -> AsyncIterator[None]:
-        """On SQLite, this process's page submissions write one at a time: two at once would
-        have one wait in SQLite's busy handler, which sleeps up to 100 ms between looks."""
+        """On SQLite, this process's writers (page submissions, a worker's claims and
+        outcomes in the same process) take turns: two at once would have one wait in SQLite's
+        busy handler, which sleeps up to 100 ms between looks."""
         if self.dialect != "sqlite":
             yield
             return
@@ -1009,9 +1010,11 @@ class OutcomeWriter:
 
     SQLITE_WAIT = 30.0
 
-    def __init__(self, engine: AsyncEngine, owner: str):
+    def __init__(self, engine: AsyncEngine, owner: str, turns: asyncio.Lock | None = None):
         self._engine = engine
         self._owner = owner
+        #: on SQLite, taken while writing: the writes of one process take turns
+        self._turns = turns or asyncio.Lock()
         self._conn: AsyncConnection | None = None
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
@@ -1031,7 +1034,8 @@ class OutcomeWriter:
         params = _record_params(self._owner, outcomes)
         try:
             if self._sqlite_path is not None:
-                await self._write_sqlite(self._sqlite_path, params)
+                async with self._turns:
+                    await self._write_sqlite(self._sqlite_path, params)
                 return
             if self._conn is None:
                 self._conn = await self._engine.connect()
