@@ -4,6 +4,7 @@ the page's safety (headers, CSRF, size caps, limits, honeypot, escaping)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -184,6 +185,11 @@ def test_security_headers_csrf_size_cap_and_escaping(server: Running) -> None:
     # bodies over the cap are refused before they are read
     big = client.post(APPEALS, json=appeal(6, letter="x" * 70_000))
     assert big.status_code == 413
+    # JSON only: a form of another site (text/plain) cannot post an appeal
+    plain = client.post(
+        APPEALS, content=json.dumps(appeal(6)), headers={"content-type": "text/plain"}
+    )
+    assert plain.status_code == 422
     # what a supporter typed is shown escaped
     token = _csrf(page.text)
     r = client.post(
@@ -318,3 +324,7 @@ def test_a_letter_nearly_the_sample_earns_a_nudge_not_a_block(server: Running) -
     assert "Send my letter" in r.text
     r = client.post(f"/act/{CAMPAIGN_ID}", data={**form, "letter": LETTER_EN})
     assert "the same as the sample letter" not in r.text
+    # "Change it" goes back to the form as it was filled in
+    r = client.post(f"/act/{CAMPAIGN_ID}/edit", data={**form, "letter": LETTER_EN})
+    assert r.status_code == 200 and 'value="alex@example.org"' in r.text
+    assert LETTER_EN.splitlines()[0] in r.text
