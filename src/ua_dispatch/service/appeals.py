@@ -623,9 +623,9 @@ class Desk:
             for code in _CONFIRM_LINK.findall(text):
                 with contextlib.suppress(BadSignature):
                     if self._signer.loads(code) == appeal_id:
-                        return CapturedMail(
-                            path, raw.decode("utf-8", "replace"), f"/confirm/{code}"
-                        )
+                        # the headers and the text as a mail program shows them, decoded
+                        head = "".join(f"{k}: {v}\n" for k, v in parsed.items())
+                        return CapturedMail(path, f"{head}\n{text}", f"/confirm/{code}")
         raise NotFound("no confirmation message for this appeal was captured")
 
     async def confirm(self, code: str) -> tuple[str, str]:
