@@ -54,7 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     _browser_or_skip()
     root = tmp_path_factory.mktemp("web-browser")
     # a short undo window, so a confirmed letter goes out within the test
-    settings = web_settings(root, web_undo_seconds=2.0)
+    settings = web_settings(root, web_undo_seconds=1.0)
     with serving(settings, root / "dry-run", worker_poll=0.1) as running:
         yield running
 
