@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check mutation clean fonts
+.PHONY: demo web test browser lint typecheck check mutation clean fonts
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,21 @@ demo: $(STAMP) fonts
 		--name "Alex Example" --email alex@example.org --city Leeds --country "United Kingdom" \
 		--dry-run --yes --store .dry-run
 
-test: $(STAMP) fonts
+# The supporters' page in rehearsal: fake SMTP server and fax gateway, the shipped campaign.
+web: $(STAMP)
+	$(BIN)/ua-dispatch serve --dry-run --store .dry-run
+
+# The browser tests drive Debian's chromium: installed here when missing and possible (root
+# with apt-get); otherwise they are skipped, except under CI=true where they fail.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 \
+			|| { apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends chromium >/dev/null; } \
+			|| echo "make: could not install chromium; the browser tests will not run"; \
+		else echo "make: chromium is missing (apt-get install chromium); the browser tests will not run"; fi; }
+
+test: $(STAMP) fonts browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

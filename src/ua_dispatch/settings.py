@@ -52,6 +52,7 @@ READ_ELSEWHERE = frozenset({SETTINGS_FILE_ENV})
 SmtpSecurity = Literal["tls", "starttls", "none"]
 EmailIdentity = Literal["relay", "own"]
 LogFormat = Literal["auto", "console", "json"]
+WebConfirm = Literal["email", "none"]
 
 _DEFAULT_PORTS: dict[str, int] = {"tls": 465, "starttls": 587, "none": 25}
 
@@ -223,6 +224,25 @@ class Settings(BaseSettings):
     dkim_domain: str | None = None
     dkim_key_file: Path | None = None
 
+    # --- the supporters' page (`ua-dispatch serve`) ---
+    # the campaign files the page offers, one per .toml file
+    campaigns_dir: Path = Path("config/campaigns")
+    # "email": an appeal is queued only after its author follows the signed link mailed to
+    # them; "none": queued at once (an organiser's own form, a load test)
+    web_confirm: WebConfirm = "email"
+    # confirmed letters wait this long before they are due, so the supporter can still cancel
+    web_undo_seconds: float = Field(default=600.0, ge=0)
+    # how long the confirmation link stays valid
+    web_confirm_max_age: float = Field(default=2 * 86400.0, gt=0)
+    # secret that signs confirmation and status links and form tokens; unset, one is made
+    # beside the SQLite outbox (web.key) or in data_dir
+    web_secret_key: SecretStr | None = Field(default=None, min_length=16)
+    # submissions per client IP address and per supporter address: COUNT/PERIOD or "none"
+    web_limit_per_ip: str = "20/h"
+    web_limit_per_address: str = "5/h"
+    # the largest request body the page and the API accept, in bytes
+    web_max_body: int = Field(default=256 * 1024, ge=4096)
+
     # --- output ---
     log_format: LogFormat = "auto"
     dry_run_store: Path = Path(".dry-run")
@@ -253,7 +273,7 @@ class Settings(BaseSettings):
     @field_validator("*", mode="after")
     @classmethod
     def _rates(cls, value: Any, info: ValidationInfo) -> Any:
-        if (info.field_name or "").startswith("limit_") and isinstance(value, str):
+        if (info.field_name or "").startswith(("limit_", "web_limit_")) and isinstance(value, str):
             parse_rate(value)
         return value
 

@@ -1,6 +1,7 @@
 """The ``ua-dispatch`` command line: parses options, asks for approval and shows what
 ``ua_dispatch.service`` did. One module per group of commands: ``send`` (send, draft),
-``campaign``, ``fakes``, ``queue`` (queue ..., worker, report) and ``bounces``."""
+``campaign``, ``fakes``, ``queue`` (queue ..., worker, report), ``bounces`` and ``web``
+(serve)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ COMMANDS = {
     "report": "ua_dispatch.cli.queue:report_cmd",
     "bounces": "ua_dispatch.cli.bounces:bounces_group",
     "fakes": "ua_dispatch.cli.fakes:fakes",
+    "serve": "ua_dispatch.cli.web:serve",
 }
 
 

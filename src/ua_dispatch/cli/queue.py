@@ -17,6 +17,7 @@ from ua_dispatch.outbox.status import QStatus, Returned
 if TYPE_CHECKING:
     # annotations only; the worker is imported by the service when it runs (start-up)
     from ua_dispatch.queue.worker import WorkerStats
+    from ua_dispatch.service.organizing import CampaignReport
 
 #: rows `queue list` shows unless told otherwise, and their columns
 LIST_LIMIT = 200
@@ -327,6 +328,8 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
         )
     for target, why in found.held_addresses():
         out.print(f"{target}: {why}", markup=False)
+    if found.reported:
+        _print_by_hand(found)
     unclear = found.by_status().get(str(QStatus.AMBIGUOUS), 0)
     if unclear:
         out.print(
@@ -334,3 +337,20 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
             "see `ua-dispatch queue list --status ambiguous`",
             markup=False,
         )
+
+
+def _print_by_hand(found: CampaignReport) -> None:
+    """What the tool delivered beside what supporters reported doing themselves."""
+    from rich.table import Table
+
+    sent: dict[tuple[str, str], int] = {}
+    for c, t, s, n in found.rows:
+        if s == QStatus.SENT:
+            sent[(c, t)] = sent.get((c, t), 0) + n
+    reported = {(c, t): n for c, t, n in found.reported}
+    table = Table(title="delivered by the tool and reported by supporters", title_justify="left")
+    for col in ("channel", "target", "delivered by the tool", "reported by supporters"):
+        table.add_column(col, justify="left" if col in ("channel", "target") else "right")
+    for c, t in sorted(set(sent) | set(reported)):
+        table.add_row(c, t, str(sent.get((c, t), 0)), str(reported.get((c, t), 0)))
+    out.print(table)

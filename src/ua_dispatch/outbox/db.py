@@ -40,11 +40,13 @@ _upgraded: set[str] = set()
 #: The newest revision in ``migrations/versions`` (a test keeps the two the same). An outbox
 #: already there is opened without loading Alembic, which every command would otherwise pay
 #: for at start.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 #: how long a SQLite connection waits for another process's write
 BUSY_TIMEOUT_MS = 30_000
 #: the secret supporters' addresses are hashed under, beside a SQLite outbox's file
 KEY_FILE = "supporter.key"
+#: the secret the supporters' page signs its links with, beside it
+WEB_KEY_FILE = "web.key"
 #: far more than the 65 bytes a key file made here holds
 KEY_FILE_MAX_BYTES = 4096
 
@@ -111,6 +113,19 @@ def bounce_key(settings: Settings) -> bytes:
     """The secret bounce addresses are made under (``ids.bounce_token``): derived from the
     supporter key, so it is kept where that is and is the same on every machine."""
     return hmac.new(supporter_key(settings), b"ua-dispatch bounce addresses", "sha256").digest()
+
+
+def web_key(settings: Settings) -> bytes:
+    """The secret the supporters' page signs confirmation links, status links and form
+    tokens with: ``UA_DISPATCH_WEB_SECRET_KEY``, or ``web.key`` made on first use beside a
+    SQLite outbox (in the data folder for a PostgreSQL one: set the setting when several
+    machines serve the page)."""
+    if settings.web_secret_key is not None:
+        return settings.web_secret_key.get_secret_value().encode("utf-8")
+    url = database_url(settings)
+    db = make_url(url).database if url.startswith("sqlite") else None
+    folder = Path(db).parent if db and db != ":memory:" else settings.data_dir
+    return _key_file(folder / WEB_KEY_FILE).encode("utf-8")
 
 
 def _key_file(path: Path) -> str:

@@ -6,7 +6,16 @@ import sqlalchemy as sa
 
 from ua_dispatch.outbox.status import FINAL, QStatus
 
-__all__ = ["FINAL", "QStatus", "campaigns", "deliveries", "metadata", "send_slots"]
+__all__ = [
+    "FINAL",
+    "QStatus",
+    "appeals",
+    "campaigns",
+    "deliveries",
+    "metadata",
+    "send_slots",
+    "supporter_actions",
+]
 
 metadata = sa.MetaData()
 
@@ -73,4 +82,48 @@ send_slots = sa.Table(
     sa.Column("key", sa.String(320), primary_key=True),
     sa.Column("last_sent_at", sa.DateTime, nullable=False),
     sa.Index("ix_send_slots_key", "key"),
+)
+
+# One row per appeal made on the supporters' page: the letter waits here until its author
+# confirms it, then its deliveries (by their keys) go into ``deliveries``.
+appeals = sa.Table(
+    "appeals",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    # the same appeal sent again (a reload, an Idempotency-Key) finds this one
+    sa.Column("idem_key", sa.String(64), nullable=False),
+    sa.Column("campaign_id", sa.String(200), nullable=False),
+    sa.Column("supporter_name", sa.Text),
+    sa.Column("supporter_email", sa.Text),
+    sa.Column("supporter_city", sa.Text),
+    sa.Column("supporter_country", sa.Text),
+    sa.Column("supporter_hash", sa.String(64), nullable=False),
+    sa.Column("letter_text", sa.Text),
+    sa.Column("language", sa.String(8), nullable=False),
+    # the channels asked for, comma-separated
+    sa.Column("channels", sa.String(200), nullable=False),
+    # JSON list of the delivery keys it queues
+    sa.Column("delivery_keys", sa.Text, nullable=False),
+    # "unconfirmed", "confirmed" or "cancelled"
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("confirmed_at", sa.DateTime),
+    sa.Column("purged_at", sa.DateTime),
+    sa.UniqueConstraint("idem_key", name="uq_appeals_idem_key"),
+    sa.Index("ix_appeals_campaign", "campaign_id"),
+)
+
+# "I did this": a supporter's own report that they posted the letter, made the call or
+# published the post; once per appeal, kind and official.
+supporter_actions = sa.Table(
+    "supporter_actions",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("appeal_id", sa.String(32), nullable=False),
+    sa.Column("campaign_id", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("target_slug", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("appeal_id", "kind", "target_slug", name="uq_supporter_actions"),
+    sa.Index("ix_supporter_actions_campaign", "campaign_id"),
 )

@@ -7,6 +7,7 @@ rows (the CSV loader) start fast."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -21,6 +22,7 @@ from ua_dispatch.plan import Appeal, Delivery
 
 __all__ = [
     "FINAL",
+    "AppealRecord",
     "DeliveryRecord",
     "NewDelivery",
     "Outcome",
@@ -178,3 +180,37 @@ class Recorded:
     due: dt.datetime | None = None
     #: deliveries whose row another process took over before the send could record them
     lost: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AppealRecord:
+    """An appeal made on the supporters' page, as stored (see ``models.appeals``)."""
+
+    id: str
+    idem_key: str
+    campaign_id: str
+    supporter_name: str | None
+    supporter_email: str | None
+    supporter_city: str | None
+    supporter_country: str | None
+    supporter_hash: str
+    letter_text: str | None
+    language: str
+    channels: str
+    delivery_keys: str
+    state: str
+    created_at: dt.datetime
+    confirmed_at: dt.datetime | None
+    purged_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, mapping: Any) -> AppealRecord:
+        return cls(**{name: mapping[name] for name in _APPEAL_FIELDS})
+
+    @property
+    def keys(self) -> list[str]:
+        found: list[str] = json.loads(self.delivery_keys)
+        return found
+
+
+_APPEAL_FIELDS = tuple(f.name for f in fields(AppealRecord))

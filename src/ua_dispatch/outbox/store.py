@@ -54,9 +54,18 @@ from ua_dispatch.campaign import Campaign
 from ua_dispatch.delivery import FailureKind
 from ua_dispatch.errors import OutboxUnavailable
 from ua_dispatch.outbox.db import BUSY_TIMEOUT_MS, open_engine, sqlite_pragmas, supporter_key
-from ua_dispatch.outbox.models import FINAL, QStatus, campaigns, deliveries, send_slots
+from ua_dispatch.outbox.models import (
+    FINAL,
+    QStatus,
+    appeals,
+    campaigns,
+    deliveries,
+    send_slots,
+    supporter_actions,
+)
 from ua_dispatch.outbox.owners import is_gone, new_owner
 from ua_dispatch.outbox.records import (
+    AppealRecord,
     DeliveryRecord,
     NewDelivery,
     Outcome,
@@ -73,6 +82,8 @@ from ua_dispatch.settings import Settings
 __all__ = ["BULK", "Outbox", "OutcomeWriter", "outbox_error", "utcnow"]
 
 D = deliveries.c
+A = appeals.c
+SA = supporter_actions.c
 log = structlog.get_logger("ua_dispatch.outbox")
 S = send_slots.c
 P = ParamSpec("P")
@@ -140,6 +151,10 @@ class Outbox:
         self.engine = engine
         self.settings = settings
         self._campaigns: dict[str, Campaign] = {}
+        #: campaigns this process has made sure the outbox holds
+        self._put: set[str] = set()
+        self._hash_key: bytes | None = None
+        self._writing = asyncio.Lock()
 
     @classmethod
     async def open(cls, settings: Settings) -> Outbox:
@@ -376,7 +391,7 @@ class Outbox:
             )
             slot_busy = sa.select(S.key).where(S.key == sa.func.lower(D.recipient), recent).exists()
         claimed: list[DeliveryRecord] = []
-        async with self.engine.begin() as conn:
+        async with self._one_writer(), self.engine.begin() as conn:
             # Channel by channel, so the due index (status, channel, next_attempt_at, id) is
             # walked per channel: a backlog of faxes waiting for their numbers never stands
             # between a worker and the emails behind it.
@@ -449,7 +464,7 @@ class Outbox:
     def writer(self, owner: str) -> OutcomeWriter:
         """Writes the outcomes of rows ``owner`` holds (a row taken over meanwhile is left),
         over one connection it keeps (see OutcomeWriter)."""
-        return OutcomeWriter(self.engine, owner)
+        return OutcomeWriter(self.engine, owner, self._writing)
 
     @_translated
     async def release(self, owner: str, ids: Sequence[int]) -> int:
@@ -541,9 +556,23 @@ class Outbox:
                 purged_at=utcnow(),
             )
         )
+        # appeals from the supporters' page: their author's data goes after the same time
+        appeals_stmt = (
+            appeals.update()
+            .where(A.created_at <= cutoff, A.purged_at.is_(None))
+            .values(
+                supporter_name=None,
+                supporter_email=None,
+                supporter_city=None,
+                supporter_country=None,
+                letter_text=None,
+                purged_at=utcnow(),
+            )
+        )
         async with self.engine.begin() as conn:
             erased = int((await conn.execute(stmt)).rowcount)
-        if erased or scrub:
+            erased_appeals = int((await conn.execute(appeals_stmt)).rowcount)
+        if erased or erased_appeals or scrub:
             await self._scrub()
         return erased
 
@@ -943,6 +972,167 @@ class Outbox:
                 (r[0], r[1], r[2], int(r[3]), r[4] or "") for r in (await conn.execute(stmt)).all()
             ]
 
+    @_translated
+    async def reported_actions(self, campaign: str) -> list[tuple[str, str, int]]:
+        """(kind, target, count) of the actions supporters reported they took themselves."""
+        stmt = (
+            sa.select(SA.kind, SA.target_slug, sa.func.count())
+            .where(SA.campaign_id == campaign)
+            .group_by(SA.kind, SA.target_slug)
+            .order_by(SA.kind, SA.target_slug)
+        )
+        async with self.engine.connect() as conn:
+            return [(r[0], r[1], int(r[2])) for r in (await conn.execute(stmt)).all()]
+
+    # --- the supporters' page ---
+
+    @_translated
+    async def add_appeal(
+        self,
+        row: Mapping[str, Any],
+        campaign: Campaign | None = None,
+        queue: Sequence[NewDelivery] = (),
+    ) -> tuple[AppealRecord, bool]:
+        """Store an appeal, and with ``queue`` its deliveries too (an appeal that needs no
+        confirmation), in one transaction. One with the same ``idem_key`` already there is
+        returned instead, and nothing is added. True when it is new."""
+        async with self._one_writer(), self.engine.begin() as conn:
+            added = (
+                (
+                    await conn.execute(
+                        self._insert(appeals)
+                        .values(**row)
+                        .on_conflict_do_nothing(index_elements=["idem_key"])
+                        .returning(*appeals.c)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if added is None:
+                found = (
+                    (await conn.execute(sa.select(appeals).where(A.idem_key == row["idem_key"])))
+                    .mappings()
+                    .one()
+                )
+                return AppealRecord.of(found), False
+            if queue and campaign is not None:
+                await self._put_campaign_once(conn, campaign)
+                key = self._supporter_key()
+                now = utcnow()
+                await self.insert_rows(conn, [delivery_row(n, now, key) for n in queue])
+        return AppealRecord.of(added), True
+
+    @contextlib.asynccontextmanager
+    async def _one_writer(self) -> AsyncIterator[None]:
+        """On SQLite, this process's writers (page submissions, a worker's claims and
+        outcomes in the same process) take turns: two at once would have one wait in SQLite's
+        busy handler, which sleeps up to 100 ms between looks."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        async with self._writing:
+            yield
+
+    def _supporter_key(self) -> bytes:
+        if self._hash_key is None:
+            self._hash_key = supporter_key(self.settings)
+        return self._hash_key
+
+    async def _put_campaign_once(self, conn: AsyncConnection, campaign: Campaign) -> None:
+        """Add a campaign the outbox does not have (never replacing the organisers' copy),
+        once per process and campaign."""
+        if campaign.id in self._put:
+            return
+        await self.put_campaign(conn, campaign, replace=False)
+        self._put.add(campaign.id)
+
+    @_translated
+    async def appeal(self, appeal_id: str) -> AppealRecord | None:
+        async with self.engine.connect() as conn:
+            found = (
+                (await conn.execute(sa.select(appeals).where(A.id == appeal_id))).mappings().first()
+            )
+        return AppealRecord.of(found) if found is not None else None
+
+    @_translated
+    async def confirm_appeal(
+        self, appeal_id: str, campaign: Campaign, new: Sequence[NewDelivery]
+    ) -> bool:
+        """Queue an unconfirmed appeal's deliveries and mark it confirmed, in one transaction.
+        False (nothing done) when it was confirmed or cancelled already; a delivery key
+        already in the outbox is left as it is."""
+        now = utcnow()
+        key = supporter_key(self.settings)
+        async with self.engine.begin() as conn:
+            changed = await conn.execute(
+                appeals.update()
+                .where(A.id == appeal_id, A.state == "unconfirmed")
+                .values(state="confirmed", confirmed_at=now)
+            )
+            if changed.rowcount == 0:
+                return False
+            await self._put_campaign_once(conn, campaign)
+            await self.insert_rows(conn, [delivery_row(n, now, key) for n in new])
+        return True
+
+    @_translated
+    async def deliveries_by_key(self, keys: Sequence[str]) -> list[DeliveryRecord]:
+        if not keys:
+            return []
+        stmt = sa.select(deliveries).where(D.key.in_(list(keys))).order_by(D.id)
+        async with self.engine.connect() as conn:
+            return [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
+
+    @_translated
+    async def cancel_appeal(self, appeal_id: str, keys: Sequence[str]) -> int | None:
+        """Cancel an appeal and its queued or held deliveries, all or nothing: None when one
+        of them is being delivered or has gone out already. Returns how many were cancelled."""
+        now = utcnow()
+        started = [s for s in QStatus if s not in (QStatus.QUEUED, QStatus.HELD, QStatus.CANCELLED)]
+        async with self.engine.begin() as conn:
+            pick = sa.select(D.status).where(D.key.in_(list(keys)))
+            if self.dialect == "postgresql":
+                pick = pick.with_for_update()
+            statuses = set((await conn.execute(pick)).scalars())
+            if statuses & {str(s) for s in started}:
+                return None
+            await conn.execute(appeals.update().where(A.id == appeal_id).values(state="cancelled"))
+            changed = await conn.execute(
+                deliveries.update()
+                .where(
+                    D.key.in_(list(keys)),
+                    D.status.in_([str(QStatus.QUEUED), str(QStatus.HELD)]),
+                )
+                .values(status=str(QStatus.CANCELLED), updated_at=now, finished_at=now)
+            )
+        return int(changed.rowcount)
+
+    @_translated
+    async def add_action(self, appeal_id: str, campaign_id: str, kind: str, target: str) -> bool:
+        """Record that a supporter did something by hand; False when they had said so."""
+        async with self.engine.begin() as conn:
+            added = await conn.execute(
+                self._insert(supporter_actions)
+                .values(
+                    appeal_id=appeal_id,
+                    campaign_id=campaign_id,
+                    kind=kind,
+                    target_slug=target,
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["appeal_id", "kind", "target_slug"])
+                .returning(SA.id)
+            )
+            return added.first() is not None
+
+    @_translated
+    async def actions_of(self, appeal_id: str) -> list[tuple[str, str]]:
+        """(kind, target) of what the author of an appeal reported doing."""
+        stmt = sa.select(SA.kind, SA.target_slug).where(SA.appeal_id == appeal_id)
+        async with self.engine.connect() as conn:
+            return [(r[0], r[1]) for r in (await conn.execute(stmt)).all()]
+
 
 class OutcomeWriter:
     """Writes one owner's outcomes, one transaction per call, over a connection it holds
@@ -960,9 +1150,11 @@ class OutcomeWriter:
 
     SQLITE_WAIT = 30.0
 
-    def __init__(self, engine: AsyncEngine, owner: str):
+    def __init__(self, engine: AsyncEngine, owner: str, turns: asyncio.Lock | None = None):
         self._engine = engine
         self._owner = owner
+        #: on SQLite, taken while writing: the writes of one process take turns
+        self._turns = turns or asyncio.Lock()
         self._conn: AsyncConnection | None = None
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
@@ -982,7 +1174,8 @@ class OutcomeWriter:
         params = _record_params(self._owner, outcomes)
         try:
             if self._sqlite_path is not None:
-                await self._write_sqlite(self._sqlite_path, params)
+                async with self._turns:
+                    await self._write_sqlite(self._sqlite_path, params)
                 return
             if self._conn is None:
                 self._conn = await self._engine.connect()

@@ -231,6 +231,9 @@ class CampaignReport:
     #: what came back for sent email: (channel, target, kind, count, latest words), kind
     #: one of ``Returned`` (replied, bounce-soft, bounce-hard, dead-address)
     returns: list[tuple[str, str, str, int, str]] = field(default_factory=list)
+    #: (channel, target, count) of what supporters reported doing by hand on the
+    #: supporters' page ("I did this": post, phone, social)
+    reported: list[tuple[str, str, int]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -245,6 +248,9 @@ class CampaignReport:
                 for c, t, k, n, words in self.returns
             ],
             "replied": self.returned_count(Returned.REPLIED),
+            "reported_by_supporters": [
+                {"channel": c, "target": t, "count": n} for c, t, n in self.reported
+            ],
         }
 
     def returned_count(
@@ -285,10 +291,16 @@ def report(settings: Settings, campaign: str) -> CampaignReport:
 
     async def read(outbox: Outbox) -> CampaignReport:
         rows, acted = await outbox.report(campaign)
-        return CampaignReport(campaign, rows, acted, returns=await outbox.returns(campaign))
+        return CampaignReport(
+            campaign,
+            rows,
+            acted,
+            returns=await outbox.returns(campaign),
+            reported=await outbox.reported_actions(campaign),
+        )
 
     found: CampaignReport = _with_outbox(settings, read)
-    if not found.rows:
+    if not found.rows and not found.reported:
         raise InputError("nothing queued for this campaign", source=campaign)
     return found
 

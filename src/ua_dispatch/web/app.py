@@ -1,0 +1,135 @@
+"""The application: :func:`create_app` puts the pages, the API and the static files together
+under the security middlewares, and opens the desk (the outbox, with a dry run's fakes, and
+a worker beside the page when asked) for the server's lifetime.
+
+Another router (a fax provider's status callbacks, say) is mounted with
+``app.include_router(...)`` on the app this returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from ua_dispatch import __version__
+from ua_dispatch.errors import OutboxUnavailable
+from ua_dispatch.service import appeals
+from ua_dispatch.settings import Settings
+from ua_dispatch.web import api, pages
+from ua_dispatch.web.security import BodyCap, SecurityHeaders
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    #: a dry run: where the fakes keep what they receive
+    store: Path | None = None
+    #: seconds between a worker's looks at the queue; None runs no worker in this process
+    worker_poll: float | None = 1.0
+
+
+def create_app(
+    settings: Settings,
+    options: Options | None = None,
+    *,
+    on_ready: Callable[[appeals.Desk], None] | None = None,
+) -> FastAPI:
+    """The supporters' page and its API over ``settings``."""
+    opts = options or Options()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with appeals.open_desk(settings, dry_run=opts.dry_run, store=opts.store) as desk:
+            app.state.desk = desk
+            stop = asyncio.Event()
+            worker = None
+            if opts.worker_poll is not None:
+                worker = asyncio.create_task(
+                    appeals.run_worker_beside(desk, poll=opts.worker_poll, stop=stop)
+                )
+            if on_ready is not None:
+                on_ready(desk)
+            try:
+                yield
+            finally:
+                stop.set()
+                if worker is not None:
+                    await worker
+
+    app = FastAPI(
+        title="ua-dispatch",
+        version=__version__,
+        summary="Write to the officials an Urgent Action names.",
+        lifespan=lifespan,
+    )
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _handlers(app)
+    app.add_middleware(BodyCap, limit=settings.web_max_body)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _handlers(app: FastAPI) -> None:
+    """The service's refusals, as JSON under /api/ and as a page elsewhere."""
+
+    def answer(request: Request, status: int, message: str, **extra: object) -> Response:
+        headers = {}
+        retry = extra.get("retry_after")
+        if retry is not None:
+            headers["Retry-After"] = str(retry)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": message}, status_code=status, headers=headers)
+        return pages.problem(request, status, message, headers=headers)
+
+    @app.exception_handler(appeals.NotFound)
+    async def not_found(request: Request, exc: appeals.NotFound) -> Response:
+        return answer(request, 404, str(exc))
+
+    @app.exception_handler(appeals.Closed)
+    async def closed(request: Request, exc: appeals.Closed) -> Response:
+        return answer(request, 409, str(exc))
+
+    @app.exception_handler(appeals.NotCancellable)
+    async def not_cancellable(request: Request, exc: appeals.NotCancellable) -> Response:
+        return answer(request, 409, str(exc))
+
+    @app.exception_handler(appeals.TooMany)
+    async def too_many(request: Request, exc: appeals.TooMany) -> Response:
+        return answer(request, 429, str(exc), retry_after=exc.retry_after)
+
+    @app.exception_handler(appeals.ConfirmationNotSent)
+    async def not_sent(request: Request, exc: appeals.ConfirmationNotSent) -> Response:
+        return answer(request, 503, str(exc))
+
+    @app.exception_handler(OutboxUnavailable)
+    async def outbox_down(request: Request, exc: OutboxUnavailable) -> Response:
+        # (the message names the database, never its password)
+        return answer(request, 503, "the outbox is unavailable; try again in a moment")
+
+    @app.exception_handler(appeals.AppealInvalid)
+    async def invalid(request: Request, exc: appeals.AppealInvalid) -> Response:
+        detail = [
+            {"loc": ["body", name], "msg": msg, "type": "value_error"}
+            for name, msg in exc.errors.items()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
