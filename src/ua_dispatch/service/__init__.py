@@ -6,6 +6,9 @@ command runs, so that a command loads only what it needs:
   approval, reserve in the outbox, deliver, record, hand back to the queue) and drafts;
 - :mod:`~ua_dispatch.service.campaigns`: checking a campaign file, importing one from an Urgent
   Action document;
+- :mod:`~ua_dispatch.service.appeals`: the supporters' page (preview, submit, confirm, status,
+  cancel, what supporters report doing);
+- :mod:`~ua_dispatch.service.bounces`: returned mail read back and recorded;
 - :mod:`~ua_dispatch.service.organizing`: the organizers' queue (add, list, hold, release,
   cancel, retry, purge, report, worker);
 - :mod:`~ua_dispatch.service.fakes`: the local fake servers in the foreground;
