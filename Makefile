@@ -45,7 +45,7 @@ browser:
 		else echo "make: chromium is missing (apt-get install chromium); the browser tests will not run"; fi; }
 
 test: $(STAMP) fonts browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard scripts)
