@@ -74,6 +74,8 @@ class BuildEnv:
     settings: Settings
     now: dt.datetime
     bounce_key: bytes | None = None
+    #: the secret each fax's status-callback token is made under (None: no token)
+    callback_key: bytes | None = None
 
 
 P = TypeVar("P")

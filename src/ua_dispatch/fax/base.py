@@ -50,6 +50,11 @@ class FaxState(StrEnum):
     def final(self) -> bool:
         return self in (FaxState.COMPLETED, FaxState.FAILURE)
 
+    @property
+    def rank(self) -> int:
+        """How far along a fax in this state is: a report of a lower rank is an older one."""
+        return 2 if self.final else 1 if self is FaxState.IN_PROGRESS else 0
+
 
 @dataclass(frozen=True)
 class FaxRequest:
@@ -60,6 +65,8 @@ class FaxRequest:
     labels: dict[str, str]
     header_text: str = ""
     from_number: str | None = None
+    #: where the gateway posts this fax's status (else the provider's own ``callback_url``)
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)

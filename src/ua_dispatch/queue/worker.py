@@ -41,7 +41,7 @@ from ua_dispatch.delivery import BuildEnv, FailureKind, Transport
 from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
 from ua_dispatch.errors import ConfigError, InputError
 from ua_dispatch.limits import RateLimits, parse_rate
-from ua_dispatch.outbox.db import bounce_key
+from ua_dispatch.outbox.db import bounce_key, callback_key
 from ua_dispatch.outbox.owners import new_owner
 from ua_dispatch.outbox.records import DeliveryRecord, Outcome, QStatus, utcnow
 from ua_dispatch.outbox.store import Outbox, outbox_error
@@ -131,6 +131,8 @@ class Worker:
         self._writer = store.writer(self.owner)
         #: the secret each email's bounce address is made under, when they have one
         self._bounce_key = bounce_key(settings) if settings.bounce_address else None
+        #: the secret each fax's status-callback token is made under, when faxes call back
+        self._callback_key = callback_key(settings) if settings.fax_callback_url else None
         # Per-recipient limits (one fax per number every two minutes) must hold across every
         # worker, so the outbox enforces them (Store.take_slots); the in-process limiter keeps
         # the channel-wide rates and the concurrency cap of this worker.
@@ -387,7 +389,10 @@ class Worker:
         try:
             appeal = row.appeal(campaign)
             env = BuildEnv(
-                settings=self.settings, now=dt.datetime.now(dt.UTC), bounce_key=self._bounce_key
+                settings=self.settings,
+                now=dt.datetime.now(dt.UTC),
+                bounce_key=self._bounce_key,
+                callback_key=self._callback_key,
             )
             payload = channel.build(appeal, delivery, env)
         except InputError as exc:
