@@ -24,7 +24,7 @@ from ua_dispatch.channels.fax import DELIVERY_LABEL, callback_url
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fakes.sinch import FakeSinchGateway
 from ua_dispatch.fakes.telnyx import FakeTelnyxGateway
-from ua_dispatch.fax.base import FaxRequest
+from ua_dispatch.fax.base import FaxRequest, FaxState, PollPolicy
 from ua_dispatch.fax.sinch import SinchFax
 from ua_dispatch.fax.telnyx import TelnyxFax, TelnyxSettings, encode_client_state
 from ua_dispatch.outbox.db import callback_key
@@ -354,3 +354,36 @@ def test_telnyx_public_key_must_be_an_ed25519_key() -> None:
     settings = Settings(_env_file=None, telnyx_public_key=base64.b64encode(b"x" * 31).decode())
     with pytest.raises(ConfigError, match=r"TELNYX_PUBLIC_KEY.*32-byte Ed25519"):
         settings.section(TelnyxSettings)
+
+
+def test_a_callback_ends_the_polling_wait_early(
+    server: Running, telnyx_fake: FakeTelnyxGateway
+) -> None:
+    """Polled every 30 s, the fax is known to have ended within a second of its callback."""
+    key = add_fax(server)
+    settings = server.desk.settings.model_copy(
+        update={"fax_callback_url": f"{server.url}/hooks/fax/telnyx"}
+    )
+    provider = TelnyxFax.from_settings(settings)
+    provider.poll = PollPolicy(interval=30, max_interval=30, timeout=60, callback_check=0.02)
+
+    async def reported() -> str | None:
+        found = await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(server.desk.outbox.fax_states([key]), server.loop)
+        )
+        return found[key][1] if key in found else None
+
+    async def go() -> tuple[FaxState, float]:
+        try:
+            first = await provider.submit(
+                FaxRequest(pdf=PDF, to=NUMBER, labels={DELIVERY_LABEL: key})
+            )
+            started = time.monotonic()
+            final = await provider.wait(first.id, first=first, reported=reported)
+            return final.state, time.monotonic() - started
+        finally:
+            await provider.aclose()
+
+    final, took = asyncio.run(go())
+    assert final is FaxState.COMPLETED
+    assert took < 5

@@ -81,12 +81,20 @@ class BuildEnv:
 P = TypeVar("P")
 
 
+#: what the other side last reported by callback for a delivery key (a fax gateway's state,
+#: such as ``COMPLETED``), or None
+Reported = Callable[[str], Awaitable[str | None]]
+
+
 class Transport(ABC, Generic[P]):
     """An async sender, opened once per run and used for many payloads."""
 
     #: True when :meth:`reconcile` asks the other side, so that None from it means the
     #: delivery did not arrive (a fax gateway's lookup by label). False when it cannot know.
     looks_up: ClassVar[bool] = False
+    #: set by a runner that records callbacks: a transport following a delivery to its end
+    #: may look there between its own checks
+    reported: Reported | None = None
 
     async def __aenter__(self) -> Self:
         return self

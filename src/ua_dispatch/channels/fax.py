@@ -246,10 +246,15 @@ class FaxTransport(Transport[FaxPayload]):
         )
         # The gateway has the fax; dialling and redials take minutes, which the engine waits
         # out without holding a slot of the concurrency cap.
-        return Receipt(ref=status.id, pending=lambda: self._follow(status))
+        return Receipt(ref=status.id, pending=lambda: self._follow(status, delivery.key))
 
-    async def _follow(self, status: FaxStatus) -> Receipt:
-        final = await self.provider.wait(status.id, first=status)
+    async def _follow(self, status: FaxStatus, key: str) -> Receipt:
+        reported = self.reported
+        final = await self.provider.wait(
+            status.id,
+            first=status,
+            reported=(lambda: reported(key)) if reported is not None else None,
+        )
         if final.state is FaxState.COMPLETED:
             return Receipt(ref=final.id, detail=final.detail())
         raise self.provider.failure_error(final)
@@ -266,5 +271,5 @@ class FaxTransport(Transport[FaxPayload]):
                 return Receipt(ref=status.id, detail=status.detail())
         pending = [s for s in found if not s.final]
         if pending:
-            return await self._follow(pending[-1])
+            return await self._follow(pending[-1], delivery.key)
         return None  # none arrived (or all failed): sending again faxes nobody twice

@@ -39,7 +39,7 @@ import structlog
 from ua_dispatch.channels import CHANNELS, get_channel
 from ua_dispatch.delivery import BuildEnv, FailureKind, Transport
 from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
-from ua_dispatch.errors import ConfigError, InputError
+from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
 from ua_dispatch.limits import RateLimits, parse_rate
 from ua_dispatch.outbox.db import bounce_key, callback_key
 from ua_dispatch.outbox.owners import new_owner
@@ -402,6 +402,8 @@ class Worker:
         transport = transports.get(row.channel)
         if transport is None:
             transport = await stack.enter_async_context(channel.transport(self.settings))
+            if self._callback_key is not None:
+                transport.reported = self._reported
             transports[row.channel] = transport
         try:
             result = await deliver_one(
@@ -445,6 +447,15 @@ class Worker:
             code=result.code,
             ref=result.ref if unclear else None,
         )
+
+    async def _reported(self, key: str) -> str | None:
+        """The fax state a gateway's callback recorded for ``key``; None when there is none
+        or the outbox cannot say right now (the transport keeps polling either way)."""
+        try:
+            found = await self.store.fax_states([key])
+        except OutboxUnavailable:
+            return None
+        return found[key][1] if key in found else None
 
     def _unbuildable(self, row: DeliveryRecord, exc: Exception) -> Outcome:
         self.stats.failed += 1
