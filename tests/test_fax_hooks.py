@@ -343,11 +343,26 @@ def test_fax_states_on_postgresql(tmp_path: Path) -> None:
                         )
                     )
                 got.append((await outbox.fax_states(["k" * 64]))["k" * 64][1])
+                # the delivery tried again: its new fax is the one reported on
+                got.append(
+                    await outbox.record_fax_state(
+                        "k" * 64, provider="telnyx", fax_id="g", state="QUEUED", rank=0
+                    )
+                )
+                got.append("/".join((await outbox.fax_states(["k" * 64]))["k" * 64]))
                 return got
             finally:
                 await outbox.close()
 
-        assert asyncio.run(run()) == ["recorded", "recorded", "unchanged", "replayed", "COMPLETED"]
+        assert asyncio.run(run()) == [
+            "recorded",
+            "recorded",
+            "unchanged",
+            "replayed",
+            "COMPLETED",
+            "recorded",
+            "g/QUEUED",
+        ]
 
 
 def test_telnyx_public_key_must_be_an_ed25519_key() -> None:

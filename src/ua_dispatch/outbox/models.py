@@ -130,14 +130,15 @@ supporter_actions = sa.Table(
     sa.Index("ix_supporter_actions_campaign", "campaign_id"),
 )
 
-# The latest state a fax gateway reported by callback for a delivery's fax. ``rank`` orders
+# The latest state a fax gateway reported by callback for each fax of a delivery (a delivery
+# tried again after a busy line has a new fax). ``rank`` orders
 # states (queued < in progress < final) so an older event never overwrites a newer one.
 fax_states = sa.Table(
     "fax_states",
     metadata,
     sa.Column("delivery_key", sa.String(64), primary_key=True),
     sa.Column("provider", sa.String(20), nullable=False),
-    sa.Column("fax_id", sa.String(100), nullable=False),
+    sa.Column("fax_id", sa.String(100), primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("rank", sa.Integer, nullable=False),
     sa.Column("detail", sa.Text),

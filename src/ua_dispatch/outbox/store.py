@@ -929,7 +929,8 @@ class Outbox:
     ) -> str:
         """Record what a gateway reported for a delivery's fax, in one transaction:
         ``"replayed"`` (nothing done) when the event id was taken before, ``"recorded"`` when
-        the state is newer (a higher ``rank``) than the one recorded, else ``"unchanged"``."""
+        the state is newer (a higher ``rank``) than the one recorded for that fax, else
+        ``"unchanged"``."""
         now = utcnow()
         async with self.engine.begin() as conn:
             if event_id is not None:
@@ -951,10 +952,10 @@ class Outbox:
             )
             changed = await conn.execute(
                 ins.on_conflict_do_update(
-                    index_elements=["delivery_key"],
+                    index_elements=["delivery_key", "fax_id"],
                     set_={
                         k: ins.excluded[k]
-                        for k in ("provider", "fax_id", "state", "rank", "detail", "updated_at")
+                        for k in ("provider", "state", "rank", "detail", "updated_at")
                     },
                     where=fax_states.c.rank < ins.excluded.rank,
                 )
@@ -963,12 +964,17 @@ class Outbox:
 
     @_translated
     async def fax_states(self, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """Delivery key -> (fax id, state) as the gateways last reported by callback."""
+        """Delivery key -> (fax id, state) of its fax the gateways reported on last."""
         if not keys:
             return {}
         F = fax_states.c
-        stmt = sa.select(F.delivery_key, F.fax_id, F.state).where(F.delivery_key.in_(list(keys)))
+        stmt = (
+            sa.select(F.delivery_key, F.fax_id, F.state)
+            .where(F.delivery_key.in_(list(keys)))
+            .order_by(F.updated_at)
+        )
         async with self.engine.connect() as conn:
+            # a later row (the fax sent most recently reported on) replaces an earlier one
             return {k: (f, s) for k, f, s in (await conn.execute(stmt)).all()}
 
     @_translated

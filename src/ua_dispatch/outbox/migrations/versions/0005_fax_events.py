@@ -1,5 +1,6 @@
-"""What the fax gateways reported by callback: each delivery's latest known fax state, and
-the ids of the events already taken (so a replayed event is recognised).
+"""What the fax gateways reported by callback: the latest known state of each fax of a
+delivery (a retried delivery may have several), and the ids of the events already taken (so a
+replayed event is recognised).
 
 Revision ID: 0005
 Revises: 0004
@@ -21,7 +22,7 @@ def upgrade() -> None:
         "fax_states",
         sa.Column("delivery_key", sa.String(64), primary_key=True),
         sa.Column("provider", sa.String(20), nullable=False),
-        sa.Column("fax_id", sa.String(100), nullable=False),
+        sa.Column("fax_id", sa.String(100), primary_key=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("rank", sa.Integer, nullable=False),
         sa.Column("detail", sa.Text),
