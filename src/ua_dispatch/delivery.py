@@ -74,9 +74,16 @@ class BuildEnv:
     settings: Settings
     now: dt.datetime
     bounce_key: bytes | None = None
+    #: the secret each fax's status-callback token is made under (None: no token)
+    callback_key: bytes | None = None
 
 
 P = TypeVar("P")
+
+
+#: what the other side last reported by callback for a delivery key (a fax gateway's state,
+#: such as ``COMPLETED``), or None
+Reported = Callable[[str], Awaitable[str | None]]
 
 
 class Transport(ABC, Generic[P]):
@@ -85,6 +92,9 @@ class Transport(ABC, Generic[P]):
     #: True when :meth:`reconcile` asks the other side, so that None from it means the
     #: delivery did not arrive (a fax gateway's lookup by label). False when it cannot know.
     looks_up: ClassVar[bool] = False
+    #: set by a runner that records callbacks: a transport following a delivery to its end
+    #: may look there between its own checks
+    reported: Reported | None = None
 
     async def __aenter__(self) -> Self:
         return self

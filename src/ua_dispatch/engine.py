@@ -54,15 +54,21 @@ def prepare(
     now: dt.datetime | None = None,
     *,
     bounce_key: bytes | None = None,
+    callback_key: bytes | None = None,
 ) -> list[Prepared]:
     """Plan and build every payload. Pure apart from reading the clock. ``bounce_key`` makes
-    each email's bounce address (see ``BuildEnv``).
+    each email's bounce address, ``callback_key`` each fax's callback token (see ``BuildEnv``).
 
     Never all or nothing: a delivery whose document cannot print some characters of the text
     (a private-use character, say) is skipped, its reason naming them, and every other delivery
     goes on (the email carries the text as written). Any other bad input stops everything.
     """
-    env = BuildEnv(settings=settings, now=now or dt.datetime.now(dt.UTC), bounce_key=bounce_key)
+    env = BuildEnv(
+        settings=settings,
+        now=now or dt.datetime.now(dt.UTC),
+        bounce_key=bounce_key,
+        callback_key=callback_key,
+    )
     out: list[Prepared] = []
     for delivery in plan_deliveries(appeal, lookup(channels)):
         payload = None

@@ -76,6 +76,19 @@ def token_names(token: str, key: str, secret: bytes) -> bool:
     return hmac.compare_digest(token.lower(), bounce_token(key, secret))
 
 
+def callback_token(key: str, secret: bytes) -> str:
+    """The token in a fax's status-callback URL: the start of its delivery key and a MAC of
+    the whole key under ``secret`` (another purpose than a bounce token's, so one is never
+    the other)."""
+    mac = hmac.new(secret, b"fax-callback:" + key.encode(), hashlib.sha256).hexdigest()
+    return f"{key[:TOKEN_KEY_CHARS]}.{mac[:TOKEN_MAC_CHARS]}"
+
+
+def callback_token_names(token: str, key: str, secret: bytes) -> bool:
+    """True when ``token`` is the callback token of delivery ``key``."""
+    return hmac.compare_digest(token.lower().encode(), callback_token(key, secret).encode())
+
+
 def verp_address(base: str, token: str) -> str:
     """``bounces@example.org`` with a token: ``bounces+TOKEN@example.org``."""
     local, _, domain = base.rpartition("@")

@@ -19,6 +19,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import structlog
 
@@ -29,6 +30,7 @@ from ua_dispatch.delivery import BuildEnv, Receipt, Transport
 from ua_dispatch.documents import PdfDocument
 from ua_dispatch.fax.base import FaxProvider, FaxRequest, FaxState, FaxStatus
 from ua_dispatch.hours import ambiguous, next_open
+from ua_dispatch.ids import callback_token
 from ua_dispatch.letter import render_letter
 from ua_dispatch.plan import Appeal, Delivery
 from ua_dispatch.settings import Settings
@@ -47,6 +49,19 @@ class FaxPayload:
     header_text: str
     labels: dict[str, str] = field(default_factory=dict)
     from_number: str | None = None
+    #: where the gateway posts this fax's status, with the delivery's own token
+    callback_url: str | None = None
+
+
+def callback_url(settings: Settings, key: str, secret: bytes | None) -> str | None:
+    """``fax_callback_url`` with the delivery's callback token as ``token=``; without a
+    secret, the setting as it is."""
+    base = settings.fax_callback_url
+    if base is None or secret is None:
+        return base
+    parts = urlsplit(base)
+    query = urlencode([*parse_qsl(parts.query), ("token", callback_token(key, secret))])
+    return urlunsplit(parts._replace(query=query))
 
 
 def header_text(appeal: Appeal, settings: Settings) -> str:
@@ -190,6 +205,7 @@ class FaxChannel(Channel[FaxPayload]):
                 "ua-target": target.slug,
             },
             from_number=env.settings.fax_from,
+            callback_url=callback_url(env.settings, delivery.key, env.callback_key),
         )
 
     def write_draft(self, payload: FaxPayload, delivery: Delivery, out_dir: Path) -> Path:
@@ -225,14 +241,20 @@ class FaxTransport(Transport[FaxPayload]):
                 labels=dict(payload.labels),
                 header_text=payload.header_text,
                 from_number=payload.from_number,
+                callback_url=payload.callback_url,
             )
         )
         # The gateway has the fax; dialling and redials take minutes, which the engine waits
         # out without holding a slot of the concurrency cap.
-        return Receipt(ref=status.id, pending=lambda: self._follow(status))
+        return Receipt(ref=status.id, pending=lambda: self._follow(status, delivery.key))
 
-    async def _follow(self, status: FaxStatus) -> Receipt:
-        final = await self.provider.wait(status.id, first=status)
+    async def _follow(self, status: FaxStatus, key: str) -> Receipt:
+        reported = self.reported
+        final = await self.provider.wait(
+            status.id,
+            first=status,
+            reported=(lambda: reported(key)) if reported is not None else None,
+        )
         if final.state is FaxState.COMPLETED:
             return Receipt(ref=final.id, detail=final.detail())
         raise self.provider.failure_error(final)
@@ -249,5 +271,5 @@ class FaxTransport(Transport[FaxPayload]):
                 return Receipt(ref=status.id, detail=status.detail())
         pending = [s for s in found if not s.final]
         if pending:
-            return await self._follow(pending[-1])
+            return await self._follow(pending[-1], delivery.key)
         return None  # none arrived (or all failed): sending again faxes nobody twice

@@ -29,6 +29,13 @@ def queue_group() -> None:
     """Schedule letters for delivery by the worker, and manage what is queued."""
 
 
+def _ref(ref: str | None, fax_state: str | None) -> str:
+    """The provider's reference, with the fax state its gateway last reported."""
+    if fax_state is None:
+        return ref or ""
+    return f"{ref or ''} (gateway: {fax_state})".strip()
+
+
 @queue_group.command("add")
 @click.argument("campaign_file", metavar="CAMPAIGN", type=click.Path(path_type=Path))
 @click.argument("letters_file", metavar="LETTERS.csv", type=click.Path(path_type=Path))
@@ -109,6 +116,8 @@ def queue_list(
                 error_code=r.error_code,
                 provider_ref=r.provider_ref,
             )
+            if r.key in listing.fax_states:
+                doc["fax_state"] = listing.fax_states[r.key]
             click.echo(json.dumps(doc, ensure_ascii=False))
     else:
         shown = len(listing.rows)
@@ -122,7 +131,7 @@ def queue_list(
             table.add_row(
                 *(str(getattr(r, c) or "") for c in LIST_COLUMNS),
                 r.next_attempt_at.isoformat(timespec="seconds"),
-                r.last_error or r.provider_ref or "",
+                r.last_error or _ref(r.provider_ref, listing.fax_states.get(r.key)),
             )
         out.print(table)
     if left_out:

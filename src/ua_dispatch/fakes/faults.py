@@ -16,7 +16,9 @@ The ``fax`` section sets the fake fax gateway: ``outcomes`` per destination numb
 next send requests, in order: ``http`` (a status such as 429 with ``retry_after``, or 500/503),
 ``slow-accept`` (the fax is made, the reply comes after ``delay`` seconds),
 ``drop-after-accept`` (the fax is made, the connection is cut before the reply) and
-``drop-before-accept`` (cut before anything is made).
+``drop-before-accept`` (cut before anything is made). A fax sent with a callback URL has its
+states posted there; ``duplicate_callbacks`` posts each twice, ``reorder_callbacks`` holds
+them until the fax ends and posts them newest first.
 
 ``smtp.returns`` sends mail back after acceptance (a bounce, a delay notice or an
 out-of-office reply, to ``smtp.return_to``), and ``smtp.dkim_records`` has every accepted
@@ -141,6 +143,10 @@ class FaxFaults(_Model):
     #: E.164 number -> what happens on that line
     outcomes: dict[str, FaxOutcome] = Field(default_factory=dict)
     faults: list[FaxFault] = Field(default_factory=list)
+    #: every status callback is posted twice
+    duplicate_callbacks: bool = False
+    #: a fax's status callbacks are held until it ends, then posted newest first
+    reorder_callbacks: bool = False
 
     @field_validator("outcomes")
     @classmethod
@@ -177,6 +183,10 @@ class FaultProfile(_Model):
         parts += [
             f"{x.count}x {x.kind}" + (f" {x.status}" if x.kind == "http" else "") for x in f.faults
         ]
+        if f.duplicate_callbacks:
+            parts.append("duplicated callbacks")
+        if f.reorder_callbacks:
+            parts.append("reordered callbacks")
         return "fax gateway faults: " + ("; ".join(parts) if parts else "none")
 
 

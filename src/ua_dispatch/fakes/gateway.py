@@ -10,12 +10,18 @@ timeout) and ``http`` (answer a status such as 429, 500 or 503, optionally with
 The inspection API needs no credentials: ``GET /_fake/faxes`` (what was received, with live
 status), ``GET /_fake/faxes/{id}``, ``GET /_fake/faxes/{id}/file``, ``GET /_fake/outcomes``,
 ``PUT|DELETE /_fake/outcomes/{number}``, ``GET|POST /_fake/faults``.
+
+A fax sent with a callback URL has its states posted there as the provider would
+(:meth:`FakeGateway.callback_events`), each when the fax reaches it; from the fault profile,
+each event twice (``duplicate_callbacks``) or all of them held to the end and posted newest
+first (``reorder_callbacks``). What was posted, and the answers, are in ``callbacks_sent``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import json
 import threading
@@ -26,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+import httpx
+import structlog
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -44,6 +52,27 @@ from ua_dispatch.fakes.faxline import (
 from ua_dispatch.fakes.faxstore import FaxStore
 from ua_dispatch.fakes.http import HttpFakeServer, drop_connection
 from ua_dispatch.numbers import require_e164
+
+log = structlog.get_logger("ua_dispatch.fakes.gateway")
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One status callback a fake gateway posts: when it is due (monotonic time), the body
+    and its content type."""
+
+    due: float
+    body: bytes
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class CallbackSent:
+    """A callback as posted, and the answer's status (None: no answer)."""
+
+    url: str
+    body: bytes
+    status: int | None
 
 
 class InvalidField(Exception):
@@ -91,6 +120,10 @@ class FakeGateway(HttpFakeServer, ABC):
         self._outcomes: dict[str, str] = {}
         self._faults: collections.deque[Fault] = collections.deque()
         self._lock = threading.Lock()
+        self.duplicate_callbacks = False
+        self.reorder_callbacks = False
+        self.callbacks_sent: list[CallbackSent] = []
+        self._callback_tasks: set[asyncio.Task[None]] = set()
         for number, name in (outcomes or {}).items():
             self.set_outcome(number, name)
         super().__init__(host, port, [*self.api_routes(), *self._inspection_routes()])
@@ -114,6 +147,14 @@ class FakeGateway(HttpFakeServer, ABC):
     @abstractmethod
     def new_id(self) -> str:
         """A fresh fax id in the provider's form."""
+
+    def callback_events(self, record: FaxRecord) -> list[Callback]:
+        """The status callbacks of a fax, oldest first; none unless a provider says."""
+        return []
+
+    def callback_headers(self, body: bytes) -> dict[str, str]:
+        """Headers a provider adds to a callback as it is posted (a signature, say)."""
+        return {}
 
     #: a dry run's gateway answers within a second, and the dry run checks on it often
     DRY_RUN_TIMING: ClassVar[Timing] = Timing(queued=0.1, call=0.3, retry_scale=0.002)
@@ -186,6 +227,8 @@ class FakeGateway(HttpFakeServer, ABC):
             self.inject(
                 f.kind, count=f.count, status=f.status, retry_after=f.retry_after, delay=f.delay
             )
+        self.duplicate_callbacks = faults.duplicate_callbacks
+        self.reorder_callbacks = faults.reorder_callbacks
 
     def pending_faults(self) -> list[Fault]:
         with self._lock:
@@ -250,7 +293,46 @@ class FakeGateway(HttpFakeServer, ABC):
             timing=self.timing,
             **fields,
         )
-        return self.store.add(record, [d for d, _ in documents])
+        stored = self.store.add(record, [d for d, _ in documents])
+        if stored.callback_url:
+            task = asyncio.get_running_loop().create_task(self._call_back(stored))
+            self._callback_tasks.add(task)
+            task.add_done_callback(self._callback_tasks.discard)
+        return stored
+
+    # --- calling back ------------------------------------------------------------------------
+
+    async def _call_back(self, record: FaxRecord) -> None:
+        """Post the fax's callbacks as it reaches each state (see the module text)."""
+        url = record.callback_url
+        assert url is not None
+        events = self.callback_events(record)
+        if self.reorder_callbacks and events:
+            last = events[-1].due
+            events = [Callback(last, e.body, e.content_type) for e in reversed(events)]
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            for event in events:
+                await asyncio.sleep(max(0.0, event.due - time.monotonic()))
+                for _ in range(2 if self.duplicate_callbacks else 1):
+                    await self._post(client, url, event)
+
+    async def _post(self, client: httpx.AsyncClient, url: str, event: Callback) -> None:
+        headers = {"Content-Type": event.content_type, **self.callback_headers(event.body)}
+        try:
+            answer = await client.post(url, content=event.body, headers=headers)
+            status: int | None = answer.status_code
+        except httpx.HTTPError as exc:
+            log.warning("fake.callback_failed", url=url.split("?")[0], error=str(exc))
+            status = None
+        self.callbacks_sent.append(CallbackSent(url, event.body, status))
+
+    async def stop(self) -> None:
+        for task in list(self._callback_tasks):
+            task.cancel()
+        for task in list(self._callback_tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await super().stop()
 
     # --- inspection ------------------------------------------------------------------------
 

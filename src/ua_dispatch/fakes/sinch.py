@@ -11,7 +11,10 @@ Surface, under ``/v3/projects/{projectId}``:
 
 Faxes go ``QUEUED`` -> ``IN_PROGRESS`` -> ``COMPLETED`` or ``FAILURE`` and are redialled as
 :mod:`ua_dispatch.fakes.faxline` says; faults, storage and ``/_fake/`` come from
-:class:`~ua_dispatch.fakes.gateway.FakeGateway`.
+:class:`~ua_dispatch.fakes.gateway.FakeGateway`. A fax sent with a ``callbackUrl`` is posted
+there once it ends, as Sinch does: ``{"event": "FAX_COMPLETED", "eventTime", "fax": {...}}``,
+as JSON or (``callbackUrlContentType`` multipart/form-data) as form fields with the fax as a
+JSON string.
 """
 
 from __future__ import annotations
@@ -25,14 +28,15 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ua_dispatch.fakes.base import LOOPBACK
-from ua_dispatch.fakes.faxline import DEFAULT_TIMING, FaxRecord, Timing
-from ua_dispatch.fakes.gateway import FakeGateway, InvalidField
+from ua_dispatch.fakes.faxline import DEFAULT_TIMING, FaxRecord, Timing, iso_utc
+from ua_dispatch.fakes.gateway import Callback, FakeGateway, InvalidField
 from ua_dispatch.fakes.sinch_api import (
     LABEL_PARAM,
     REASONS,
@@ -97,6 +101,22 @@ class FakeSinchGateway(FakeGateway):
 
     def new_id(self) -> str:
         return new_fax_id()
+
+    def callback_events(self, record: FaxRecord) -> list[Callback]:
+        end, _ = record.timeline()
+        at = record.created_mono + end
+        fax = sinch_fax(record, math.inf)  # as it ends
+        event = {"event": "FAX_COMPLETED", "eventTime": iso_utc(record.ended_at()), "fax": fax}
+        if record.callback_content_type == "multipart/form-data":
+            body = httpx.Request(
+                "POST",
+                "http://x",
+                files={
+                    k: (None, json.dumps(v) if k == "fax" else str(v)) for k, v in event.items()
+                },
+            )
+            return [Callback(at, body.read(), body.headers["content-type"])]
+        return [Callback(at, json.dumps(event).encode("utf-8"))]
 
     def api_error(
         self, status: int, message: str, headers: dict[str, str] | None = None

@@ -19,6 +19,13 @@ with a ``failure_reason`` chosen by the number's outcome (busy: ``user_busy``, n
 ``file_format_invalid``, no funds: ``account_disabled``). Telnyx does not redial, so neither
 does this fake. ``echo_client_state=False`` leaves ``client_state`` out of every fax it shows,
 to rehearse a client that cannot recognise its own faxes.
+
+A fax sent with a ``webhook_url`` has its events posted there as Telnyx does (``fax.queued``,
+``fax.media.processed``, ``fax.sending.started``, then ``fax.delivered`` or ``fax.failed``:
+``{"data": {"event_type", "id", "occurred_at", "payload": {...}, "record_type": "event"},
+"meta"}``), signed with an Ed25519 key pair the fake makes for itself
+(``telnyx-signature-ed25519`` over ``telnyx-timestamp|body``); its public key is in
+:meth:`FakeTelnyxGateway.settings_update`.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -44,7 +53,7 @@ from starlette.routing import Route
 
 from ua_dispatch.fakes.base import LOOPBACK
 from ua_dispatch.fakes.faxline import DEFAULT_TIMING, URL_NOT_FETCHED, FaxRecord, Timing, iso_utc
-from ua_dispatch.fakes.gateway import FakeGateway, InvalidField
+from ua_dispatch.fakes.gateway import Callback, FakeGateway, InvalidField
 from ua_dispatch.numbers import is_e164
 
 DEFAULT_API_KEY = "KEY0FAKE0TELNYX0API0KEY"  # a dummy the fake accepts
@@ -121,7 +130,17 @@ class FakeTelnyxGateway(FakeGateway):
         self.connection_id = connection_id
         self.from_number = from_number
         self.echo_client_state = echo_client_state
+        #: the key its webhooks are signed with
+        self.signing_key = Ed25519PrivateKey.generate()
         super().__init__(store_dir, host, port, timing=timing, outcomes=outcomes)
+
+    @property
+    def public_key(self) -> str:
+        """The webhooks' public key, base64 as Telnyx's portal shows it."""
+        raw = self.signing_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return base64.b64encode(raw).decode("ascii")
 
     def settings_update(self) -> dict[str, Any]:
         return {
@@ -130,7 +149,64 @@ class FakeTelnyxGateway(FakeGateway):
             "telnyx_api_key": SecretStr(self.api_key),
             "telnyx_connection_id": self.connection_id,
             "fax_from": self.from_number,
+            "telnyx_public_key": self.public_key,
         }
+
+    # --- webhooks --------------------------------------------------------------------------
+
+    def sign(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        """The signature headers of a webhook body sent at ``timestamp`` (default: now)."""
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = self.signing_key.sign(ts.encode() + b"|" + body)
+        return {
+            "telnyx-timestamp": ts,
+            "telnyx-signature-ed25519": base64.b64encode(signature).decode("ascii"),
+        }
+
+    def callback_headers(self, body: bytes) -> dict[str, str]:
+        return self.sign(body)
+
+    def webhook(self, record: FaxRecord, event_type: str, status: str, at: float) -> bytes:
+        """One webhook body for ``record`` reaching ``status`` at monotonic time ``at``."""
+        occurred = record.created_wall + dt.timedelta(seconds=at - record.created_mono)
+        payload: dict[str, Any] = {
+            "connection_id": record.project_id,
+            "direction": "outbound",
+            "fax_id": record.id,
+            "from": record.from_number,
+            "to": record.to,
+            "status": status,
+        }
+        if "client_state" in record.extra:
+            payload["client_state"] = record.extra["client_state"]
+        if status == "delivered" and record.pages is not None:
+            payload["page_count"] = record.pages
+        if status == "failed":
+            payload["failure_reason"] = self.failure_reason(record)
+        body = {
+            "data": {
+                "event_type": event_type,
+                "id": str(uuid.uuid4()),
+                "occurred_at": iso_utc(occurred, "microseconds"),
+                "payload": payload,
+                "record_type": "event",
+            },
+            "meta": {"attempt": 1, "delivered_to": record.callback_url},
+        }
+        return json.dumps(body).encode("utf-8")
+
+    def callback_events(self, record: FaxRecord) -> list[Callback]:
+        start = record.created_mono
+        end, _ = record.timeline()
+        final = "delivered" if record.outcome.ok else "failed"
+        steps = [
+            ("fax.queued", "queued", start),
+            ("fax.media.processed", "media.processed", start + record.timing.queued / 2),
+        ]
+        if record.outcome.dials:
+            steps.append(("fax.sending.started", "sending", start + record.timing.queued))
+        steps.append((f"fax.{final}", final, start + end))
+        return [Callback(at, self.webhook(record, kind, status, at)) for kind, status, at in steps]
 
     def api_routes(self) -> list[Route]:
         return [

@@ -26,6 +26,7 @@ import datetime as dt
 import email.utils
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Self
@@ -50,6 +51,11 @@ class FaxState(StrEnum):
     def final(self) -> bool:
         return self in (FaxState.COMPLETED, FaxState.FAILURE)
 
+    @property
+    def rank(self) -> int:
+        """How far along a fax in this state is: a report of a lower rank is an older one."""
+        return 2 if self.final else 1 if self is FaxState.IN_PROGRESS else 0
+
 
 @dataclass(frozen=True)
 class FaxRequest:
@@ -60,6 +66,8 @@ class FaxRequest:
     labels: dict[str, str]
     header_text: str = ""
     from_number: str | None = None
+    #: where the gateway posts this fax's status (else the provider's own ``callback_url``)
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,8 @@ class PollPolicy:
     max_interval: float = 60.0
     timeout: float = 1800.0
     factor: float = 1.5
+    #: between two checks, how often a state reported by callback is looked at
+    callback_check: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -236,11 +246,34 @@ class FaxProvider(ABC):
             hint="line",
         )
 
-    async def wait(self, fax_id: str, *, first: FaxStatus | None = None) -> FaxStatus:
+    async def _pause(
+        self, seconds: float, reported: Callable[[], Awaitable[str | None]] | None
+    ) -> bool:
+        """Sleep ``seconds``, or less when ``reported`` says the fax ended; True then."""
+        if reported is None:
+            await asyncio.sleep(seconds)
+            return False
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            await asyncio.sleep(min(self.poll.callback_check, left))
+            state = await reported()
+            if state is not None and state in (FaxState.COMPLETED, FaxState.FAILURE):
+                return True
+        return False
+
+    async def wait(
+        self,
+        fax_id: str,
+        *,
+        first: FaxStatus | None = None,
+        reported: Callable[[], Awaitable[str | None]] | None = None,
+    ) -> FaxStatus:
         """Poll until the fax is COMPLETED or FAILURE, with a growing pause between checks.
 
-        Transient errors while polling are ridden out until the deadline. Running out of time
-        is ambiguous: the fax may still go through, so it must not be sent again blindly.
+        When ``reported`` (the state a callback recorded) says the fax ended, the next check
+        comes at once; the gateway's own answer still decides. Transient errors while polling
+        are ridden out until the deadline. Running out of time is ambiguous: the fax may still
+        go through, so it must not be sent again blindly.
         """
         status = first
         if status is not None and status.final:
@@ -252,7 +285,9 @@ class FaxProvider(ABC):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            await asyncio.sleep(min(pause, remaining))
+            if await self._pause(min(pause, remaining), reported):
+                # checked at once; should the gateway not agree yet, back to plain polling
+                reported = None
             pause = min(pause * self.poll.factor, self.poll.max_interval)
             try:
                 status = await self.get(fax_id)

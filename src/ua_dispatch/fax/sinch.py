@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -165,8 +166,9 @@ class SinchFax(RestFaxProvider):
         from_number = request.from_number or self.from_number
         if from_number:
             body["from"] = from_number
-        if self.callback_url:
-            body["callbackUrl"] = self.callback_url
+        callback = request.callback_url or self.callback_url
+        if callback:
+            body["callbackUrl"] = callback
             body["callbackUrlContentType"] = "application/json"
         return body
 
@@ -265,6 +267,22 @@ def parse_fax(data: Any) -> FaxStatus:
         created=data.get("createTime") or None,
         completed=data.get("completedTime") or None,
     )
+
+
+def parse_callback(body: Any) -> FaxStatus | None:
+    """The fax of a status callback (``{"event": "FAX_COMPLETED", "eventTime", "fax": {...}}``;
+    sent as multipart/form-data, ``fax`` is the same object as a JSON string); None for
+    another event (an incoming fax). Raises ValueError, KeyError or TypeError when
+    malformed."""
+    if not isinstance(body, dict):
+        raise TypeError("a callback must be an object")
+    if body.get("event") not in (None, "FAX_COMPLETED"):
+        return None
+    fax = body["fax"]
+    if isinstance(fax, str):
+        fax = json.loads(fax)
+    status = parse_fax(fax)
+    return None if fax.get("direction", "OUTBOUND") != "OUTBOUND" else status
 
 
 def error_message(response: httpx.Response) -> str:

@@ -37,10 +37,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, SecretStr, field_validator
 
 from ua_dispatch.delivery import DeliveryError, FailureKind
@@ -155,11 +158,28 @@ class TelnyxSettings(SettingsSection):
     connection_id: str | None = Field(None, alias="telnyx_connection_id")
     #: how far back the fax list is searched for a fax already sent for a delivery
     reconcile_days: float = Field(30.0, gt=0, le=366, alias="telnyx_reconcile_days")
+    #: the account's public key (base64, from the portal) webhooks are verified with
+    public_key: str | None = Field(None, alias="telnyx_public_key")
+    #: how old (seconds) a webhook's ``telnyx-timestamp`` may be, either way, to be taken
+    webhook_tolerance: float = Field(300.0, gt=0, le=3600, alias="telnyx_webhook_tolerance")
 
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
         return http_url(value)
+
+    @field_validator("public_key")
+    @classmethod
+    def _public_key(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            raw = base64.b64decode(value.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ValueError("must be the base64 of a 32-byte Ed25519 public key")
+        return value.strip()
 
 
 class TelnyxFax(RestFaxProvider):
@@ -250,8 +270,9 @@ class TelnyxFax(RestFaxProvider):
             "from": request.from_number or self.from_number,
             "client_state": encode_client_state(request.labels),
         }
-        if self.callback_url:
-            fields["webhook_url"] = self.callback_url
+        callback = request.callback_url or self.callback_url
+        if callback:
+            fields["webhook_url"] = callback
         return fields
 
     def send_options(self, request: FaxRequest) -> dict[str, Any]:
@@ -370,6 +391,63 @@ def parse_fax(data: Any) -> FaxStatus:
     )
 
 
+class WebhookRefused(Exception):
+    """A webhook that is not Telnyx's, or not from now: unsigned, badly signed, stale."""
+
+
+def verify_webhook(
+    public_key: str,
+    body: bytes,
+    signature: str | None,
+    timestamp: str | None,
+    *,
+    now: float,
+    tolerance: float,
+) -> None:
+    """Check a webhook's ``telnyx-signature-ed25519`` (base64 Ed25519 over
+    ``timestamp|body``) and its ``telnyx-timestamp`` (Unix seconds, within ``tolerance`` of
+    ``now``); WebhookRefused says why not."""
+    if not signature or not timestamp:
+        raise WebhookRefused("no Telnyx signature")
+    if not timestamp.strip().isdigit():
+        raise WebhookRefused("a malformed Telnyx timestamp")
+    if abs(now - int(timestamp)) > tolerance:
+        raise WebhookRefused("a stale Telnyx timestamp")
+    try:
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
+        key.verify(
+            base64.b64decode(signature, validate=True), timestamp.strip().encode() + b"|" + body
+        )
+    except (binascii.Error, ValueError, InvalidSignature):
+        raise WebhookRefused("a bad Telnyx signature") from None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A fax webhook: its event id and the fax as it reports it."""
+
+    id: str
+    status: FaxStatus
+
+
+def parse_webhook(body: Any) -> WebhookEvent | None:
+    """A fax event (``{"data": {"event_type": "fax.*", "id", "payload": {"fax_id",
+    "status", ...}}}``); None for another kind of event. Raises ValueError, KeyError or
+    TypeError for a malformed one."""
+    data = body["data"]
+    event_type = data["event_type"]
+    if not isinstance(event_type, str) or not event_type.startswith("fax."):
+        return None
+    event_id = data["id"]
+    if not isinstance(event_id, str) or not event_id:
+        raise ValueError("event id missing")
+    payload = data["payload"]
+    if not isinstance(payload, dict):
+        raise TypeError("payload must be an object")
+    status = parse_fax({**payload, "id": payload["fax_id"], "updated_at": data.get("occurred_at")})
+    return WebhookEvent(event_id, status)
+
+
 def error_message(response: httpx.Response) -> str:
     """A one-line summary of a Telnyx error body (``errors: [{code, title, detail}]``)."""
     try:
@@ -394,4 +472,14 @@ def error_message(response: httpx.Response) -> str:
     return "; ".join(p for p in parts if p)[:300]
 
 
-__all__ = ["TelnyxFax", "decode_client_state", "encode_client_state", "error_message", "parse_fax"]
+__all__ = [
+    "TelnyxFax",
+    "WebhookEvent",
+    "WebhookRefused",
+    "decode_client_state",
+    "encode_client_state",
+    "error_message",
+    "parse_fax",
+    "parse_webhook",
+    "verify_webhook",
+]

@@ -40,7 +40,7 @@ _upgraded: set[str] = set()
 #: The newest revision in ``migrations/versions`` (a test keeps the two the same). An outbox
 #: already there is opened without loading Alembic, which every command would otherwise pay
 #: for at start.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 #: how long a SQLite connection waits for another process's write
 BUSY_TIMEOUT_MS = 30_000
 #: the secret supporters' addresses are hashed under, beside a SQLite outbox's file
@@ -113,6 +113,12 @@ def bounce_key(settings: Settings) -> bytes:
     """The secret bounce addresses are made under (``ids.bounce_token``): derived from the
     supporter key, so it is kept where that is and is the same on every machine."""
     return hmac.new(supporter_key(settings), b"ua-dispatch bounce addresses", "sha256").digest()
+
+
+def callback_key(settings: Settings) -> bytes:
+    """The secret the fax status-callback URLs' tokens are made under (``ids.callback_token``),
+    derived from the supporter key like :func:`bounce_key`."""
+    return hmac.new(supporter_key(settings), b"ua-dispatch fax callbacks", "sha256").digest()
 
 
 def web_key(settings: Settings) -> bytes:

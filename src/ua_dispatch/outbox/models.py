@@ -12,6 +12,8 @@ __all__ = [
     "appeals",
     "campaigns",
     "deliveries",
+    "fax_event_ids",
+    "fax_states",
     "metadata",
     "send_slots",
     "supporter_actions",
@@ -126,4 +128,28 @@ supporter_actions = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.UniqueConstraint("appeal_id", "kind", "target_slug", name="uq_supporter_actions"),
     sa.Index("ix_supporter_actions_campaign", "campaign_id"),
+)
+
+# The latest state a fax gateway reported by callback for each fax of a delivery (a delivery
+# tried again after a busy line has a new fax). ``rank`` orders
+# states (queued < in progress < final) so an older event never overwrites a newer one.
+fax_states = sa.Table(
+    "fax_states",
+    metadata,
+    sa.Column("delivery_key", sa.String(64), primary_key=True),
+    sa.Column("provider", sa.String(20), nullable=False),
+    sa.Column("fax_id", sa.String(100), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)
+
+# Callback events already taken, by the gateway's event id: the same event again is a replay.
+fax_event_ids = sa.Table(
+    "fax_event_ids",
+    metadata,
+    sa.Column("provider", sa.String(20), primary_key=True),
+    sa.Column("event_id", sa.String(100), primary_key=True),
+    sa.Column("received_at", sa.DateTime, nullable=False),
 )

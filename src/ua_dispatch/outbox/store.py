@@ -60,6 +60,8 @@ from ua_dispatch.outbox.models import (
     appeals,
     campaigns,
     deliveries,
+    fax_event_ids,
+    fax_states,
     send_slots,
     supporter_actions,
 )
@@ -895,6 +897,85 @@ class Outbox:
         )
         async with self.engine.begin() as conn:
             return bool((await conn.execute(stmt)).rowcount)
+
+    # --- fax status by callback ---
+
+    @_translated
+    async def fax_delivery(self, key_start: str) -> DeliveryRecord | None:
+        """The fax delivery whose key starts with ``key_start`` (a callback token's part of
+        it), or None."""
+        if not key_start or not all(c in "0123456789abcdef" for c in key_start):
+            return None
+        stmt = (
+            sa.select(deliveries)
+            .where(D.key.startswith(key_start, autoescape=True), D.channel == "fax")
+            .limit(2)
+        )
+        async with self.engine.connect() as conn:
+            found = [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
+        return found[0] if len(found) == 1 else None
+
+    @_translated
+    async def record_fax_state(
+        self,
+        key: str,
+        *,
+        provider: str,
+        fax_id: str,
+        state: str,
+        rank: int,
+        detail: str | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Record what a gateway reported for a delivery's fax, in one transaction:
+        ``"replayed"`` (nothing done) when the event id was taken before, ``"recorded"`` when
+        the state is newer (a higher ``rank``) than the one recorded for that fax, else
+        ``"unchanged"``."""
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            if event_id is not None:
+                seen = await conn.execute(
+                    self._insert(fax_event_ids)
+                    .values(provider=provider, event_id=event_id, received_at=now)
+                    .on_conflict_do_nothing(index_elements=["provider", "event_id"])
+                )
+                if seen.rowcount == 0:
+                    return "replayed"
+            ins = self._insert(fax_states).values(
+                delivery_key=key,
+                provider=provider,
+                fax_id=fax_id,
+                state=state,
+                rank=rank,
+                detail=detail,
+                updated_at=now,
+            )
+            changed = await conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=["delivery_key", "fax_id"],
+                    set_={
+                        k: ins.excluded[k]
+                        for k in ("provider", "state", "rank", "detail", "updated_at")
+                    },
+                    where=fax_states.c.rank < ins.excluded.rank,
+                )
+            )
+            return "recorded" if changed.rowcount else "unchanged"
+
+    @_translated
+    async def fax_states(self, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Delivery key -> (fax id, state) of its fax the gateways reported on last."""
+        if not keys:
+            return {}
+        F = fax_states.c
+        stmt = (
+            sa.select(F.delivery_key, F.fax_id, F.state)
+            .where(F.delivery_key.in_(list(keys)))
+            .order_by(F.updated_at)
+        )
+        async with self.engine.connect() as conn:
+            # a later row (the fax sent most recently reported on) replaces an earlier one
+            return {k: (f, s) for k, f, s in (await conn.execute(stmt)).all()}
 
     @_translated
     async def hold_dead_address(

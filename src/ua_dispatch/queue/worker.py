@@ -39,9 +39,9 @@ import structlog
 from ua_dispatch.channels import CHANNELS, get_channel
 from ua_dispatch.delivery import BuildEnv, FailureKind, Transport
 from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
-from ua_dispatch.errors import ConfigError, InputError
+from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
 from ua_dispatch.limits import RateLimits, parse_rate
-from ua_dispatch.outbox.db import bounce_key
+from ua_dispatch.outbox.db import bounce_key, callback_key
 from ua_dispatch.outbox.owners import new_owner
 from ua_dispatch.outbox.records import DeliveryRecord, Outcome, QStatus, utcnow
 from ua_dispatch.outbox.store import Outbox, outbox_error
@@ -131,6 +131,8 @@ class Worker:
         self._writer = store.writer(self.owner)
         #: the secret each email's bounce address is made under, when they have one
         self._bounce_key = bounce_key(settings) if settings.bounce_address else None
+        #: the secret each fax's status-callback token is made under, when faxes call back
+        self._callback_key = callback_key(settings) if settings.fax_callback_url else None
         # Per-recipient limits (one fax per number every two minutes) must hold across every
         # worker, so the outbox enforces them (Store.take_slots); the in-process limiter keeps
         # the channel-wide rates and the concurrency cap of this worker.
@@ -387,7 +389,10 @@ class Worker:
         try:
             appeal = row.appeal(campaign)
             env = BuildEnv(
-                settings=self.settings, now=dt.datetime.now(dt.UTC), bounce_key=self._bounce_key
+                settings=self.settings,
+                now=dt.datetime.now(dt.UTC),
+                bounce_key=self._bounce_key,
+                callback_key=self._callback_key,
             )
             payload = channel.build(appeal, delivery, env)
         except InputError as exc:
@@ -397,6 +402,8 @@ class Worker:
         transport = transports.get(row.channel)
         if transport is None:
             transport = await stack.enter_async_context(channel.transport(self.settings))
+            if self._callback_key is not None:
+                transport.reported = self._reported
             transports[row.channel] = transport
         try:
             result = await deliver_one(
@@ -440,6 +447,15 @@ class Worker:
             code=result.code,
             ref=result.ref if unclear else None,
         )
+
+    async def _reported(self, key: str) -> str | None:
+        """The fax state a gateway's callback recorded for ``key``; None when there is none
+        or the outbox cannot say right now (the transport keeps polling either way)."""
+        try:
+            found = await self.store.fax_states([key])
+        except OutboxUnavailable:
+            return None
+        return found[key][1] if key in found else None
 
     def _unbuildable(self, row: DeliveryRecord, exc: Exception) -> Outcome:
         self.stats.failed += 1

@@ -117,6 +117,8 @@ class Listing:
     rows: list[DeliveryRecord]
     #: how many rows match (more than ``rows`` when the limit cut the list)
     total: int
+    #: delivery key -> the fax state its gateway last reported by callback
+    fax_states: dict[str, str] = field(default_factory=dict)
 
     @property
     def left_out(self) -> int:
@@ -139,7 +141,8 @@ def list_deliveries(
         total = len(got)
         if limit is not None and total == limit:
             total = await outbox.count_rows(campaign=campaign, statuses=statuses, target=target)
-        return Listing(got, total)
+        faxes = await outbox.fax_states([r.key for r in got if r.channel == "fax"])
+        return Listing(got, total, {k: state for k, (_, state) in faxes.items()})
 
     listing: Listing = _with_outbox(settings, fetch)
     return listing

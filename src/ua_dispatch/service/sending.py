@@ -287,7 +287,11 @@ def plan_send(
             settings, channels, named=request.channels is not None, notices=notices
         )
     prepared = prepare(
-        appeal, channels, settings, bounce_key=_bounce_key(settings, channels, dry_run)
+        appeal,
+        channels,
+        settings,
+        bounce_key=_bounce_key(settings, channels, dry_run),
+        callback_key=_callback_key(settings, channels, dry_run),
     )
     return PlannedSend(
         settings,
@@ -300,6 +304,16 @@ def plan_send(
         notices.all,
         notify,
     )
+
+
+def _callback_key(settings: Settings, channels: list[str], dry_run: bool) -> bytes | None:
+    """The secret of the faxes' callback tokens, when faxes call back (never in a dry run)."""
+    if settings.fax_callback_url is None or "fax" not in channels or dry_run:
+        return None
+    # kept with the outbox's supporter key (which loads SQLAlchemy): read for these sends only
+    from ua_dispatch.outbox.db import callback_key
+
+    return callback_key(settings)
 
 
 def _bounce_key(settings: Settings, channels: list[str], dry_run: bool) -> bytes | None:

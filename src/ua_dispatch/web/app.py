@@ -2,8 +2,8 @@
 under the security middlewares, and opens the desk (the outbox, with a dry run's fakes, and
 a worker beside the page when asked) for the server's lifetime.
 
-Another router (a fax provider's status callbacks, say) is mounted with
-``app.include_router(...)`` on the app this returns.
+The fax gateways' status callbacks (:mod:`ua_dispatch.web.hooks`) are mounted beside them;
+another router is mounted with ``app.include_router(...)`` on the app this returns.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ua_dispatch import __version__
 from ua_dispatch.errors import OutboxUnavailable
 from ua_dispatch.service import appeals
 from ua_dispatch.settings import Settings
-from ua_dispatch.web import api, pages
+from ua_dispatch.web import api, hooks, pages
 from ua_dispatch.web.security import BodyCap, SecurityHeaders
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -73,6 +73,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(api.router)
+    app.include_router(hooks.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _handlers(app)
