@@ -845,14 +845,15 @@ class Outbox:
     # --- returned mail ---
 
     @_translated
-    async def returned_delivery(self, key_start: str) -> DeliveryRecord | None:
-        """The email delivery whose key starts with ``key_start`` (a bounce token's or a
-        Message-ID's part of it), or None."""
+    async def delivery_by_key_start(self, key_start: str, channel: str) -> DeliveryRecord | None:
+        """The ``channel`` delivery whose key starts with ``key_start`` (the part of its key a
+        bounce token, a returned Message-ID or a fax callback token carries), or None when
+        none or more than one matches."""
         if not key_start or not all(c in "0123456789abcdef" for c in key_start):
             return None
         stmt = (
             sa.select(deliveries)
-            .where(D.key.startswith(key_start, autoescape=True), D.channel == "email")
+            .where(D.key.startswith(key_start, autoescape=True), D.channel == channel)
             .limit(2)
         )
         async with self.engine.connect() as conn:
@@ -899,21 +900,6 @@ class Outbox:
             return bool((await conn.execute(stmt)).rowcount)
 
     # --- fax status by callback ---
-
-    @_translated
-    async def fax_delivery(self, key_start: str) -> DeliveryRecord | None:
-        """The fax delivery whose key starts with ``key_start`` (a callback token's part of
-        it), or None."""
-        if not key_start or not all(c in "0123456789abcdef" for c in key_start):
-            return None
-        stmt = (
-            sa.select(deliveries)
-            .where(D.key.startswith(key_start, autoescape=True), D.channel == "fax")
-            .limit(2)
-        )
-        async with self.engine.connect() as conn:
-            found = [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
-        return found[0] if len(found) == 1 else None
 
     @_translated
     async def record_fax_state(

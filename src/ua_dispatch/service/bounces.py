@@ -106,12 +106,14 @@ class _Reader:
     async def _match(self, report: Report) -> DeliveryRecord | None:
         token = report.token(self.settings.bounce_address)
         if token is not None:
-            found = await self.outbox.returned_delivery(token[:TOKEN_KEY_CHARS])
+            found = await self.outbox.delivery_by_key_start(token[:TOKEN_KEY_CHARS], "email")
             if found is not None and token_names(token, found.key, self._bounce_key()):
                 return found
         mid = report.returned_id or ""
         if mid.startswith(_OUR_ID) and "@" in mid:
-            found = await self.outbox.returned_delivery(mid[len(_OUR_ID) :].partition("@")[0])
+            found = await self.outbox.delivery_by_key_start(
+                mid[len(_OUR_ID) :].partition("@")[0], "email"
+            )
             if found is not None and found.provider_ref in (None, mid):
                 return found
         return None

@@ -124,7 +124,7 @@ async def take_sinch(outbox: Outbox, settings: Settings, token: str | None, body
     """A Sinch fax callback: the token names the delivery, the fax must be that delivery's."""
     if not token:
         raise Refused(401, "no callback token")
-    delivery = await outbox.fax_delivery(token.partition(".")[0].lower())
+    delivery = await outbox.delivery_by_key_start(token.partition(".")[0].lower(), "fax")
     if delivery is None or not callback_token_names(token, delivery.key, callback_key(settings)):
         raise Refused(403, "this callback token names no fax of ours")
     try:
