@@ -10,14 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from functools import lru_cache
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezone
-
-if TYPE_CHECKING:
-    pass
 
 _UNKNOWN_ZONE = "Etc/Unknown"
 

@@ -99,14 +99,14 @@ def urls(text: str, *, with_protocol: bool = False) -> list[tuple[int, int]]:
 
 def x_length(text: str) -> int:
     """The weighted length X gives ``text`` (twitter-text v3)."""
-    from twitter_text import parse_tweet
+    from twitter_text import parse_tweet  # imported on use: slow to load
 
     return int(parse_tweet(text).weightedLength)
 
 
 def x_valid(text: str) -> bool:
     """True when X would accept ``text``: not empty, at most 280, no invalid characters."""
-    from twitter_text import parse_tweet
+    from twitter_text import parse_tweet  # imported on use: slow to load
 
     return bool(parse_tweet(text).valid)
 

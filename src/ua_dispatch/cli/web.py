@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ua_dispatch.cli.common import Ctx, out
+from ua_dispatch.errors import InputError
 
 
 @click.command("serve")
@@ -60,7 +61,6 @@ def serve(
 
     import uvicorn
 
-    from ua_dispatch.errors import InputError
     from ua_dispatch.web import Options, create_app
 
     if store is not None and not dry_run:

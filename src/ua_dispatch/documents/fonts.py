@@ -92,7 +92,7 @@ class Face:
 def font_files() -> FontFiles:
     """Paths of the regular and bold faces; ConfigError when the font package is missing."""
     try:
-        import fontpkg
+        import fontpkg  # found only when a PDF is made: start-up stays fast
 
         regular = Path(fontpkg.path(FAMILY))
         bold = Path(fontpkg.path(FAMILY, weight=700))
@@ -110,7 +110,7 @@ def font_files() -> FontFiles:
 @functools.cache
 def printable_code_points() -> frozenset[int]:
     """Code points that both PT Sans faces can draw."""
-    from fontTools.ttLib import TTFont
+    from fontTools.ttLib import TTFont  # read only when a PDF is checked or made
 
     files = font_files()
     sets = []
@@ -123,7 +123,7 @@ def printable_code_points() -> frozenset[int]:
 @functools.cache
 def advances() -> dict[int, float]:
     """Each printable code point's advance width in ems, the wider of the two faces."""
-    from fontTools.ttLib import TTFont
+    from fontTools.ttLib import TTFont  # read only when a PDF is checked or made
 
     files = font_files()
     widths: dict[int, float] = {}
@@ -193,7 +193,7 @@ def missing_sources() -> list[str]:
 @functools.cache
 def face_cmap(face: Face) -> frozenset[int]:
     """Code points ``face`` draws (with its bold file, when it has one, drawing the same)."""
-    from fontTools.ttLib import TTFont
+    from fontTools.ttLib import TTFont  # read only when a PDF is checked or made
 
     try:
         with TTFont(face.path, lazy=True, fontNumber=face.index) as font:
@@ -205,7 +205,7 @@ def face_cmap(face: Face) -> frozenset[int]:
 @functools.cache
 def face_advances(face: Face) -> dict[int, float]:
     """Each code point's advance width in ems in ``face``."""
-    from fontTools.ttLib import TTFont
+    from fontTools.ttLib import TTFont  # read only when a PDF is checked or made
 
     with TTFont(face.path, lazy=True, fontNumber=face.index) as font:
         metrics = font["hmtx"].metrics

@@ -186,6 +186,7 @@ def _upgrade(conn: Connection, key: Callable[[], bytes]) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
     if _at_head(conn):
         return
+    # Alembic loads only when a migration is due (an up-to-date outbox opens without it)
     from alembic import command
     from alembic.config import Config
 

@@ -9,6 +9,7 @@ command runs, so that a command loads only what it needs:
 - :mod:`~ua_dispatch.service.appeals`: the supporters' page (preview, submit, confirm, status,
   cancel, what supporters report doing);
 - :mod:`~ua_dispatch.service.bounces`: returned mail read back and recorded;
+- :mod:`~ua_dispatch.service.fax_events`: fax gateways' status callbacks, checked and recorded;
 - :mod:`~ua_dispatch.service.organizing`: the organizers' queue (add, list, hold, release,
   cancel, retry, purge, report, worker);
 - :mod:`~ua_dispatch.service.fakes`: the local fake servers in the foreground;
