@@ -63,6 +63,10 @@ class SinchSettings(SettingsSection):
     project_id: str | None = Field(None, alias="fax_project_id")
     key_id: str | None = Field(None, alias="fax_key_id")
     key_secret: SecretStr | None = Field(None, alias="fax_key_secret")
+    #: Sinch's own redials of a failed fax; each rings the official's line again, so one
+    #: delivery rings a line at most 1 + max_retries times per run
+    max_retries: int = Field(2, ge=0, le=MAX_RETRIES_MAX, alias="fax_max_retries")
+    retry_delay_seconds: int = Field(120, ge=30, le=300, alias="fax_retry_delay_seconds")
 
     @field_validator("base_url")
     @classmethod
@@ -118,8 +122,8 @@ class SinchFax(RestFaxProvider):
             key_id=own.key_id,
             key_secret=own.key_secret,
             from_number=settings.fax_from,
-            max_retries=settings.fax_max_retries,
-            retry_delay_seconds=settings.fax_retry_delay_seconds,
+            max_retries=own.max_retries,
+            retry_delay_seconds=own.retry_delay_seconds,
             callback_url=settings.fax_callback_url,
             http_timeout=settings.fax_http_timeout,
             poll=PollPolicy.from_settings(settings),
