@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-from typing import get_args
+from pathlib import Path
+from typing import Any, get_args
 
 import pytest
 
@@ -36,6 +37,16 @@ def test_a_provider_without_a_fake_is_a_config_error_not_the_sinch_fake() -> Non
     assert message.startswith("UA_DISPATCH_FAX_PROVIDER: ")
     assert "'faxmaster'" in message and "sinch, telnyx" in message
     assert "unknown fax provider" in message
+
+
+def test_an_unknown_fax_provider_option_is_named_as_the_option(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    result = run_cli("fakes", "--store", tmp_path, "--fax-provider", "faxmaster")
+    assert result.code == 2, result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert "error: --fax-provider: " in line and "'faxmaster'" in line, line
+    assert "UA_DISPATCH_FAX_PROVIDER" not in line
 
 
 def test_importing_the_package_loads_no_web_server() -> None:

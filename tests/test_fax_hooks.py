@@ -220,6 +220,29 @@ def test_sinch_callback_needs_the_token_of_its_own_fax(
     assert state(server, key) == "COMPLETED"
 
 
+def test_sinch_callback_sent_as_a_form_is_read_like_json(
+    server: Running, client: httpx.Client
+) -> None:
+    key = add_fax(server)
+    body = sinch_callback(key, "COMPLETED")
+    form = {k: (None, json.dumps(v) if k == "fax" else str(v)) for k, v in body.items()}
+    url = "/hooks/fax/sinch"
+    answer = client.post(url, params={"token": token_of(server, key)}, files=form)
+    assert answer.status_code == 200, answer.text
+    assert state(server, key) == "COMPLETED"
+    broken = client.post(
+        url,
+        params={"token": token_of(server, key)},
+        content=b"not a form",
+        headers={"content-type": "multipart/form-data; boundary=zz"},
+    )
+    assert broken.status_code == 400, broken.text
+
+
+def test_a_callback_for_a_provider_there_is_none_of_is_not_found(client: httpx.Client) -> None:
+    assert client.post("/hooks/fax/faxmaster", content=b"{}").status_code == 404
+
+
 @pytest.mark.parametrize(
     "order",
     [

@@ -280,6 +280,17 @@ def test_an_unknown_provider_is_a_configuration_error_naming_the_setting() -> No
         fax.fake_server(settings)
 
 
+def test_an_unknown_provider_stops_a_command_at_once(
+    run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_FAX_PROVIDER", "nope")
+    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path))
+    result = run_cli("worker", "--once")
+    assert result.code == 2, result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert "UA_DISPATCH_FAX_PROVIDER" in line and "'nope'" in line, line
+
+
 def test_unknown_key_in_settings_file(tmp_path: Path) -> None:
     f = tmp_path / "s.toml"
     f.write_text('limit_email_per_recipent = "1/h"\n', encoding="utf-8")

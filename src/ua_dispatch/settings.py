@@ -149,10 +149,6 @@ class Settings(BaseSettings):
     fax_provider: str = "sinch"
     # the sending number (E.164); the gateway uses the account's first number when unset
     fax_from: str | None = None
-    # redials by the gateway itself when a fax fails; every redial is another call to the
-    # official's line, so one delivery rings a line at most 1 + fax_max_retries times per run
-    fax_max_retries: int = Field(default=2, ge=0, le=5)
-    fax_retry_delay_seconds: int = Field(default=120, ge=30, le=300)
     # following a fax to its end: first pause between status checks, the cap the pause grows
     # to, and how long to follow before calling the outcome unknown
     fax_poll_interval: float = Field(default=10.0, gt=0)

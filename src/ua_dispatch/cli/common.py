@@ -71,12 +71,16 @@ class Ctx:
             import logging
 
             from ua_dispatch import logs
-            from ua_dispatch.fax import settings_sections
+
+            # here, not at start-up: the fax registry and the settings load pydantic
+            from ua_dispatch.fax import PROVIDERS, UnknownProvider, settings_sections
             from ua_dispatch.settings import load_settings
 
-            self._settings = load_settings(
-                self.settings_file, warn=warn, sections=settings_sections
-            )
+            settings = load_settings(self.settings_file, warn=warn, sections=settings_sections)
+            # a misspelt provider is a configuration error at once, whatever the command
+            if settings.fax_provider not in PROVIDERS:
+                raise UnknownProvider(settings.fax_provider)
+            self._settings = settings
             fmt = self.log_format or self._settings.log_format
             level = logging.INFO if (self.verbose or fmt == "json") else logging.WARNING
             logs.configure(fmt, level)

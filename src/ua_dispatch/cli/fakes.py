@@ -46,16 +46,7 @@ from ua_dispatch.cli.common import Ctx, out
 @click.pass_obj
 def fakes(ctx: Ctx, /, store: Path, **given: Any) -> None:
     """Run the local fake servers in the foreground until interrupted."""
-    from ua_dispatch.errors import InputError
-    from ua_dispatch.fax import PROVIDERS
     from ua_dispatch.service import fakes  # here, not at start-up: it loads channels and engine
-
-    name = given.get("fax_provider")
-    if name is not None and name not in PROVIDERS:
-        raise InputError(
-            f"unknown fax provider {name!r}; choose from {', '.join(PROVIDERS)}",
-            source="--fax-provider",
-        )
 
     announce = functools.partial(out.print, markup=False)
     fakes.run_fakes(ctx.settings, store, announce=announce, **given)

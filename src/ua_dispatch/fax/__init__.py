@@ -22,15 +22,20 @@ PROVIDERS: dict[str, str] = {
 }
 
 
+class UnknownProvider(ConfigError):
+    """No provider has this name; ``detail`` says so without naming the setting."""
+
+    def __init__(self, name: str):
+        self.detail = f"unknown fax provider {name!r}; choose from {', '.join(PROVIDERS)}"
+        super().__init__(f"UA_DISPATCH_FAX_PROVIDER: {self.detail}")
+
+
 def provider_class(name: str) -> type[FaxProvider]:
-    """The provider called ``name``; a ConfigError naming the setting when there is none."""
+    """The provider called ``name``; an :class:`UnknownProvider` error when there is none."""
     try:
         target = PROVIDERS[name]
     except KeyError:
-        raise ConfigError(
-            f"UA_DISPATCH_FAX_PROVIDER: unknown fax provider {name!r}; "
-            f"choose from {', '.join(PROVIDERS)}"
-        ) from None
+        raise UnknownProvider(name) from None
     module_name, _, attr = target.partition(":")
     cls: type[FaxProvider] = getattr(importlib.import_module(module_name), attr)
     return cls

@@ -26,7 +26,7 @@ import datetime as dt
 import email.utils
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Self
@@ -98,6 +98,29 @@ class FaxStatus:
             if value is not None:
                 out[key] = value
         return out
+
+
+class CallbackRefused(Exception):
+    """A status callback that must change nothing; ``status`` is the HTTP status to answer
+    (401 unsigned or without its token, 403 forged, stale or another fax's, 400 malformed)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CallbackEvent:
+    """What one status callback from a gateway reports, once the provider has read it."""
+
+    #: the fax as reported; None for an event about something else
+    status: FaxStatus | None
+    #: the gateway's own id of the event, when it gives one: the same id again is a replay
+    event_id: str | None = None
+    #: the per-fax token of the callback URL, for a gateway that does not sign its callbacks:
+    #: it must name a fax delivery of ours, and the fax must be that delivery's. None when
+    #: the provider has checked the callback itself (a signature).
+    token: str | None = None
 
 
 class FailureClass(StrEnum):
@@ -196,6 +219,15 @@ class FaxProvider(ABC):
     @abstractmethod
     def check_settings(cls, settings: Settings) -> None:
         """Raise ConfigError when settings cannot carry a real send."""
+
+    @classmethod
+    @abstractmethod
+    def read_callback(
+        cls, body: bytes, headers: Mapping[str, str], token: str | None, settings: Settings
+    ) -> CallbackEvent:
+        """Check and read one status callback the gateway posted (``headers`` looked up by
+        lower-case name, ``token`` the one in its URL); CallbackRefused when it is not to be
+        taken."""
 
     @abstractmethod
     async def submit(self, request: FaxRequest) -> FaxStatus:

@@ -13,14 +13,19 @@
   labels filter is applied again on our side, so a gateway that ignored it costs only a longer
   list, never a wrong match.
 - Errors come back as ``{"code", "error", "message", "details"}``; 401 may have no body.
+- Status callbacks (``{"event": "FAX_COMPLETED", "fax": {...}}``, JSON or form fields) are not
+  signed: the per-fax token in the callback URL vouches for them.
 """
 
 from __future__ import annotations
 
 import base64
+import email.parser
+import email.policy
 import json
+from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
@@ -28,6 +33,8 @@ from pydantic import Field, SecretStr, field_validator
 from ua_dispatch.delivery import DeliveryError, FailureKind
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fax.base import (
+    CallbackEvent,
+    CallbackRefused,
     FailureClass,
     FaxRequest,
     FaxState,
@@ -43,6 +50,8 @@ HEADER_TEXT_MAX = 50
 MAX_RETRIES_MAX = 5
 LIST_PAGE_SIZE = 100
 LIST_MAX_PAGES = 20
+# a status callback sent as a form has a handful of fields
+CALLBACK_MAX_FIELDS = 50
 
 # Error codes after a FAILURE (Sinch's "Error Messages" reference; the code space is Phaxio's).
 # The account cannot pay for the fax.
@@ -63,6 +72,10 @@ class SinchSettings(SettingsSection):
     project_id: str | None = Field(None, alias="fax_project_id")
     key_id: str | None = Field(None, alias="fax_key_id")
     key_secret: SecretStr | None = Field(None, alias="fax_key_secret")
+    #: Sinch's own redials of a failed fax; each rings the official's line again, so one
+    #: delivery rings a line at most 1 + max_retries times per run
+    max_retries: int = Field(2, ge=0, le=MAX_RETRIES_MAX, alias="fax_max_retries")
+    retry_delay_seconds: int = Field(120, ge=30, le=300, alias="fax_retry_delay_seconds")
 
     @field_validator("base_url")
     @classmethod
@@ -118,8 +131,8 @@ class SinchFax(RestFaxProvider):
             key_id=own.key_id,
             key_secret=own.key_secret,
             from_number=settings.fax_from,
-            max_retries=settings.fax_max_retries,
-            retry_delay_seconds=settings.fax_retry_delay_seconds,
+            max_retries=own.max_retries,
+            retry_delay_seconds=own.retry_delay_seconds,
             callback_url=settings.fax_callback_url,
             http_timeout=settings.fax_http_timeout,
             poll=PollPolicy.from_settings(settings),
@@ -149,6 +162,21 @@ class SinchFax(RestFaxProvider):
                 "UA_DISPATCH_FAX_CALLBACK_URL": settings.fax_callback_url,
             }
         )
+
+    @classmethod
+    def read_callback(
+        cls, body: bytes, headers: Mapping[str, str], token: str | None, settings: Settings
+    ) -> CallbackEvent:
+        """A status callback (JSON, or form fields with the fax as a JSON string). Sinch does
+        not sign it: the per-fax token of its URL is what vouches for it."""
+        if not token:
+            raise CallbackRefused(401, "no callback token")
+        try:
+            fields = callback_fields(body, headers.get("content-type", ""))
+            status = parse_callback(fields)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CallbackRefused(400, f"not a Sinch fax callback ({exc})") from None
+        return CallbackEvent(status, token=token)
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -267,6 +295,31 @@ def parse_fax(data: Any) -> FaxStatus:
         created=data.get("createTime") or None,
         completed=data.get("completedTime") or None,
     )
+
+
+def callback_fields(body: bytes, content_type: str) -> Any:
+    """A callback's body as JSON, or the text fields of a multipart/form-data or urlencoded
+    one. Raises ValueError when it is neither."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        pairs = parse_qsl(body.decode("utf-8"), max_num_fields=CALLBACK_MAX_FIELDS)
+        return dict(pairs)
+    if kind != "multipart/form-data":
+        return json.loads(body)
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+    form = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not form.is_multipart() or form.defects:
+        raise ValueError("a malformed multipart form")
+    fields: dict[str, str] = {}
+    for part in form.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None:
+            continue  # a file: no callback field is one
+        payload = part.get_payload(decode=True)
+        fields[name] = payload.decode("utf-8") if isinstance(payload, bytes) else ""
+        if len(fields) > CALLBACK_MAX_FIELDS:
+            raise ValueError("too many form fields")
+    return fields
 
 
 def parse_callback(body: Any) -> FaxStatus | None:

@@ -37,6 +37,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
@@ -49,6 +52,8 @@ from pydantic import Field, SecretStr, field_validator
 from ua_dispatch.delivery import DeliveryError, FailureKind
 from ua_dispatch.errors import ConfigError
 from ua_dispatch.fax.base import (
+    CallbackEvent,
+    CallbackRefused,
     FailureClass,
     FaxRequest,
     FaxState,
@@ -256,6 +261,36 @@ class TelnyxFax(RestFaxProvider):
             }
         )
 
+    @classmethod
+    def read_callback(
+        cls, body: bytes, headers: Mapping[str, str], token: str | None, settings: Settings
+    ) -> CallbackEvent:
+        """A webhook signed with the account's key (``telnyx_public_key``) at a moment within
+        the tolerance; the signature vouches for it, so the URL's token is not needed."""
+        try:
+            own = settings.section(TelnyxSettings)
+        except ConfigError as exc:
+            raise CallbackRefused(503, str(exc)) from None
+        if own.public_key is None:
+            raise CallbackRefused(
+                403, "UA_DISPATCH_TELNYX_PUBLIC_KEY is not set: webhooks cannot be verified"
+            )
+        verify_webhook(
+            own.public_key,
+            body,
+            headers.get("telnyx-signature-ed25519"),
+            headers.get("telnyx-timestamp"),
+            now=time.time(),
+            tolerance=own.webhook_tolerance,
+        )
+        try:
+            event = parse_webhook(json.loads(body))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CallbackRefused(400, f"not a Telnyx fax event ({exc})") from None
+        if event is None:
+            return CallbackEvent(None)
+        return CallbackEvent(event.status, event_id=event.id)
+
     # --- requests ----------------------------------------------------------------------------
 
     def form(self, request: FaxRequest) -> dict[str, str]:
@@ -391,8 +426,9 @@ def parse_fax(data: Any) -> FaxStatus:
     )
 
 
-class WebhookRefused(Exception):
-    """A webhook that is not Telnyx's, or not from now: unsigned, badly signed, stale."""
+class WebhookRefused(CallbackRefused):
+    """A webhook that is not Telnyx's, or not from now: unsigned (401), badly signed or
+    stale (403)."""
 
 
 def verify_webhook(
@@ -408,18 +444,18 @@ def verify_webhook(
     ``timestamp|body``) and its ``telnyx-timestamp`` (Unix seconds, within ``tolerance`` of
     ``now``); WebhookRefused says why not."""
     if not signature or not timestamp:
-        raise WebhookRefused("no Telnyx signature")
+        raise WebhookRefused(401, "no Telnyx signature")
     if not timestamp.strip().isdigit():
-        raise WebhookRefused("a malformed Telnyx timestamp")
+        raise WebhookRefused(403, "a malformed Telnyx timestamp")
     if abs(now - int(timestamp)) > tolerance:
-        raise WebhookRefused("a stale Telnyx timestamp")
+        raise WebhookRefused(403, "a stale Telnyx timestamp")
     try:
         key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))
         key.verify(
             base64.b64decode(signature, validate=True), timestamp.strip().encode() + b"|" + body
         )
     except (binascii.Error, ValueError, InvalidSignature):
-        raise WebhookRefused("a bad Telnyx signature") from None
+        raise WebhookRefused(403, "a bad Telnyx signature") from None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ua_dispatch.errors import InputError
 from ua_dispatch.fakes import fake_gateway_class
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
+from ua_dispatch.fax import UnknownProvider
 from ua_dispatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,6 +38,13 @@ def run_fakes(
     from ua_dispatch.fakes.smtp import FakeSmtpServer
 
     provider = fax_provider or settings.fax_provider
+    try:
+        gateway_class = fake_gateway_class(provider)
+    except UnknownProvider as exc:
+        if fax_provider is None:
+            raise
+        # the name came from --fax-provider: name the option, not the setting
+        raise InputError(exc.detail, source="--fax-provider") from None
     profile = load_profile(faults_file) if faults_file else FaultProfile()
     outcomes: dict[str, str] = {}
     for value in fax_outcomes:
@@ -49,7 +57,7 @@ def run_fakes(
     async def run() -> None:
         async with (
             FakeSmtpServer(store / "smtp", host, smtp_port, profile) as smtp,
-            fake_gateway_class(provider)(store / "fax", host, fax_port) as fax,
+            gateway_class(store / "fax", host, fax_port) as fax,
         ):
             fax.apply(profile.fax)
             for number, outcome in outcomes.items():  # --fax-outcome wins over the profile
