@@ -427,3 +427,46 @@ def test_a_callback_ends_the_polling_wait_early(
     final, took = asyncio.run(go())
     assert final is FaxState.COMPLETED
     assert took < 5
+
+
+def test_a_token_speaks_only_for_a_fax_that_shows_it_is_its_own(
+    server: Running, client: httpx.Client
+) -> None:
+    """Without the delivery's label, a fax is its delivery's only by the id the gateway gave
+    it when it was sent; a delivery not sent yet has none, so a token cannot claim any fax."""
+    key = add_fax(server)
+    unlabelled = sinch_callback(key, "COMPLETED", fax_id="01HXSOMEONEELSE")
+    del unlabelled["fax"]["labels"]
+    answer = client.post(
+        "/hooks/fax/sinch", params={"token": token_of(server, key)}, json=unlabelled
+    )
+    assert answer.status_code == 403, answer.text
+    assert state(server, key) is None
+
+
+def test_deeply_nested_or_odd_bodies_and_timestamps_are_refused_not_failed(
+    server: Running, client: httpx.Client, telnyx_fake: FakeTelnyxGateway
+) -> None:
+    nested = b"[" * 100_000 + b"]" * 100_000
+    key = add_fax(server)
+    sinch = client.post(
+        "/hooks/fax/sinch",
+        params={"token": token_of(server, key)},
+        content=nested,
+        headers={"content-type": "application/json"},
+    )
+    assert sinch.status_code == 400, sinch.text
+    deep = telnyx_fake.sign(nested)
+    assert post_telnyx(client, nested, deep).status_code == 400
+    good = telnyx_fake.sign(telnyx_event(key, "delivered"))
+    body = telnyx_event(key, "delivered")
+    # a superscript two (as the byte Latin-1 gives it), digits past int()'s limits, a sign
+    for stamp in ("²".encode("latin-1"), b"9" * 400, b"9" * 5000, b"-5", b"1 2"):
+        odd: dict[str, str | bytes] = {**good, "telnyx-timestamp": stamp}
+        answer = client.post(
+            "/hooks/fax/telnyx",
+            content=body,
+            headers={"content-type": "application/json", **odd},
+        )
+        assert answer.status_code == 403, (stamp[:10], answer.text)
+    assert state(server, key) is None

@@ -174,8 +174,9 @@ class SinchFax(RestFaxProvider):
         try:
             fields = callback_fields(body, headers.get("content-type", ""))
             status = parse_callback(fields)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CallbackRefused(400, f"not a Sinch fax callback ({exc})") from None
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # RecursionError: JSON nested deeper than the parser goes
+            raise CallbackRefused(400, f"not a Sinch fax callback ({type(exc).__name__})") from None
         return CallbackEvent(status, token=token)
 
     # --- requests ----------------------------------------------------------------------------

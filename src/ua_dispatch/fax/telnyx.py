@@ -285,8 +285,9 @@ class TelnyxFax(RestFaxProvider):
         )
         try:
             event = parse_webhook(json.loads(body))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CallbackRefused(400, f"not a Telnyx fax event ({exc})") from None
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # RecursionError: JSON nested deeper than the parser goes
+            raise CallbackRefused(400, f"not a Telnyx fax event ({type(exc).__name__})") from None
         if event is None:
             return CallbackEvent(None)
         return CallbackEvent(event.status, event_id=event.id)
@@ -445,9 +446,10 @@ def verify_webhook(
     ``now``); WebhookRefused says why not."""
     if not signature or not timestamp:
         raise WebhookRefused(401, "no Telnyx signature")
-    if not timestamp.strip().isdigit():
+    stamp = timestamp.strip()
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
         raise WebhookRefused(403, "a malformed Telnyx timestamp")
-    if abs(now - int(timestamp)) > tolerance:
+    if abs(now - int(stamp)) > tolerance:
         raise WebhookRefused(403, "a stale Telnyx timestamp")
     try:
         key = Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key))

@@ -93,7 +93,11 @@ async def take(
         key = delivery.key
         if event.status is None:
             return Taken("ignored")
-        if event.status.labels.get(DELIVERY_LABEL, key) != key:
+        # the fax must show it is this delivery's: by its label, else by the id the gateway
+        # gave it when it was sent
+        named = event.status.labels.get(DELIVERY_LABEL)
+        known = delivery.provider_ref
+        if named != key and not (named is None and known and event.status.id == known):
             raise CallbackRefused(403, "this callback token belongs to another fax")
     else:
         # checked by the provider (signed): the delivery its labels name
