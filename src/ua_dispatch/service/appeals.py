@@ -39,7 +39,7 @@ import structlog
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ua_dispatch.campaign import SAMPLE_MAX_BYTES, Campaign, load_campaign
-from ua_dispatch.channels import CHANNELS, get_channel, lookup
+from ua_dispatch.channels import CHANNELS, get_channel, lookup, sending_channels
 from ua_dispatch.channels.email import EmailPayload, relay_sender
 from ua_dispatch.delivery import DeliveryError
 from ua_dispatch.engine import prepare
@@ -54,14 +54,12 @@ from ua_dispatch.outbox.db import supporter_key, web_key
 from ua_dispatch.outbox.records import AppealRecord, DeliveryRecord, NewDelivery, QStatus, utcnow
 from ua_dispatch.outbox.store import Outbox
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
-from ua_dispatch.queue.worker import Worker, sending_channels
+from ua_dispatch.queue.worker import Worker, usable_channels
 from ua_dispatch.service.organizing import open_outbox
 from ua_dispatch.settings import Settings
 
 log = structlog.get_logger("ua_dispatch.web")
 
-#: channels the page offers to deliver; the drafted ones are always offered afterwards
-SENDING = [name for name, c in CHANNELS.items() if c.sends]
 #: what a person finishes by hand, and what "I did this" records
 BY_HAND = {"post": "posted the letter", "phone": "made the call", "social": "published the post"}
 #: form fields, in the order errors are listed
@@ -315,6 +313,11 @@ class Desk:
     def is_closed(self, campaign: Campaign) -> bool:
         return dt.date.today() > campaign.act_until
 
+    def require_open(self, campaign: Campaign) -> None:
+        """Raise Closed when the campaign takes no more letters (a dry run takes them)."""
+        if self.is_closed(campaign) and not self.dry_run:
+            raise Closed(f"the action closed on {campaign.act_until.isoformat()}")
+
     def view(self, campaign_id: str) -> CampaignView:
         campaign, path = self.campaign(campaign_id)
         targets = []
@@ -347,7 +350,7 @@ class Desk:
         """The sending channels the page offers: those whose settings are complete (all of
         them in a dry run, which sends to the fakes)."""
         out = []
-        for name in SENDING:
+        for name in sending_channels():
             try:
                 if not self.dry_run:
                     get_channel(name).check_settings(self.settings)
@@ -392,7 +395,7 @@ class Desk:
         offered = self.offered()
         for raw in form.channels:
             name = raw.strip().lower()
-            if name not in SENDING:
+            if name not in sending_channels():
                 errors["channels"] = f"unknown channel {raw!r}; choose from {', '.join(offered)}"
             elif name not in offered:
                 errors["channels"] = (
@@ -484,8 +487,7 @@ class Desk:
         """Check and store an appeal; with email confirmation, mail its author the signed
         link, otherwise queue it at once. The same appeal again returns the first one."""
         campaign, _ = self.campaign(campaign_id)
-        if self.is_closed(campaign) and not self.dry_run:
-            raise Closed(f"the action closed on {campaign.act_until.isoformat()}")
+        self.require_open(campaign)
         appeal, channels = self.check(campaign, form)
         self.limit(ip, appeal.supporter.email)
         plan = [d for d in plan_deliveries(appeal, lookup(channels)) if d.to is not None]
@@ -883,7 +885,7 @@ async def open_desk(
                     "fax_office_hours_only": False,
                 }
             )
-            for name in SENDING:
+            for name in sending_channels():
                 channel = get_channel(name)
                 where = channel.fake_server(settings)
                 if where is None:
@@ -901,7 +903,7 @@ async def open_desk(
 
 async def run_worker_beside(desk: Desk, *, poll: float, stop: asyncio.Event) -> None:
     """A queue worker in the page's own event loop, over the desk's outbox, until ``stop``."""
-    channels, _ = sending_channels(desk.settings)
+    channels, _ = usable_channels(desk.settings)
     if not channels:
         return
     worker = Worker(desk.outbox, desk.settings, channels=channels, poll_interval=poll)

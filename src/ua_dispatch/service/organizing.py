@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ua_dispatch.campaign import Campaign, load_campaign
-from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
+from ua_dispatch.channels import get_channel, parse_channels, sending_channels
 from ua_dispatch.errors import InputError, UaDispatchError
 from ua_dispatch.outbox.status import QStatus, Returned
 from ua_dispatch.settings import Settings
@@ -32,7 +32,6 @@ from ua_dispatch.service.notices import Notify, _Notices
 log = structlog.get_logger("ua_dispatch.worker")
 
 #: channels that deliver by themselves (the others leave a draft for a person)
-SENDING = [name for name, c in CHANNELS.items() if c.sends]
 
 
 async def open_outbox(settings: Settings) -> Outbox:
@@ -81,12 +80,12 @@ def queue_letters(
     from ua_dispatch.queue.loader import add_letters, check_still_open, parse_at, parse_duration
 
     campaign = load_campaign(campaign_file)
-    names = parse_channels(channels or ",".join(SENDING))
+    names = parse_channels(channels or ",".join(sending_channels()))
     for name in names:
         if not get_channel(name).sends:
             raise InputError(
                 f"{name} is completed by a person, not delivered; queue one of "
-                f"{', '.join(SENDING)}",
+                f"{', '.join(sending_channels())}",
                 source="--channels",
             )
     when = parse_at(at) if at else None
@@ -336,10 +335,10 @@ def run_worker(
     outcomes are written. ``alongside`` (reading the bounce mailbox) runs in a thread at the
     start and every UA_DISPATCH_BOUNCE_POLL_INTERVAL seconds while the worker does."""
     # the worker loads the outbox (SQLAlchemy) and every transport: for this command only
-    from ua_dispatch.queue.worker import Worker, sending_channels
+    from ua_dispatch.queue.worker import Worker, usable_channels
 
     notices = _Notices(notify)
-    channels, skipped = sending_channels(settings)
+    channels, skipped = usable_channels(settings)
     for name, why in skipped.items():
         notices.add("note", f"{name} deliveries stay queued: {why}")
     if not channels:

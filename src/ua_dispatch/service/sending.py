@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ua_dispatch.campaign import Campaign, load_campaign
-from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
+from ua_dispatch.channels import get_channel, parse_channels
 from ua_dispatch.engine import Prepared, execute, prepare, write_drafts
 from ua_dispatch.errors import ConfigError, InputError, NotApproved, OutboxUnavailable
 from ua_dispatch.fakes import fake_class
@@ -41,7 +41,6 @@ from ua_dispatch.service.notices import Notice, Notify, _Notices
 from ua_dispatch.service.organizing import open_outbox
 
 #: channels that deliver by themselves (the others leave a draft for a person)
-SENDING = [name for name, c in CHANNELS.items() if c.sends]
 
 
 @dataclass(frozen=True)
