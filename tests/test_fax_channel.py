@@ -23,6 +23,7 @@ from ua_dispatch.channels import CHANNELS
 from ua_dispatch.channels.fax import DELIVERY_LABEL, FaxChannel
 from ua_dispatch.fakes.faxline import Timing
 from ua_dispatch.fakes.sinch import FakeSinchGateway
+from ua_dispatch.settings import load_settings
 
 PRESIDENT = "+74959102134"
 AMBASSADOR = "+12022985735"
@@ -430,3 +431,11 @@ def test_dry_run_speaks_the_configured_providers_api(
     index = [json.loads(line) for line in (store / "fax" / "index.jsonl").read_text().splitlines()]
     assert sorted(e["to"] for e in index) == sorted([PRESIDENT, AMBASSADOR])
     assert "Telnyx" in result.stderr
+
+
+def test_a_dry_run_does_not_wait_for_office_hours() -> None:
+    # the fake is always open: a rehearsal (page or send) faxes at once
+    settings = load_settings().model_copy(update={"fax_office_hours_only": True})
+    dry = FaxChannel().dry_run_settings(settings, {})
+    assert dry.fax_office_hours_only is False
+    assert dry.fax_callback_url is None

@@ -9,7 +9,7 @@ import pypdf
 
 from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN, SUPPORTER_ARGS
 from ua_dispatch.campaign import load_campaign
-from ua_dispatch.channels import CHANNELS, get_channel
+from ua_dispatch.channels import CHANNELS, by_hand_channels, get_channel, sending_channels
 from ua_dispatch.channels.post import PostChannel
 
 A4 = (595.28, 841.89)
@@ -132,3 +132,11 @@ def test_unprintable_letter_leaves_out_only_the_post_naming_the_characters(
     assert "drafted" in {d["status"] for d in emails}
     assert not (out / "post").exists()
     assert (out / "email").is_dir()
+
+
+def test_by_hand_channels_come_from_the_registry() -> None:
+    assert by_hand_channels() == [n for n, c in CHANNELS.items() if not c.sends]
+    assert set(by_hand_channels()) == {"post", "social", "phone"}
+    assert not set(by_hand_channels()) & set(sending_channels())
+    for name in by_hand_channels():
+        assert get_channel(name).by_hand_verb

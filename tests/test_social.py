@@ -247,3 +247,16 @@ def test_send_reports_social_and_phone_as_drafted(
     assert phone["status"] == "drafted"
     assert "+1 202-298-5700" in Path(phone["ref"]).read_text(encoding="utf-8")
     assert "text" not in phone
+
+
+def test_by_hand_offers_a_link_for_each_network_with_its_post() -> None:
+    appeal = appeal_for(_with_fediverse(campaign_data()))
+    (delivery,) = plan_deliveries(appeal, lookup(["social"]))
+    payload = build(appeal)
+    (step,) = get_channel("social").by_hand(payload, delivery)
+    assert payload.x is not None and payload.mastodon is not None
+    assert (step.kind, step.target, step.text) == ("social", delivery.slug, payload.x.text)
+    assert list(step.links) == ["Post on X", "Post on Mastodon", "Post on Bluesky"]
+    mastodon = urllib.parse.quote(payload.mastodon.text, safe="")
+    assert step.links["Post on Mastodon"] == f"https://toot.kytta.dev/?text={mastodon}"
+    assert step.links["Post on Bluesky"].startswith("https://bsky.app/intent/compose?text=")

@@ -27,6 +27,16 @@ CHANNELS: dict[str, Channel[Any]] = {
 DEFAULT_CHANNELS: tuple[str, ...] = tuple(CHANNELS)
 
 
+def sending_channels() -> list[str]:
+    """Names of the channels that deliver by themselves, in registry order."""
+    return [name for name, c in CHANNELS.items() if c.sends]
+
+
+def by_hand_channels() -> list[str]:
+    """Names of the channels a person finishes by hand, in registry order."""
+    return [name for name, c in CHANNELS.items() if not c.sends]
+
+
 def get_channel(name: str) -> Channel[Any]:
     try:
         return CHANNELS[name]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +20,26 @@ from ua_dispatch.plan import Appeal, Delivery
 from ua_dispatch.settings import Settings
 
 P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class ByHand:
+    """One thing a person finishes themselves, as its channel describes it."""
+
+    #: the channel's name (what "I did this" reports)
+    kind: str
+    #: the official's slug, or "campaign" for what addresses every official
+    target: str
+    #: who it reaches, as shown
+    who: str
+    #: the heading, e.g. "Call Ambassador Olga Smirnova"
+    title: str
+    #: text to copy or read out, if any
+    text: str | None = None
+    #: label -> web link that opens it ready to finish (e.g. "Post on X")
+    links: dict[str, str] = field(default_factory=dict)
+    #: True: a printable document to download (see :meth:`Channel.printed`)
+    printable: bool = False
 
 
 class Channel(ABC, Generic[P]):
@@ -32,6 +53,11 @@ class Channel(ABC, Generic[P]):
     #: True when "sent" means the other side reported the delivery complete (a fax that was
     #: dialled and answered), not only that it was handed over
     follows_to_end: bool = False
+    #: what the person did, once done by hand ("made the call"); empty for sending channels
+    by_hand_verb: str = ""
+    #: True when the payload is a printable document, built only when it is downloaded (so
+    #: :meth:`by_hand` is given no payload)
+    prints: bool = False
 
     def address_of(self, target: Target) -> str | None:
         """Where this channel reaches one target (per-target channels)."""
@@ -67,6 +93,15 @@ class Channel(ABC, Generic[P]):
 
     def draft_text(self, payload: P) -> str | None:
         """Text to put into ``--json`` for drafted deliveries (social posts)."""
+        return None
+
+    def by_hand(self, payload: P | None, delivery: Delivery) -> list[ByHand]:
+        """What a person finishes by hand for this delivery (none for sending channels).
+        ``payload`` is None for channels that print (:attr:`prints`)."""
+        return []
+
+    def printed(self, payload: P) -> bytes | None:
+        """The printable document of a payload, for channels that print."""
         return None
 
     # --- policy the queue and the front doors ask of the channel -----------------------------

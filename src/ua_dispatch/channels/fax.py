@@ -180,11 +180,13 @@ class FaxChannel(Channel[FaxPayload]):
 
     def dry_run_settings(self, settings: Settings, fake_settings: dict[str, Any]) -> Settings:
         """Point the provider at its fake; nobody can post a callback to a dry run, and the
-        fake answers within a second, so it is checked on often."""
+        fake answers within a second, so it is checked on often. The fake is always open, so a
+        rehearsal does not wait for the office's hours."""
         return settings.model_copy(
             update={
                 **fake_settings,
                 "fax_callback_url": None,
+                "fax_office_hours_only": False,
                 "fax_poll_interval": min(settings.fax_poll_interval, 0.1),
                 "fax_poll_max_interval": min(settings.fax_poll_max_interval, 0.5),
             }

@@ -18,7 +18,7 @@ from pathlib import Path
 import phonenumbers
 
 from ua_dispatch.campaign import Target
-from ua_dispatch.channels.base import Channel
+from ua_dispatch.channels.base import ByHand, Channel
 from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.hours import office_hours, time_zone_of, zone_of
 from ua_dispatch.plan import Appeal, Delivery
@@ -96,6 +96,7 @@ class PhoneChannel(Channel[CallScript]):
     name = "phone"
     address_word = "phone number"
     sends = False
+    by_hand_verb = "made the call"
 
     def address_of(self, target: Target) -> str | None:
         return target.phone
@@ -195,3 +196,9 @@ class PhoneChannel(Channel[CallScript]):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(payload.text, encoding="utf-8", newline="\n")
         return path
+
+    def by_hand(self, payload: CallScript | None, delivery: Delivery) -> list[ByHand]:
+        if payload is None:
+            return []
+        who = delivery.the_target.display
+        return [ByHand(self.name, delivery.slug, who, f"Call {who}", payload.text)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ua_dispatch.campaign import Target
-from ua_dispatch.channels.base import Channel
+from ua_dispatch.channels.base import ByHand, Channel
 from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.documents import PdfDocument
 from ua_dispatch.letter import render_letter
@@ -26,6 +26,8 @@ class PostChannel(Channel[PostPayload]):
     name = "post"
     address_word = "postal address"
     sends = False
+    by_hand_verb = "posted the letter"
+    prints = True
 
     def address_of(self, target: Target) -> str | None:
         return ", ".join(target.address) or None
@@ -51,3 +53,10 @@ class PostChannel(Channel[PostPayload]):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(payload.document.data)
         return path
+
+    def by_hand(self, payload: PostPayload | None, delivery: Delivery) -> list[ByHand]:
+        who = delivery.the_target.display
+        return [ByHand(self.name, delivery.slug, who, f"Post a letter to {who}", printable=True)]
+
+    def printed(self, payload: PostPayload) -> bytes | None:
+        return payload.document.data

@@ -20,13 +20,16 @@ from typing import Any
 
 from ua_dispatch import textlimits
 from ua_dispatch.campaign import Campaign
-from ua_dispatch.channels.base import Channel
+from ua_dispatch.channels.base import ByHand, Channel
 from ua_dispatch.delivery import BuildEnv
 from ua_dispatch.errors import InputError
 from ua_dispatch.plan import Appeal, Delivery
 from ua_dispatch.textlimits import Limit, Post, PostTooLong
 
 INTENT_URL = "https://x.com/intent/post?text="
+#: share pages that open a composer with the text filled in
+MASTODON_SHARE_URL = "https://toot.kytta.dev/?text="
+BLUESKY_INTENT_URL = "https://bsky.app/intent/compose?text="
 
 _FIELDS = {
     "X": "targets[].x_handles",
@@ -66,6 +69,22 @@ def intent_url(text: str) -> str:
     return INTENT_URL + urllib.parse.quote(text, safe="")
 
 
+def share_links(payload: SocialPayload) -> dict[str, str]:
+    """Links that open each drafted post ready to publish, by label."""
+    links: dict[str, str] = {}
+    if payload.x is not None:
+        links["Post on X"] = intent_url(payload.x.text)
+    if payload.mastodon is not None:
+        links["Post on Mastodon"] = MASTODON_SHARE_URL + urllib.parse.quote(
+            payload.mastodon.text, safe=""
+        )
+    if payload.bluesky is not None:
+        links["Post on Bluesky"] = BLUESKY_INTENT_URL + urllib.parse.quote(
+            payload.bluesky.post.text, safe=""
+        )
+    return links
+
+
 def _compose(limit: Limit, mentions: list[str], appeal: Appeal, demand: str) -> Post:
     social = appeal.campaign.social
     try:
@@ -85,6 +104,7 @@ class SocialChannel(Channel[SocialPayload]):
     address_word = "social media account"
     sends = False
     campaign_wide = True
+    by_hand_verb = "published the post"
 
     def campaign_address(self, campaign: Campaign) -> str | None:
         handles = [f"@{h}" for h in campaign.x_handles]
@@ -151,3 +171,18 @@ class SocialChannel(Channel[SocialPayload]):
             if post is not None:
                 return post.text
         return None
+
+    def by_hand(self, payload: SocialPayload | None, delivery: Delivery) -> list[ByHand]:
+        if payload is None:
+            return []
+        shown = next((t.text for t in (payload.x, payload.mastodon) if t is not None), None)
+        return [
+            ByHand(
+                self.name,
+                delivery.slug,
+                "all officials",
+                "Share a post",
+                shown,
+                share_links(payload),
+            )
+        ]

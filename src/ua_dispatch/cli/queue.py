@@ -235,9 +235,8 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
         TimeElapsedColumn,
     )
 
-    from ua_dispatch.service import (  # here, not at start-up: they load channels and engine
-        bounces,
-        organizing,
+    from ua_dispatch.service import (
+        organizing,  # here, not at start-up: it loads channels and engine
     )
 
     bar = Progress(
@@ -265,7 +264,6 @@ def worker_cmd(ctx: Ctx, once: bool, concurrency: int, poll: float) -> None:
             notify=show_notice,
             on_start=lambda total: bar.update(task, total=total or None),
             on_progress=on_progress,
-            alongside=bounces.mailbox_poller(ctx.settings),
         )
     out.print(
         f"sent {stats.sent}, failed {stats.failed}, queued again {stats.requeued}, "

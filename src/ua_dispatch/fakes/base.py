@@ -53,5 +53,10 @@ class FakeServer(ABC):
     def kept(self, sent: int) -> str:
         """One line for after a dry run: what it received and where it keeps it."""
 
+    def captured_mail(self) -> Path | None:
+        """The folder of the mail it captured (its ``index.jsonl`` lists each message), for a
+        server that receives mail; None for the others."""
+        return None
+
     def describe(self) -> str:
         return f"{self.label} at {self.address}"

@@ -310,6 +310,9 @@ class FakeSmtpServer(FakeServer):
             await self._server.wait_closed()
             self._server = None
 
+    def captured_mail(self) -> Path | None:
+        return self.store.root
+
     @property
     def address(self) -> str:
         return f"smtp://{self.host}:{self.port}"

@@ -36,7 +36,8 @@ from typing import Any
 
 import structlog
 
-from ua_dispatch.channels import CHANNELS, get_channel
+from ua_dispatch import channels as registry
+from ua_dispatch.channels import get_channel
 from ua_dispatch.delivery import BuildEnv, FailureKind, Transport
 from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
 from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
@@ -70,15 +71,13 @@ class WorkerStats:
         return self.sent + self.failed + self.ambiguous + self.requeued + self.expired
 
 
-def sending_channels(settings: Settings) -> tuple[list[str], dict[str, str]]:
+def usable_channels(settings: Settings) -> tuple[list[str], dict[str, str]]:
     """Channels this worker can deliver, and why the others are left alone."""
     ok: list[str] = []
     skipped: dict[str, str] = {}
-    for name, channel in CHANNELS.items():
-        if not channel.sends:
-            continue
+    for name in registry.sending_channels():
         try:
-            channel.check_settings(settings)
+            get_channel(name).check_settings(settings)
         except ConfigError as exc:
             skipped[name] = str(exc)
             continue
@@ -108,7 +107,7 @@ class Worker:
         self.store = store
         self.settings = settings
         self.concurrency = concurrency
-        self.channels = channels if channels is not None else sending_channels(settings)[0]
+        self.channels = channels if channels is not None else usable_channels(settings)[0]
         self.poll_interval = poll_interval
         self.on_progress = on_progress
         self.owner = new_owner("worker")

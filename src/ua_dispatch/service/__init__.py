@@ -13,7 +13,8 @@ command runs, so that a command loads only what it needs:
 - :mod:`~ua_dispatch.service.organizing`: the organizers' queue (add, list, hold, release,
   cancel, retry, purge, report, worker);
 - :mod:`~ua_dispatch.service.fakes`: the local fake servers in the foreground;
-- :mod:`~ua_dispatch.service.notices`: what any of them has to tell the person at the door.
+- :mod:`~ua_dispatch.service.notices`: what any of them has to tell the person at the door;
+- :mod:`~ua_dispatch.service.outboxes`: opening the outbox.
 
 Nothing here prints: notes and warnings are data (:class:`~ua_dispatch.service.notices.Notice`),
 handed to a callback as they arise and kept in the reports, and approval is a callback the front

@@ -27,10 +27,9 @@ import json
 import re
 import secrets
 import time
-import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,18 @@ import structlog
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from ua_dispatch.campaign import SAMPLE_MAX_BYTES, Campaign, load_campaign
-from ua_dispatch.channels import CHANNELS, get_channel, lookup
+from ua_dispatch.channels import (
+    CHANNELS,
+    by_hand_channels,
+    get_channel,
+    lookup,
+    sending_channels,
+)
+from ua_dispatch.channels.base import ByHand
 from ua_dispatch.channels.email import EmailPayload, relay_sender
 from ua_dispatch.delivery import DeliveryError
 from ua_dispatch.engine import prepare
 from ua_dispatch.errors import ConfigError, InputError, UaDispatchError
-from ua_dispatch.fakes import fake_class
 from ua_dispatch.fakes.faults import FaultProfile
 from ua_dispatch.files import read_capped
 from ua_dispatch.ids import content_hash, supporter_hash
@@ -54,16 +59,14 @@ from ua_dispatch.outbox.db import supporter_key, web_key
 from ua_dispatch.outbox.records import AppealRecord, DeliveryRecord, NewDelivery, QStatus, utcnow
 from ua_dispatch.outbox.store import Outbox
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
-from ua_dispatch.queue.worker import Worker, sending_channels
-from ua_dispatch.service.organizing import open_outbox
+from ua_dispatch.service import organizing
+from ua_dispatch.service.notices import Notice
+from ua_dispatch.service.outboxes import open_outbox
+from ua_dispatch.service.sending import start_fakes
 from ua_dispatch.settings import Settings
 
 log = structlog.get_logger("ua_dispatch.web")
 
-#: channels the page offers to deliver; the drafted ones are always offered afterwards
-SENDING = [name for name, c in CHANNELS.items() if c.sends]
-#: what a person finishes by hand, and what "I did this" records
-BY_HAND = {"post": "posted the letter", "phone": "made the call", "social": "published the post"}
 #: form fields, in the order errors are listed
 FIELDS = ("name", "email", "city", "country", "language", "letter", "channels")
 #: a letter this close to the campaign's sample earns a gentle nudge
@@ -181,14 +184,12 @@ class DeliveryState:
 
 
 @dataclass(frozen=True)
-class ByHand:
-    """Something the supporter finishes themselves, for one official (or the campaign)."""
+class ToFinish:
+    """Something the supporter finishes themselves, and whether they reported it done."""
 
-    kind: str
-    target: str
-    who: str
-    text: str | None = None
-    links: dict[str, str] = field(default_factory=dict)
+    step: ByHand
+    #: what "I did this" records, as the channel words it ("made the call")
+    verb: str
     done: bool = False
 
 
@@ -202,7 +203,7 @@ class AppealStatus:
     #: seconds left to cancel before the first delivery is due (0 when past)
     undo_left: float
     cancellable: bool
-    by_hand: list[ByHand]
+    by_hand: list[ToFinish]
 
     @property
     def settled(self) -> bool:
@@ -315,6 +316,11 @@ class Desk:
     def is_closed(self, campaign: Campaign) -> bool:
         return dt.date.today() > campaign.act_until
 
+    def require_open(self, campaign: Campaign) -> None:
+        """Raise Closed when the campaign takes no more letters (a dry run takes them)."""
+        if self.is_closed(campaign) and not self.dry_run:
+            raise Closed(f"the action closed on {campaign.act_until.isoformat()}")
+
     def view(self, campaign_id: str) -> CampaignView:
         campaign, path = self.campaign(campaign_id)
         targets = []
@@ -347,7 +353,7 @@ class Desk:
         """The sending channels the page offers: those whose settings are complete (all of
         them in a dry run, which sends to the fakes)."""
         out = []
-        for name in SENDING:
+        for name in sending_channels():
             try:
                 if not self.dry_run:
                     get_channel(name).check_settings(self.settings)
@@ -392,7 +398,7 @@ class Desk:
         offered = self.offered()
         for raw in form.channels:
             name = raw.strip().lower()
-            if name not in SENDING:
+            if name not in sending_channels():
                 errors["channels"] = f"unknown channel {raw!r}; choose from {', '.join(offered)}"
             elif name not in offered:
                 errors["channels"] = (
@@ -484,8 +490,7 @@ class Desk:
         """Check and store an appeal; with email confirmation, mail its author the signed
         link, otherwise queue it at once. The same appeal again returns the first one."""
         campaign, _ = self.campaign(campaign_id)
-        if self.is_closed(campaign) and not self.dry_run:
-            raise Closed(f"the action closed on {campaign.act_until.isoformat()}")
+        self.require_open(campaign)
         appeal, channels = self.check(campaign, form)
         self.limit(ip, appeal.supporter.email)
         plan = [d for d in plan_deliveries(appeal, lookup(channels)) if d.to is not None]
@@ -744,78 +749,58 @@ class Desk:
         record = await self._record(appeal_id, token)
         if record.state == "unconfirmed":
             raise NotFound("confirm the appeal first")
-        if kind not in BY_HAND:
-            raise AppealInvalid(
-                {"kind": f"unknown action {kind!r}; choose from post, phone, social"}
-            )
+        kinds = by_hand_channels()
+        if kind not in kinds:
+            choose = ", ".join(kinds)
+            raise AppealInvalid({"kind": f"unknown action {kind!r}; choose from {choose}"})
         campaign, _ = self.campaign(record.campaign_id)
         slugs = {t.slug for t in campaign.targets} | {"campaign"}
         if target not in slugs:
             raise AppealInvalid({"target": f"no official {target!r} in this campaign"})
         return await self.outbox.add_action(record.id, record.campaign_id, kind, target)
 
-    async def _by_hand(self, record: AppealRecord) -> list[ByHand]:
+    async def _by_hand(self, record: AppealRecord) -> list[ToFinish]:
         if record.purged_at is not None or record.letter_text is None:
             return []
         campaign, _ = self.campaign(record.campaign_id)
         appeal = _appeal_of(record, campaign)
         done = set(await self.outbox.actions_of(record.id))
         out = []
-        # post PDFs are built when downloaded; here only where they go
-        for p in prepare(appeal, ["social", "phone"], self.settings):
-            if p.payload is None:
-                continue
-            d = p.delivery
-            if d.channel == "social":
-                links: dict[str, str] = {}
-                if p.payload.x is not None:
-                    links["X"] = p.payload.x_intent
-                if p.payload.mastodon is not None:
-                    text = urllib.parse.quote(p.payload.mastodon.text, safe="")
-                    links["Mastodon"] = f"https://toot.kytta.dev/?text={text}"
-                if p.payload.bluesky is not None:
-                    text = urllib.parse.quote(p.payload.bluesky.post.text, safe="")
-                    links["Bluesky"] = f"https://bsky.app/intent/compose?text={text}"
-                text_shown = next(
-                    (t.text for t in (p.payload.x, p.payload.mastodon) if t is not None), None
-                )
-                out.append(
-                    ByHand(
-                        "social",
-                        d.slug,
-                        "all officials",
-                        text_shown,
-                        links,
-                        ("social", d.slug) in done,
-                    )
-                )
+        for name in by_hand_channels():
+            channel = get_channel(name)
+            found: list[tuple[Delivery, Any]]
+            if channel.prints:
+                # printable letters are built when downloaded; here only where they go
+                plan = plan_deliveries(appeal, [channel])
+                found = [(d, None) for d in plan if d.to is not None]
             else:
-                out.append(
-                    ByHand(
-                        "phone",
-                        d.slug,
-                        d.the_target.display,
-                        p.payload.text,
-                        {},
-                        ("phone", d.slug) in done,
-                    )
-                )
-        for t in campaign.targets:
-            if get_channel("post").address_of(t) is not None:
-                out.append(ByHand("post", t.slug, t.display, None, {}, ("post", t.slug) in done))
+                found = [
+                    (p.delivery, p.payload)
+                    for p in prepare(appeal, [name], self.settings)
+                    if p.payload is not None
+                ]
+            for d, payload in found:
+                for step in channel.by_hand(payload, d):
+                    done_already = (step.kind, step.target) in done
+                    out.append(ToFinish(step, channel.by_hand_verb, done_already))
         return out
 
     async def letter_pdf(self, appeal_id: str, token: str, target: str) -> bytes:
-        """The printable letter to one official (the post channel's builder)."""
+        """The printable letter to one official (built by the channel that prints it)."""
         record = await self._record(appeal_id, token)
         if record.letter_text is None:
             raise NotFound("this appeal's letter was erased")
         campaign, _ = self.campaign(record.campaign_id)
         appeal = _appeal_of(record, campaign)
-        for p in prepare(appeal, ["post"], self.settings):
-            if p.payload is not None and p.delivery.slug == target:
-                data: bytes = p.payload.document.data
-                return data
+        for name in by_hand_channels():
+            channel = get_channel(name)
+            if not channel.prints:
+                continue
+            for p in prepare(appeal, [name], self.settings):
+                if p.payload is not None and p.delivery.slug == target:
+                    data = channel.printed(p.payload)
+                    if data is not None:
+                        return data
         raise NotFound(f"no printable letter to {target!r}")
 
 
@@ -877,35 +862,28 @@ async def open_desk(
         if dry_run:
             root = store or settings.dry_run_store
             settings = settings.model_copy(
-                update={
-                    "data_dir": root / "outbox",
-                    "database_url": None,
-                    "fax_office_hours_only": False,
-                }
+                update={"data_dir": root / "outbox", "database_url": None}
             )
-            for name in SENDING:
-                channel = get_channel(name)
-                where = channel.fake_server(settings)
-                if where is None:
-                    continue
-                fake = fake_class(where).for_dry_run(root, FaultProfile())
-                await stack.enter_async_context(fake)
-                settings = channel.dry_run_settings(settings, fake.settings_update())
-                kept = getattr(fake, "store", None)
-                if name == "email" and kept is not None:
-                    mail_store = Path(kept.root)
+            names = sending_channels()
+            settings, started = await start_fakes(stack, settings, names, root, FaultProfile())
+            mail_store = next(
+                (f.captured_mail() for _, f in started if f.captured_mail() is not None), None
+            )
         outbox = await open_outbox(settings)
         stack.push_async_callback(outbox.close)
         yield Desk(settings, outbox, web_key(settings), dry_run=dry_run, mail_store=mail_store)
 
 
 async def run_worker_beside(desk: Desk, *, poll: float, stop: asyncio.Event) -> None:
-    """A queue worker in the page's own event loop, over the desk's outbox, until ``stop``."""
-    channels, _ = sending_channels(desk.settings)
-    if not channels:
+    """A queue worker in the page's own event loop, over the desk's outbox, until ``stop``:
+    the same worker as ``ua-dispatch queue worker``, bounce mailbox and all."""
+    try:
+        channels = organizing.worker_channels(desk.settings, _log_notice)
+    except InputError as exc:
+        log.warning("web.worker_idle", reason=exc.detail)
         return
-    worker = Worker(desk.outbox, desk.settings, channels=channels, poll_interval=poll)
-    task = asyncio.create_task(worker.run(once=False))
-    await stop.wait()
-    worker.stop.set()
-    await task
+    await organizing.work_queue(desk.outbox, desk.settings, channels, poll=poll, stop=stop)
+
+
+def _log_notice(notice: Notice) -> None:
+    log.info("web.worker_note", note=notice.text)

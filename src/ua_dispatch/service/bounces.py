@@ -20,7 +20,7 @@ from ua_dispatch.errors import InputError
 from ua_dispatch.ids import TOKEN_KEY_CHARS, token_names
 from ua_dispatch.outbox.status import Returned
 from ua_dispatch.service.notices import Notify, _Notices
-from ua_dispatch.service.organizing import open_outbox
+from ua_dispatch.service.outboxes import open_outbox
 from ua_dispatch.settings import Settings
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ua_dispatch.campaign import Campaign, load_campaign
-from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
+from ua_dispatch.channels import get_channel, parse_channels, sending_channels
 from ua_dispatch.errors import InputError, UaDispatchError
 from ua_dispatch.outbox.status import QStatus, Returned
 from ua_dispatch.settings import Settings
@@ -27,20 +27,11 @@ if TYPE_CHECKING:
     from ua_dispatch.outbox.store import Outbox
     from ua_dispatch.queue.loader import AddResult
     from ua_dispatch.queue.worker import WorkerStats
+from ua_dispatch.service import bounces
 from ua_dispatch.service.notices import Notify, _Notices
+from ua_dispatch.service.outboxes import open_outbox
 
 log = structlog.get_logger("ua_dispatch.worker")
-
-#: channels that deliver by themselves (the others leave a draft for a person)
-SENDING = [name for name, c in CHANNELS.items() if c.sends]
-
-
-async def open_outbox(settings: Settings) -> Outbox:
-    """Open the outbox (the caller closes it)."""
-    # SQLAlchemy loads with the outbox, on first use: every other command starts without it
-    from ua_dispatch.outbox.store import Outbox
-
-    return await Outbox.open(settings)
 
 
 def _with_outbox(settings: Settings, work: Callable[[Outbox], Any]) -> Any:
@@ -81,12 +72,12 @@ def queue_letters(
     from ua_dispatch.queue.loader import add_letters, check_still_open, parse_at, parse_duration
 
     campaign = load_campaign(campaign_file)
-    names = parse_channels(channels or ",".join(SENDING))
+    names = parse_channels(channels or ",".join(sending_channels()))
     for name in names:
         if not get_channel(name).sends:
             raise InputError(
                 f"{name} is completed by a person, not delivered; queue one of "
-                f"{', '.join(SENDING)}",
+                f"{', '.join(sending_channels())}",
                 source="--channels",
             )
     when = parse_at(at) if at else None
@@ -320,6 +311,64 @@ async def _every(seconds: float, job: Callable[[], Any]) -> None:
         await asyncio.sleep(seconds)
 
 
+def worker_channels(settings: Settings, notify: Notify | None = None) -> list[str]:
+    """The channels a worker can deliver with these settings; a note for each left alone.
+    InputError when none can."""
+    # the worker loads every transport: only for the commands that run one
+    from ua_dispatch.queue.worker import usable_channels
+
+    notices = _Notices(notify)
+    channels, skipped = usable_channels(settings)
+    for name, why in skipped.items():
+        notices.add("note", f"{name} deliveries stay queued: {why}")
+    if not channels:
+        raise InputError("no channel can deliver with these settings", source="settings")
+    return channels
+
+
+async def work_queue(
+    outbox: Outbox,
+    settings: Settings,
+    channels: list[str],
+    *,
+    once: bool = False,
+    concurrency: int = 8,
+    poll: float,
+    on_progress: Callable[[WorkerStats], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> WorkerStats:
+    """Run a worker over ``outbox`` until ``stop`` is set (or, without one, until a signal
+    stops it; ``once``: what is due now). The bounce mailbox is read beside it every
+    UA_DISPATCH_BOUNCE_POLL_INTERVAL seconds when the settings name one."""
+    # the worker loads every transport: only for the commands that run one
+    from ua_dispatch.queue.worker import Worker
+
+    worker = Worker(
+        outbox,
+        settings,
+        concurrency=concurrency,
+        channels=channels,
+        poll_interval=poll,
+        on_progress=on_progress,
+    )
+    poller = bounces.mailbox_poller(settings)
+    every = settings.bounce_poll_interval
+    reading = asyncio.create_task(_every(every, poller)) if poller and every else None
+    try:
+        if stop is None:
+            worker.install_signal_handlers()
+            return await worker.run(once=once)
+        task = asyncio.create_task(worker.run(once=once))
+        await stop.wait()
+        worker.stop.set()
+        return await task
+    finally:
+        if reading is not None:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -329,44 +378,26 @@ def run_worker(
     notify: Notify | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[WorkerStats], None] | None = None,
-    alongside: Callable[[], Any] | None = None,
 ) -> WorkerStats:
     """Deliver due deliveries from the queue until stopped (``once``: what is due now).
     ``on_start`` is told how many deliveries are pending, ``on_progress`` the counts as
-    outcomes are written. ``alongside`` (reading the bounce mailbox) runs in a thread at the
-    start and every UA_DISPATCH_BOUNCE_POLL_INTERVAL seconds while the worker does."""
-    # the worker loads the outbox (SQLAlchemy) and every transport: for this command only
-    from ua_dispatch.queue.worker import Worker, sending_channels
-
+    outcomes are written. The bounce mailbox is read beside it (see :func:`work_queue`)."""
     notices = _Notices(notify)
-    channels, skipped = sending_channels(settings)
-    for name, why in skipped.items():
-        notices.add("note", f"{name} deliveries stay queued: {why}")
-    if not channels:
-        raise InputError("no channel can deliver with these settings", source="settings")
+    channels = worker_channels(settings, notify)
 
     async def work(outbox: Outbox) -> WorkerStats:
         total, _ = await outbox.pending(channels)
         if on_start is not None:
             on_start(total)
-        worker = Worker(
+        return await work_queue(
             outbox,
             settings,
+            channels,
+            once=once,
             concurrency=concurrency,
-            channels=channels,
-            poll_interval=poll,
+            poll=poll,
             on_progress=on_progress,
         )
-        worker.install_signal_handlers()
-        every = settings.bounce_poll_interval
-        reading = asyncio.create_task(_every(every, alongside)) if alongside and every else None
-        try:
-            return await worker.run(once=once)
-        finally:
-            if reading is not None:
-                reading.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reading
 
     stats: WorkerStats = _with_outbox(settings, work)
     if stats.ambiguous:

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ua_dispatch.campaign import Campaign, load_campaign
-from ua_dispatch.channels import CHANNELS, get_channel, parse_channels
+from ua_dispatch.channels import get_channel, parse_channels
 from ua_dispatch.engine import Prepared, execute, prepare, write_drafts
 from ua_dispatch.errors import ConfigError, InputError, NotApproved, OutboxUnavailable
 from ua_dispatch.fakes import fake_class
+from ua_dispatch.fakes.base import FakeServer
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
 from ua_dispatch.letter import load_letter, make_supporter, render_letter
 from ua_dispatch.outcome import Outcome
@@ -38,10 +39,9 @@ if TYPE_CHECKING:
     from ua_dispatch.outbox.records import Reservation
     from ua_dispatch.outbox.store import Outbox
 from ua_dispatch.service.notices import Notice, Notify, _Notices
-from ua_dispatch.service.organizing import open_outbox
+from ua_dispatch.service.outboxes import open_outbox
 
 #: channels that deliver by themselves (the others leave a draft for a person)
-SENDING = [name for name, c in CHANNELS.items() if c.sends]
 
 
 @dataclass(frozen=True)
@@ -396,6 +396,29 @@ async def _delivered(
         return (partial, True) if partial else None
 
 
+async def start_fakes(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    names: list[str],
+    store: Path,
+    faults: FaultProfile,
+) -> tuple[Settings, list[tuple[str, FakeServer]]]:
+    """Start the local fake each of these channels names (stopped when ``stack`` closes),
+    keeping what they receive under ``store``. Returns the settings pointed at them, with the
+    started fakes by channel name."""
+    dry, started = settings, []
+    for name in names:
+        channel = get_channel(name)
+        where = channel.fake_server(settings)
+        if where is None:
+            continue
+        fake = fake_class(where).for_dry_run(store, faults)
+        await stack.enter_async_context(fake)
+        dry = channel.dry_run_settings(dry, fake.settings_update())
+        started.append((name, fake))
+    return dry, started
+
+
 async def _dry_run(
     appeal: Appeal,
     prepared: list[Prepared],
@@ -411,16 +434,7 @@ async def _dry_run(
 
     async def work(partial: list[Outcome]) -> list[Outcome]:
         async with contextlib.AsyncExitStack() as stack:
-            dry, started = settings, []
-            for name in names:
-                channel = get_channel(name)
-                where = channel.fake_server(settings)
-                if where is None:
-                    continue
-                fake = fake_class(where).for_dry_run(store, faults)
-                await stack.enter_async_context(fake)
-                dry = channel.dry_run_settings(dry, fake.settings_update())
-                started.append((name, fake))
+            dry, started = await start_fakes(stack, settings, names, store, faults)
             if started:
                 servers = ", ".join(fake.describe() for _, fake in started)
                 notices.add("info", f"dry run: {servers}, storing in {store}")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ua_dispatch.channels import by_hand_channels
 from ua_dispatch.service import appeals
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -73,7 +74,9 @@ class StatusOut(AppealOut):
 class ActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["post", "phone", "social"]
+    #: what the supporter finished by hand: a channel that does not send by itself (checked
+    #: by the service against the channel registry)
+    kind: Annotated[str, Field(max_length=20, json_schema_extra={"enum": list(by_hand_channels())})]
     #: the official's slug, or "campaign" for the post to every official
     target: Annotated[str, Field(max_length=100)]
 

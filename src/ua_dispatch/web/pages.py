@@ -180,8 +180,7 @@ async def act_post(request: Request, campaign_id: str) -> Response:
     if _text(posted, HONEYPOT):
         # a robot: it is told what a person would be told, and nothing is kept
         return render(request, "check_mail.html", campaign=d.view(campaign_id), captured=None)
-    if d.is_closed(campaign) and not d.dry_run:
-        return problem(request, 409, f"This action closed on {campaign.act_until.isoformat()}.")
+    d.require_open(campaign)
     step = _text(posted, "step")
     try:
         appeal, channels = d.check(campaign, form)
