@@ -73,12 +73,16 @@ def test_an_appeal_is_accepted_once_and_queued_with_its_delivery_keys(
         ("email", "prosecutor", "prosecutor@example.org", "waiting"),
         ("email", "ambassador", "ambassador@example.org", "waiting"),
     ]
-    # the same appeal again, and with an Idempotency-Key twice: the first each time
+    # the same appeal again, and with an Idempotency-Key twice: the first each time (the
+    # same key with another request is refused: it is not a retry)
     assert client.post(APPEALS, json=appeal(1)).json()["appeal_id"] == doc["appeal_id"]
     headers = {"Idempotency-Key": "k-1"}
     first = client.post(APPEALS, json=appeal(2), headers=headers).json()["appeal_id"]
-    again = client.post(APPEALS, json=appeal(2, city="York"), headers=headers).json()
+    again = client.post(APPEALS, json=appeal(2), headers=headers).json()
     assert again["appeal_id"] == first
+    other = client.post(APPEALS, json=appeal(2, city="York"), headers=headers)
+    assert other.status_code == 422
+    assert other.json() == {"detail": "Idempotency-Key reused with a different request"}
     status = client.get(doc["api_url"]).json()
     assert status["state"] == "confirmed" and status["cancellable"] is True
     assert 590 < status["undo_seconds_left"] <= 600

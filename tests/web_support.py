@@ -129,11 +129,15 @@ def serving(
     settings: Settings, store: Path, *, worker_poll: float | None = 0.1, dry_run: bool = True
 ) -> Iterator[Running]:
     """The page's real server in a thread until the block ends."""
-    app = create_app(settings, Options(dry_run=dry_run, store=store, worker_poll=worker_poll))
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    address = f"http://127.0.0.1:{port}"
+    app = create_app(
+        settings,
+        Options(dry_run=dry_run, store=store, worker_poll=worker_poll, address=address),
+    )
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
@@ -153,7 +157,7 @@ def serving(
             raise RuntimeError("the page's server did not start")
         time.sleep(0.02)
     try:
-        yield Running(f"http://127.0.0.1:{port}", app, store, loop)
+        yield Running(address, app, store, loop)
     finally:
         server.should_exit = True
         thread.join(timeout=20)

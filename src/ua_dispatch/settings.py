@@ -238,6 +238,10 @@ class Settings(BaseSettings):
     web_limit_per_address: str = "5/h"
     # the largest request body the page and the API accept, in bytes
     web_max_body: int = Field(default=256 * 1024, ge=4096)
+    # the page's public address (http(s)://host[:port][/path]): every link put in an email
+    # starts with it, and requests naming another host are refused; unset, the address
+    # `serve` listens on
+    web_public_url: str | None = None
 
     # --- output ---
     log_format: LogFormat = "auto"
@@ -300,7 +304,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a number in E.164 form, such as {E164_EXAMPLE}")
         return value
 
-    @field_validator("fax_callback_url")
+    @field_validator("fax_callback_url", "web_public_url")
     @classmethod
     def _callback_url(cls, value: str | None) -> str | None:
         return http_url(value) if value and value.strip() else None

@@ -100,7 +100,12 @@ def serve(
 
     app = create_app(
         settings,
-        Options(dry_run=dry_run, store=store, worker_poll=None if no_worker else worker_poll),
+        Options(
+            dry_run=dry_run,
+            store=store,
+            worker_poll=None if no_worker else worker_poll,
+            address=address,
+        ),
         on_ready=ready,
     )
     config = uvicorn.Config(

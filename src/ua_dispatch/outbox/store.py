@@ -1123,6 +1123,17 @@ class Outbox:
         return AppealRecord.of(found) if found is not None else None
 
     @_translated
+    async def appeal_by_idem(self, idem_key: str) -> AppealRecord | None:
+        """The appeal stored under ``idem_key`` (the same appeal made before), if any."""
+        async with self.engine.connect() as conn:
+            found = (
+                (await conn.execute(sa.select(appeals).where(A.idem_key == idem_key)))
+                .mappings()
+                .first()
+            )
+        return AppealRecord.of(found) if found is not None else None
+
+    @_translated
     async def confirm_appeal(
         self, appeal_id: str, campaign: Campaign, new: Sequence[NewDelivery]
     ) -> bool:

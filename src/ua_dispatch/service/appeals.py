@@ -47,7 +47,8 @@ from ua_dispatch.channels import (
 )
 from ua_dispatch.channels.base import ByHand
 from ua_dispatch.channels.email import EmailPayload, relay_sender
-from ua_dispatch.delivery import DeliveryError
+from ua_dispatch.delivery import BuildEnv, DeliveryError
+from ua_dispatch.documents import UnprintableTextError
 from ua_dispatch.engine import prepare
 from ua_dispatch.errors import ConfigError, InputError, UaDispatchError
 from ua_dispatch.fakes.faults import FaultProfile
@@ -107,6 +108,14 @@ class NotCancellable(UaDispatchError):
 
 class ConfirmationNotSent(UaDispatchError):
     """The confirmation message could not be handed to the SMTP server."""
+
+
+class KeyReused(UaDispatchError):
+    """An Idempotency-Key came again with a request other than the one first sent with it."""
+
+
+class AppealCancelled(UaDispatchError):
+    """The appeal was cancelled: nothing more is recorded for it."""
 
 
 @dataclass(frozen=True)
@@ -214,13 +223,17 @@ class AppealStatus:
 @dataclass(frozen=True)
 class Submitted:
     appeal_id: str
-    token: str
+    #: the status link's token: None for a letter received before, unless the request is a
+    #: retry with the same Idempotency-Key (anyone can send the same text again)
+    token: str | None
     confirm: str
     #: False: the same appeal was made before and this is that one
     new: bool
     deliveries: list[DeliveryState]
     #: a dry run: where the confirmation message was captured
     captured: Path | None = None
+    #: a letter received before: its link was mailed to its author again
+    resent: bool = False
 
 
 @dataclass(frozen=True)
@@ -423,17 +436,21 @@ class Desk:
             raise AppealInvalid({"letter": exc.detail}) from None
         return appeal, channels
 
-    def preview(self, appeal: Appeal, channels: list[str]) -> Preview:
-        """The letter as each official receives it, built by the channels' own builders."""
-        prepared = prepare(appeal, channels, self.settings)
+    async def preview(self, appeal: Appeal, channels: list[str]) -> Preview:
+        """The letter as each official receives it (built in a worker thread, off the loop)."""
+        return await asyncio.to_thread(self._preview, appeal, channels)
+
+    def _preview(self, appeal: Appeal, channels: list[str]) -> Preview:
+        """Only what the preview shows is built: the emails (their text as sent), and for the
+        other channels nothing but the rendered letter (no fax or printed document)."""
         by_target: dict[str, list[str]] = {}
+        for d in plan_deliveries(appeal, lookup(channels)):
+            if d.to is not None and d.target is not None:
+                by_target.setdefault(d.target.slug, []).append(d.channel)
         texts: dict[str, str] = {}
-        for p in prepared:
+        for p in prepare(appeal, [c for c in channels if c == "email"], self.settings):
             d = p.delivery
-            if p.payload is None or d.target is None:
-                continue
-            by_target.setdefault(d.target.slug, []).append(d.channel)
-            if isinstance(p.payload, EmailPayload):
+            if isinstance(p.payload, EmailPayload) and d.target is not None:
                 texts[d.target.slug] = str(p.payload.message.get_content()).rstrip("\n")
         officials = []
         for t in appeal.campaign.targets:
@@ -461,11 +478,13 @@ class Desk:
 
     def limit(self, ip: str | None, address: str) -> None:
         """Count a submission against the per-IP and per-address limits (TooMany)."""
-        now = time.monotonic()
-        counted = (
+        self._count(
             (self._per_ip, ip or "-", "this network address"),
             (self._per_address, address.strip().lower(), "this email address"),
         )
+
+    def _count(self, *counted: tuple[_Window, str, str]) -> None:
+        now = time.monotonic()
         for window, key, what in counted:
             wait = window.wait(key, now)
             if wait is not None:
@@ -488,11 +507,12 @@ class Desk:
         idempotency_key: str | None = None,
     ) -> Submitted:
         """Check and store an appeal; with email confirmation, mail its author the signed
-        link, otherwise queue it at once. The same appeal again returns the first one."""
+        link (to ``base_url``, the page's public address), otherwise queue it at once. An
+        appeal made before is answered by :meth:`_again`; only new ones count against the
+        limits."""
         campaign, _ = self.campaign(campaign_id)
         self.require_open(campaign)
         appeal, channels = self.check(campaign, form)
-        self.limit(ip, appeal.supporter.email)
         plan = [d for d in plan_deliveries(appeal, lookup(channels)) if d.to is not None]
         s = appeal.supporter
         if idempotency_key:
@@ -506,6 +526,11 @@ class Desk:
                     ]
                 )
             )
+        before = await self.outbox.appeal_by_idem(idem)
+        if before is not None:
+            # a retry or a repeat: never counted against the limits as a new letter
+            return await self._again(before, campaign, appeal, channels, idempotency_key, base_url)
+        self.limit(ip, s.email)
         row = {
             "id": secrets.token_hex(8),
             "idem_key": idem,
@@ -530,6 +555,8 @@ class Desk:
             record, new = await self.outbox.add_appeal(row, stored, queued)
         else:
             record, new = await self.outbox.add_appeal(row)
+        if not new:  # made at the same moment by another request
+            return await self._again(record, campaign, appeal, channels, idempotency_key, base_url)
         captured: Path | None = None
         if new and not at_once:
             captured = await self._mail_confirmation(record, campaign, base_url)
@@ -548,6 +575,33 @@ class Desk:
             deliveries=states,
             captured=captured,
         )
+
+    async def _again(
+        self,
+        record: AppealRecord,
+        campaign: Campaign,
+        appeal: Appeal,
+        channels: list[str],
+        idempotency_key: str | None,
+        base_url: str,
+    ) -> Submitted:
+        """An appeal stored before. A retry with its Idempotency-Key and the same request gets
+        it back whole; the same text sent again gets no link (anyone may send it): with email
+        confirmation the link goes to its author's address again, within the per-address
+        limit."""
+        confirm = self.settings.web_confirm
+        if idempotency_key:
+            if not _same_request(record, appeal, channels):
+                raise KeyReused("Idempotency-Key reused with a different request")
+            states = await self._states(record)
+            return Submitted(record.id, self.token(record.id), confirm, False, states)
+        resent = False
+        to = record.supporter_email
+        if confirm == "email" and record.purged_at is None and to:
+            self._count((self._per_address, to.strip().lower(), "this email address"))
+            await self._mail_confirmation(record, campaign, base_url)
+            resent = True
+        return Submitted(record.id, None, confirm, False, [], resent=resent)
 
     def token(self, appeal_id: str) -> str:
         """The private part of an appeal's status link."""
@@ -575,10 +629,15 @@ class Desk:
         mid = email.utils.make_msgid(domain=sender.rsplit("@", 1)[1])
         msg["Message-ID"] = mid
         msg["Auto-Submitted"] = "auto-generated"
+        step = (
+            "Nothing is sent until you confirm it here:"
+            if record.state == "unconfirmed"
+            else "You confirmed it already; its status page opens from here:"
+        )
         msg.set_content(
             f"Hello {record.supporter_name},\n\n"
             f"you wrote a letter for {campaign.ua_number}: {campaign.title}.\n"
-            "Nothing is sent until you confirm it here:\n\n"
+            f"{step}\n\n"
             f"{link}\n\n"
             f"The link works for {hours:g} hours. If you did not write this letter, ignore "
             "this message and nothing will be sent.\n",
@@ -749,6 +808,8 @@ class Desk:
         record = await self._record(appeal_id, token)
         if record.state == "unconfirmed":
             raise NotFound("confirm the appeal first")
+        if record.state == "cancelled":
+            raise AppealCancelled("this appeal was cancelled")
         kinds = by_hand_channels()
         if kind not in kinds:
             choose = ", ".join(kinds)
@@ -796,12 +857,44 @@ class Desk:
             channel = get_channel(name)
             if not channel.prints:
                 continue
-            for p in prepare(appeal, [name], self.settings):
-                if p.payload is not None and p.delivery.slug == target:
-                    data = channel.printed(p.payload)
-                    if data is not None:
-                        return data
+            for d in plan_deliveries(appeal, lookup([name])):
+                if d.slug != target or d.to is None:
+                    continue
+                # only this official's letter, and in a worker thread: a PDF takes a while
+                env = BuildEnv(settings=self.settings, now=dt.datetime.now(dt.UTC))
+                try:
+                    payload = await asyncio.to_thread(channel.build, appeal, d, env)
+                except UnprintableTextError as exc:
+                    raise NotFound(f"no printable letter to {target!r}: {exc.detail}") from None
+                data = channel.printed(payload)
+                if data is not None:
+                    return data
         raise NotFound(f"no printable letter to {target!r}")
+
+
+def _same_request(record: AppealRecord, appeal: Appeal, channels: list[str]) -> bool:
+    """True when ``record`` holds what this request asks (its normalised fields); an
+    erased appeal matches nothing."""
+    s = appeal.supporter
+    stored = (
+        record.supporter_name,
+        (record.supporter_email or "").lower(),
+        record.supporter_city,
+        record.supporter_country,
+        record.letter_text,
+        record.language,
+        sorted(record.channels.split(",")),
+    )
+    asked = (
+        s.name,
+        s.email.lower(),
+        s.city,
+        s.country,
+        appeal.letter.text,
+        appeal.letter.language,
+        sorted(channels),
+    )
+    return record.letter_text is not None and stored == asked
 
 
 def _supporter(values: dict[str, str | None]) -> Supporter:

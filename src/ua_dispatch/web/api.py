@@ -65,6 +65,17 @@ class AppealOut(BaseModel):
     deliveries: list[DeliveryOut]
 
 
+class AlreadyReceivedOut(BaseModel):
+    """The same appeal was received before: its status link goes only to its author."""
+
+    appeal_id: str
+    status: Literal["already received"] = "already received"
+    confirm: Literal["email", "none"]
+    #: the link was mailed to the author's address again
+    link_sent: bool
+    detail: str
+
+
 class StatusOut(AppealOut):
     state: str
     cancellable: bool
@@ -89,6 +100,12 @@ class ActionOut(BaseModel):
 
 def desk(request: Request) -> appeals.Desk:
     found: appeals.Desk = request.app.state.desk
+    return found
+
+
+def public_url(request: Request) -> str:
+    """The page's public address, for links put in emails (never the request's Host)."""
+    found: str = request.app.state.public_url
     return found
 
 
@@ -122,6 +139,7 @@ async def get_campaign(request: Request, campaign_id: str) -> CampaignOut:
     responses={
         404: {"description": "No such campaign"},
         409: {"description": "The action has closed"},
+        422: {"description": "A bad field, or an Idempotency-Key reused with another request"},
         429: {"description": "Too many letters from one address or network address"},
         503: {"description": "The confirmation message or the outbox is unavailable"},
     },
@@ -131,9 +149,11 @@ async def submit_appeal(
     campaign_id: str,
     body: AppealIn,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> AppealOut:
+) -> AppealOut | AlreadyReceivedOut:
     """Write to the campaign's officials. With email confirmation the letter is queued once
-    its author follows the link mailed to them; the same appeal again returns the first."""
+    its author follows the link mailed to them. A retry with the same Idempotency-Key (and
+    the same request) returns the first answer; the same letter sent again without one is
+    answered "already received", its status link mailed to its author again."""
     d = desk(request)
     form = appeals.AppealForm(
         name=body.name,
@@ -147,10 +167,18 @@ async def submit_appeal(
     done = await d.submit(
         campaign_id,
         form,
-        base_url=str(request.base_url),
+        base_url=public_url(request),
         ip=request.client.host if request.client else None,
         idempotency_key=idempotency_key,
     )
+    if done.token is None:
+        sent = "its link was sent to its author's address again" if done.resent else ""
+        return AlreadyReceivedOut(
+            appeal_id=done.appeal_id,
+            confirm="email" if done.confirm == "email" else "none",
+            link_sent=done.resent,
+            detail="this letter was received already" + (f"; {sent}" if sent else ""),
+        )
     status_url, api_url = links(done.appeal_id, done.token)
     return AppealOut(
         appeal_id=done.appeal_id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ua_dispatch import __version__
-from ua_dispatch.errors import OutboxUnavailable
+from ua_dispatch.errors import ConfigError, OutboxUnavailable
 from ua_dispatch.service import appeals
 from ua_dispatch.settings import Settings
 from ua_dispatch.web import api, hooks, pages
@@ -36,6 +38,9 @@ class Options:
     store: Path | None = None
     #: seconds between a worker's looks at the queue; None runs no worker in this process
     worker_poll: float | None = 1.0
+    #: the address the server listens on (http://host:port): the public URL unless
+    #: ``web_public_url`` says otherwise, and a host requests may name
+    address: str | None = None
 
 
 def create_app(
@@ -46,6 +51,9 @@ def create_app(
 ) -> FastAPI:
     """The supporters' page and its API over ``settings``."""
     opts = options or Options()
+    public_url = settings.web_public_url or opts.address
+    if public_url is None:
+        raise ConfigError("web_public_url: the page's public address is not set")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,6 +80,8 @@ def create_app(
         summary="Write to the officials an Urgent Action names.",
         lifespan=lifespan,
     )
+    #: where every link put in an email points: never the Host a request names
+    app.state.public_url = public_url.rstrip("/")
     app.include_router(api.router)
     app.include_router(hooks.router)
     app.include_router(pages.router)
@@ -79,7 +89,18 @@ def create_app(
     _handlers(app)
     app.add_middleware(BodyCap, limit=settings.web_max_body)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=_hosts(public_url, opts.address))
     return app
+
+
+def _hosts(*urls: str | None) -> list[str]:
+    """The host names of ``urls``, as a request's Host header names them."""
+    out: list[str] = []
+    for url in urls:
+        host = urllib.parse.urlsplit(url).hostname if url else None
+        if host:
+            out += [host, f"[{host}]"] if ":" in host else [host]
+    return out
 
 
 def _handlers(app: FastAPI) -> None:
@@ -105,6 +126,14 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(appeals.NotCancellable)
     async def not_cancellable(request: Request, exc: appeals.NotCancellable) -> Response:
         return answer(request, 409, str(exc))
+
+    @app.exception_handler(appeals.AppealCancelled)
+    async def cancelled(request: Request, exc: appeals.AppealCancelled) -> Response:
+        return answer(request, 409, str(exc))
+
+    @app.exception_handler(appeals.KeyReused)
+    async def key_reused(request: Request, exc: appeals.KeyReused) -> Response:
+        return answer(request, 422, str(exc))
 
     @app.exception_handler(appeals.TooMany)
     async def too_many(request: Request, exc: appeals.TooMany) -> Response:

@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader
 from starlette.datastructures import FormData
 
 from ua_dispatch.service import appeals
-from ua_dispatch.web.api import desk, links
+from ua_dispatch.web.api import desk, links, public_url
 from ua_dispatch.web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -192,15 +192,25 @@ async def act_post(request: Request, campaign_id: str) -> Response:
             "preview.html",
             campaign=d.view(campaign_id),
             form=form,
-            preview=d.preview(appeal, channels),
+            preview=await d.preview(appeal, channels),
             honeypot=HONEYPOT,
         )
     done = await d.submit(
         campaign_id,
         form,
-        base_url=str(request.base_url),
+        base_url=public_url(request),
         ip=request.client.host if request.client else None,
     )
+    if done.token is None:
+        # sent before: its link goes only to its author's address, never to this browser
+        return render(
+            request,
+            "already.html",
+            campaign=d.view(campaign_id),
+            resent=done.resent,
+            confirm=done.confirm,
+            email=form.email,
+        )
     status_url, _ = links(done.appeal_id, done.token)
     if done.confirm == "email" and done.new:
         captured = f"/dry-run/mail/{done.appeal_id}/{done.token}" if done.captured else None

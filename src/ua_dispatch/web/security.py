@@ -13,6 +13,8 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.exceptions import HTTPException
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -59,7 +61,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += [*_COMMON, (b"content-security-policy", policy)]
-                if str(scope.get("path", "")).startswith(("/status/", "/api/v1/appeals/")):
+                if _private(str(scope.get("path", ""))):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
@@ -67,8 +69,19 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class BodyTooLarge(Exception):
-    pass
+def _private(path: str) -> bool:
+    """True for the answers that may carry a status token or a confirmation code."""
+    return path.startswith(("/status/", "/api/v1/appeals/", "/dry-run/", "/confirm/", "/act/")) or (
+        path.startswith("/api/v1/campaigns/") and path.endswith("/appeals")
+    )
+
+
+class BodyTooLarge(HTTPException):
+    """Raised as the body arrives: the application answers it 413 like any HTTP error (a
+    plain exception would be taken for a body it cannot parse)."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body larger than {limit} bytes")
 
 
 class BodyCap:
@@ -101,7 +114,7 @@ class BodyCap:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.limit)
             return message
 
         async def watched(message: Message) -> None:
