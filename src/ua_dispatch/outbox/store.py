@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import re
 import sqlite3
 import time
 from collections.abc import (
@@ -101,6 +102,13 @@ BULK = 1000
 _SCRUB_TRIES = 3
 _CHECKPOINT_WAIT_MS = 2_000
 _VACUUM_LOCK_WAIT = "10s"
+#: VACUUM FULL keeps the old row versions a transaction still open somewhere on the server may
+#: see; it is run again, this often and this far apart, until it keeps none
+_VACUUM_TRIES = 20
+_VACUUM_PAUSE = 0.25
+#: what VACUUM VERBOSE says of the old row versions it had to keep (the server's messages in
+#: English; in another language nothing is read and nothing is retried)
+_KEPT_VERSIONS = re.compile(r"(\d+) dead row versions cannot be removed yet")
 
 #: why a reserved delivery is not sent by this run, by the row's status
 _NOT_MINE = {
@@ -143,6 +151,25 @@ def _translated(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
             raise OutboxUnavailable(f"the outbox failed: {_one_line(exc)}") from exc
 
     return wrapper
+
+
+async def _vacuum_full(conn: AsyncConnection) -> int:
+    """``VACUUM FULL deliveries`` (with its TOAST table and indexes); how many old row versions
+    it had to keep because a transaction open somewhere might still see them."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection  # asyncpg's connection: the server's VERBOSE lines
+    details: list[str] = []
+
+    def listen(_connection: Any, message: Any) -> None:
+        details.append(str(getattr(message, "detail", "") or ""))
+
+    driver.add_log_listener(listen)
+    try:
+        await conn.execute(sa.text("VACUUM (FULL, VERBOSE) deliveries"))
+        await asyncio.sleep(0)  # the listener is called from the event loop
+    finally:
+        driver.remove_log_listener(listen)
+    return sum(int(m.group(1)) for d in details for m in _KEPT_VERSIONS.finditer(d))
 
 
 class Outbox:
@@ -617,7 +644,19 @@ class Outbox:
                 elif self.dialect == "postgresql":
                     await auto.execute(sa.text(f"SET lock_timeout = '{_VACUUM_LOCK_WAIT}'"))
                     try:
-                        await auto.execute(sa.text("VACUUM FULL deliveries"))
+                        kept = await _vacuum_full(auto)
+                        for _ in range(_VACUUM_TRIES):
+                            if not kept:
+                                break
+                            await asyncio.sleep(_VACUUM_PAUSE)
+                            kept = await _vacuum_full(auto)
+                        if kept:
+                            log.warning(
+                                "outbox.scrub_incomplete",
+                                reason=f"{kept} old row versions stay in the table's files: "
+                                "a transaction still open on the server may see them; "
+                                "`queue purge` wipes them once it has ended",
+                            )
                         # statistics of erased columns dropped by the migration to 0003 (a
                         # user that does not own the database is told it may not, no error)
                         await auto.execute(sa.text("VACUUM FULL pg_statistic"))
