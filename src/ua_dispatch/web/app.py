@@ -103,6 +103,18 @@ def _hosts(*urls: str | None) -> list[str]:
     return out
 
 
+#: the service's refusals and the HTTP status each is answered with
+_REFUSALS: dict[type[Exception], int] = {
+    appeals.NotFound: 404,
+    appeals.Closed: 409,
+    appeals.NotCancellable: 409,
+    appeals.AppealCancelled: 409,
+    appeals.KeyReused: 422,
+    appeals.TooMany: 429,
+    appeals.ConfirmationNotSent: 503,
+}
+
+
 def _handlers(app: FastAPI) -> None:
     """The service's refusals, as JSON under /api/ and as a page elsewhere."""
 
@@ -115,33 +127,13 @@ def _handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": message}, status_code=status, headers=headers)
         return pages.problem(request, status, message, headers=headers)
 
-    @app.exception_handler(appeals.NotFound)
-    async def not_found(request: Request, exc: appeals.NotFound) -> Response:
-        return answer(request, 404, str(exc))
+    async def refused(request: Request, exc: Exception) -> Response:
+        retry_after = getattr(exc, "retry_after", None)
+        status = next(code for kind, code in _REFUSALS.items() if isinstance(exc, kind))
+        return answer(request, status, str(exc), retry_after=retry_after)
 
-    @app.exception_handler(appeals.Closed)
-    async def closed(request: Request, exc: appeals.Closed) -> Response:
-        return answer(request, 409, str(exc))
-
-    @app.exception_handler(appeals.NotCancellable)
-    async def not_cancellable(request: Request, exc: appeals.NotCancellable) -> Response:
-        return answer(request, 409, str(exc))
-
-    @app.exception_handler(appeals.AppealCancelled)
-    async def cancelled(request: Request, exc: appeals.AppealCancelled) -> Response:
-        return answer(request, 409, str(exc))
-
-    @app.exception_handler(appeals.KeyReused)
-    async def key_reused(request: Request, exc: appeals.KeyReused) -> Response:
-        return answer(request, 422, str(exc))
-
-    @app.exception_handler(appeals.TooMany)
-    async def too_many(request: Request, exc: appeals.TooMany) -> Response:
-        return answer(request, 429, str(exc), retry_after=exc.retry_after)
-
-    @app.exception_handler(appeals.ConfirmationNotSent)
-    async def not_sent(request: Request, exc: appeals.ConfirmationNotSent) -> Response:
-        return answer(request, 503, str(exc))
+    for kind in _REFUSALS:
+        app.add_exception_handler(kind, refused)
 
     @app.exception_handler(OutboxUnavailable)
     async def outbox_down(request: Request, exc: OutboxUnavailable) -> Response:
