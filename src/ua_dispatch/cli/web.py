@@ -68,10 +68,16 @@ def serve(
             "--store keeps what a dry run's fakes receive: add --dry-run", source="--store"
         )
     settings = ctx.settings
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP: asyncio turns Nagle off only on sockets that say they are TCP
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # listen now, not when uvicorn starts serving after the app's start-up: the address
+        # is printed from that start-up, and a browser opening it at once must be queued by
+        # the kernel, not refused
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise InputError(
