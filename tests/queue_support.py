@@ -76,9 +76,14 @@ def truncate(url: str) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(url)
         try:
-            exists = await conn.fetchval("SELECT to_regclass('deliveries') IS NOT NULL")
-            if exists:
-                await conn.execute("TRUNCATE deliveries, campaigns, send_slots RESTART IDENTITY")
+            # every table of the outbox (holds, appeals, ...), so no test sees another's rows
+            tables = await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+            if tables:
+                names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+                await conn.execute(f"TRUNCATE {names} RESTART IDENTITY")
         finally:
             await conn.close()
 

@@ -222,6 +222,62 @@ def test_a_dead_address_holds_the_rest_of_its_email_end_to_end(
     assert all(r["last_error"] is None for r in _rows(run_cli) if r["status"] == "queued")
 
 
+def test_a_dead_address_found_when_nothing_waits_still_holds_later_email(
+    run_cli: Any, tmp_path: Path, open_campaign: Path, monkeypatch: Any
+) -> None:
+    """Every letter to the dead address had gone by the time its bounces were read, so no
+    queued email was there to hold: the hold is kept all the same, the report names it, and
+    a supporter's one-step send waits in the outbox for that official while the other
+    official's email goes."""
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    campaign = _campaign(open_campaign)
+    maildir = tmp_path / "bounce-mailbox"
+    faults = FaultProfile(
+        smtp=SmtpFaults(returns=[SmtpReturn(rcpt=OFFICIAL)], return_to=f"maildir:{maildir}")
+    )
+    with ThreadedFakeSmtp(tmp_path / "fake-smtp", faults=faults) as server:
+        point_smtp_at(
+            monkeypatch,
+            server,
+            UA_DISPATCH_BOUNCE_ADDRESS=BOUNCES,
+            UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
+        )
+        _sent(run_cli, tmp_path, campaign, server, n=2)
+        deadline = time.monotonic() + 5
+        while len(list((maildir / "new").glob("*"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        counts, said = _read(run_cli, maildir)
+        assert counts["bounced"] == 2, counts
+        assert counts["held"] == [
+            {"campaign": "ua-2-19-chechnya", "target": "ambassador-usa", "count": 0}
+        ]
+        assert said.count("keeps bouncing") == 1 and "later ones will be" in said
+        send = run_cli(
+            "send",
+            campaign,
+            EXAMPLES / "letter-en.txt",
+            *SUPPORTER_ARGS,
+            "--channels",
+            "email",
+            "--yes",
+            "--json",
+        )
+        assert send.code == 0, send.stderr
+        emails = {d["target"]: d for d in send.json()["deliveries"] if d["channel"] == "email"}
+        dead = emails.pop("ambassador-usa")
+        assert dead["status"] == "skipped" and "bounced 2 time(s)" in dead["error"]
+        assert [d["status"] for d in emails.values()] == ["sent"]
+        to = [rec["rcpt_tos"][0] for rec in server.store.index()]
+        assert to.count(OFFICIAL) == 2 and to.count(SECOND) == 3
+    waiting = [r for r in _rows(run_cli) if r["status"] == "held"]
+    assert [(r["target_slug"], r["error_kind"]) for r in waiting] == [
+        ("ambassador-usa", "dead-address")
+    ]
+    report = run_cli("report", "ua-2-19-chechnya")
+    assert "ambassador-usa: held: rusembusa@mid.ru bounced 2 time(s)" in report.stdout
+
+
 def test_bad_input_is_named_and_nothing_is_lost(
     run_cli: Any, tmp_path: Path, open_campaign: Path, mail: Any
 ) -> None:

@@ -28,6 +28,7 @@ from tests.queue_support import (
     db_url,
     pg_database,
     rows,
+    write_letters,
 )
 from ua_dispatch.fakes.faults import FaultProfile, SmtpFaults, SmtpScript
 from ua_dispatch.fakes.smtp import FakeSmtpServer
@@ -187,6 +188,48 @@ def test_send_respects_what_the_organizers_held_or_cancelled(
         assert "cancelled" in cancelled.stderr
         assert [r.status for r in rows(db_url)] == ["cancelled"]
         assert server.store.index() == []
+
+
+def test_a_paused_official_gets_nothing_from_any_door_until_released(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pause outlasts the rows it held: a one-step send and a later `queue add` to the
+    paused official wait in the outbox, held, the report says why, and `queue release` lets
+    the worker deliver all of them."""
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    with ThreadedFakeSmtp(tmp_path / "smtp") as server:
+        for k, v in _env(db_url, server).items():
+            if k.startswith("UA_DISPATCH_"):
+                monkeypatch.setenv(k, v)
+        _queue_letters(run_cli, open_campaign, tmp_path, 1)
+        paused = run_cli("queue", "hold", "--target", "ambassador-usa")
+        assert paused.code == 0, paused.stderr
+        assert "1 delivery(ies) to ambassador-usa held" in paused.stdout
+        assert "later" in paused.stdout
+        args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
+        sent = run_cli(*args, "--channels", "email", "--yes", "--json")
+        assert sent.code == 0, sent.stderr
+        (email,) = [d for d in sent.json()["deliveries"] if d["target"] == "ambassador-usa"]
+        assert email["status"] == "skipped" and "queue release" in email["error"]
+        later = write_letters(tmp_path / "later.csv", 1, start=40)
+        assert run_cli("queue", "add", open_campaign, later, "--channels", "email").code == 0
+        assert sorted(r.status for r in rows(db_url)) == ["held"] * 3
+        assert server.store.index() == []
+        report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
+        assert [(h["target"], h["kind"]) for h in report["holds"]] == [("ambassador-usa", "paused")]
+        assert "ambassador-usa: held:" in run_cli("report", CAMPAIGN_ID).stdout
+        released = run_cli("queue", "release", "--target", "ambassador-usa")
+        assert "3 delivery(ies)" in released.stdout
+        assert "sent 3" in run_cli("worker", "--once").stdout
+        assert len(server.store.index()) == 3
+        # released: the next letter goes at once
+        again = run_cli(
+            *args, "--channels", "email", "--yes", "--json", "--email", "sam@example.org"
+        )
+        assert again.code == 0, again.stderr
+        assert len(server.store.index()) == 4
+        assert run_cli("report", CAMPAIGN_ID, "--format", "json").json()["holds"] == []
 
 
 def _an_appeal_by_email(settings: Settings) -> tuple[Any, list[Any]]:

@@ -34,6 +34,7 @@ from tests.queue_support import (
 )
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.outbox.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
+from ua_dispatch.outbox.status import QStatus
 from ua_dispatch.outbox.store import Outbox as Store
 from ua_dispatch.settings import Settings
 
@@ -79,6 +80,26 @@ def test_hold_release_cancel_retry(
     assert "3 delivery(ies) cancelled" in run_cli("queue", "cancel").stdout
     assert statuses(db_url) == {"cancelled": 3}
     assert "0 failed" in run_cli("queue", "retry").stdout
+
+
+def test_what_is_tried_again_for_a_paused_official_stays_held(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    _queue_letters(run_cli, open_campaign, tmp_path, 2)
+
+    async def fail_all() -> None:
+        store = await Store.open(Settings(database_url=db_url))
+        try:
+            await store.move([QStatus.QUEUED], QStatus.FAILED)
+        finally:
+            await store.close()
+
+    asyncio.run(fail_all())
+    assert "0 delivery(ies)" in run_cli("queue", "hold", "--target", "ambassador-usa").stdout
+    assert run_cli("queue", "retry").code == 0
+    assert statuses(db_url) == {"held": 2}
+    assert "2 delivery(ies)" in run_cli("queue", "release", "--target", "ambassador-usa").stdout
+    assert statuses(db_url) == {"queued": 2}
 
 
 def test_retention_purges_personal_data_and_keeps_counts(
@@ -240,6 +261,69 @@ def test_an_outbox_of_an_older_version_is_brought_up_to_date(empty_url: str) -> 
     version, taken = asyncio.run(run())
     assert version == [HEAD_REVISION]
     assert taken is None
+
+
+def test_holds_of_an_older_outbox_are_carried_over(empty_url: str) -> None:
+    """An outbox from before holds were recorded on their own: its held rows become holds,
+    so letters added after the upgrade to a paused official, or to a dead address, are held
+    with them."""
+    from alembic import command
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    settings = Settings(database_url=empty_url)
+    now = dt.datetime(2026, 11, 27, 12, 0)
+
+    def row(n: int, target: str, channel: str, status: str, kind: str | None) -> dict[str, Any]:
+        return {
+            "key": f"k{n}",
+            "campaign_id": "ua-1",
+            "supporter_hash": "h",
+            "target_slug": target,
+            "channel": channel,
+            "letter_hash": "l",
+            "language": "en",
+            "send_after": now,
+            "status": status,
+            "next_attempt_at": now,
+            "error_kind": kind,
+            "last_error": "held: bounced twice" if kind else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    async def run() -> list[tuple[str, str, str, str | None]]:
+        old = create_async_engine(database_url(settings))
+        try:
+            async with old.begin() as conn:
+
+                def to_0005(sync_conn: Any) -> None:
+                    cfg = _alembic_config()
+                    cfg.attributes["connection"] = sync_conn
+                    command.upgrade(cfg, "0005")
+
+                await conn.run_sync(to_0005)
+                table = sa.table("deliveries", *(sa.column(c) for c in row(0, "", "", "", None)))
+                await conn.execute(
+                    table.insert(),
+                    [
+                        row(1, "envoy", "email", "held", "dead-address"),
+                        row(2, "envoy", "fax", "sent", None),
+                        row(3, "minister", "fax", "held", None),
+                        row(4, "mayor", "email", "queued", None),
+                    ],
+                )
+        finally:
+            await old.dispose()
+        store = await Store.open(settings)
+        try:
+            return await store.holds_in("ua-1")
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == [
+        ("envoy", "email", "dead-address", "held: bounced twice"),
+        ("minister", "*", "paused", None),
+    ]
 
 
 def test_an_up_to_date_outbox_opens_without_loading_alembic(db_url: str) -> None:

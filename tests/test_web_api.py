@@ -274,6 +274,26 @@ def test_a_letter_queued_goes_out_through_the_worker(tmp_path: Path) -> None:
         assert c.post(doc["api_url"] + "/cancel").status_code == 409
 
 
+def test_an_appeal_to_a_paused_official_waits_while_the_others_go(tmp_path: Path) -> None:
+    """The organizers paused one official before the appeal came: its letter to them is held
+    in the outbox, the page says so, and the letter to the other official goes."""
+    settings = web_settings(tmp_path, web_confirm="none", web_undo_seconds=0)
+    with (
+        serving(settings, tmp_path / "dry-run", worker_poll=0.05) as running,
+        httpx.Client(base_url=running.url, timeout=10) as c,
+    ):
+        running.call(running.desk.outbox.hold_target, "prosecutor", CAMPAIGN_ID)
+        doc = c.post(APPEALS, json=appeal(12)).json()
+        deadline = time.monotonic() + 15
+        while True:
+            states = {d["target"]: d["status"] for d in c.get(doc["api_url"]).json()["deliveries"]}
+            if states.get("ambassador") == "sent" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert states == {"prosecutor": "held", "ambassador": "sent"}
+        assert "held by the organisers" in c.get(doc["status_url"]).text
+
+
 def test_text_that_is_not_unicode_is_refused_not_a_failure(client: httpx.Client) -> None:
     # JSON can carry a lone surrogate, which no letter or header can hold
     raw = (

@@ -160,13 +160,16 @@ def _status_command(
 
 _status_command(
     "hold",
-    "Pause everything queued to one official.",
+    "Pause one official: what is queued to them, and what comes for them later, is held.",
     True,
-    lambda n, given: f"{n} delivery(ies) to {given['target']} held",
+    lambda n, given: (
+        f"{n} delivery(ies) to {given['target']} held; letters that come for "
+        "them later are held too, until `queue release`"
+    ),
 )
 _status_command(
     "release",
-    "Resume what was held for one official.",
+    "Resume one official: end their holds (a pause, or an address that kept bouncing).",
     True,
     lambda n, given: f"{n} delivery(ies) to {given['target']} released",
 )
@@ -333,7 +336,7 @@ def report_cmd(ctx: Ctx, campaign_id: str, fmt: str) -> None:
             "the supporters who acted; see `ua-dispatch queue list --status bounced`",
             markup=False,
         )
-    for target, why in found.held_addresses():
+    for target, why in found.held_officials():
         out.print(f"{target}: {why}", markup=False)
     if found.reported:
         _print_by_hand(found)

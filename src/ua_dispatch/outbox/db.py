@@ -40,7 +40,7 @@ _upgraded: set[str] = set()
 #: The newest revision in ``migrations/versions`` (a test keeps the two the same). An outbox
 #: already there is opened without loading Alembic, which every command would otherwise pay
 #: for at start.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 #: how long a SQLite connection waits for another process's write
 BUSY_TIMEOUT_MS = 30_000
 #: the secret supporters' addresses are hashed under, beside a SQLite outbox's file

@@ -14,6 +14,7 @@ __all__ = [
     "deliveries",
     "fax_event_ids",
     "fax_states",
+    "holds",
     "metadata",
     "send_slots",
     "supporter_actions",
@@ -152,4 +153,20 @@ fax_event_ids = sa.Table(
     sa.Column("provider", sa.String(20), primary_key=True),
     sa.Column("event_id", sa.String(100), primary_key=True),
     sa.Column("received_at", sa.DateTime, nullable=False),
+)
+
+# Officials the outbox holds letters to, per campaign: paused by the organizers (every
+# channel, ``channel`` "*") or an email address that keeps bouncing (``channel`` "email"). A
+# delivery that reaches the outbox later for a held official (a queue add, a page's appeal, a
+# one-step send) is held with the others, until ``queue release`` deletes the hold.
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("campaign_id", sa.String(200), primary_key=True),
+    sa.Column("target_slug", sa.String(100), primary_key=True),
+    sa.Column("channel", sa.String(20), primary_key=True),
+    # one of ``Hold``
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("since", sa.DateTime, nullable=False),
 )

@@ -43,3 +43,16 @@ class Returned(StrEnum):
     REPLIED = "replied"
     #: held because the official's address bounced too often (the row is ``held``)
     DEAD_ADDRESS = "dead-address"
+
+
+class Hold(StrEnum):
+    """Why the outbox holds an official's letters (a ``holds`` row's ``kind``)."""
+
+    #: the organizers paused the official (`queue hold`): every channel
+    PAUSED = "paused"
+    #: the official's email address bounced too often: their email only
+    DEAD_ADDRESS = "dead-address"
+
+
+#: a hold's ``channel`` when it covers every channel
+EVERY_CHANNEL = "*"

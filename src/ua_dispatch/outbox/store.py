@@ -63,6 +63,7 @@ from ua_dispatch.outbox.models import (
     deliveries,
     fax_event_ids,
     fax_states,
+    holds,
     send_slots,
     supporter_actions,
 )
@@ -77,7 +78,7 @@ from ua_dispatch.outbox.records import (
     delivery_row,
     utcnow,
 )
-from ua_dispatch.outbox.status import Returned
+from ua_dispatch.outbox.status import EVERY_CHANNEL, Hold, Returned
 from ua_dispatch.outcome import Outcome as SendOutcome
 from ua_dispatch.plan import Appeal, Delivery, Status
 from ua_dispatch.settings import Settings
@@ -114,8 +115,8 @@ _KEPT_VERSIONS = re.compile(r"(\d+) dead row versions cannot be removed yet")
 _NOT_MINE = {
     str(QStatus.IN_FLIGHT): "another process (a queue worker, or this send started twice) is "
     "delivering it now; see `ua-dispatch queue list`",
-    str(QStatus.HELD): "the organizers hold deliveries to this official; "
-    "`ua-dispatch queue release` resumes them",
+    str(QStatus.HELD): "the organizers hold deliveries to this official; it waits in the "
+    "outbox until `ua-dispatch queue release` resumes them",
     str(QStatus.CANCELLED): "the organizers cancelled deliveries to this official",
     str(QStatus.AMBIGUOUS): "an earlier try may have delivered it and nobody could tell; "
     "check with the recipient, then `ua-dispatch queue retry --ambiguous` sends it again",
@@ -342,6 +343,32 @@ class Outbox:
         due_now: bool = False,
     ) -> int:
         """Change the status of matching rows; returns how many changed."""
+        async with self.engine.begin() as conn:
+            changed = await self._move(
+                conn, from_statuses, to, campaign=campaign, target=target, due_now=due_now
+            )
+            if to == QStatus.QUEUED and changed:
+                # a retry queues again: an official still held keeps what is tried again
+                H = holds.c
+                held_in = sa.select(H.campaign_id).distinct()
+                if campaign is not None:
+                    held_in = held_in.where(H.campaign_id == campaign)
+                for (cid,) in (await conn.execute(held_in)).all():
+                    await self._apply_holds(conn, cid)
+        if changed >= BULK:
+            await self.tidy()
+        return changed
+
+    async def _move(
+        self,
+        conn: AsyncConnection,
+        from_statuses: Sequence[QStatus],
+        to: QStatus,
+        *,
+        campaign: str | None,
+        target: str | None,
+        due_now: bool = False,
+    ) -> int:
         now = utcnow()
         values: dict[str, Any] = {"status": str(to), "updated_at": now}
         if to == QStatus.QUEUED:
@@ -356,11 +383,118 @@ class Outbox:
         stmt = _filter(
             deliveries.update(), campaign=campaign, statuses=list(from_statuses), target=target
         ).values(**values)
+        return int((await conn.execute(stmt)).rowcount)
+
+    # --- holds: an official paused by the organizers, an address that keeps bouncing ---
+
+    @_translated
+    async def hold_target(self, target: str, campaign: str | None = None) -> int:
+        """Pause one official, in ``campaign`` or in every campaign the outbox knows them in:
+        what is queued to them is held, and so is what reaches the outbox for them later,
+        until :meth:`release_target`. Returns how many queued deliveries were held."""
+        ids = [campaign] if campaign is not None else await self._campaigns_naming(target)
+        now = utcnow()
         async with self.engine.begin() as conn:
-            changed = int((await conn.execute(stmt)).rowcount)
+            for cid in ids:
+                await self._put_hold(conn, cid, target, EVERY_CHANNEL, Hold.PAUSED, None, now)
+            changed = await self._move(
+                conn, [QStatus.QUEUED], QStatus.HELD, campaign=campaign, target=target
+            )
         if changed >= BULK:
             await self.tidy()
         return changed
+
+    @_translated
+    async def release_target(self, target: str, campaign: str | None = None) -> int:
+        """End every hold of one official (in ``campaign``, or in all): what was held is
+        queued again, and later letters to them are not held. Returns how many deliveries."""
+        H = holds.c
+        gone = holds.delete().where(H.target_slug == target)
+        if campaign is not None:
+            gone = gone.where(H.campaign_id == campaign)
+        async with self.engine.begin() as conn:
+            await conn.execute(gone)
+            changed = await self._move(
+                conn, [QStatus.HELD], QStatus.QUEUED, campaign=campaign, target=target
+            )
+        if changed >= BULK:
+            await self.tidy()
+        return changed
+
+    @_translated
+    async def holds_in(self, campaign: str) -> list[tuple[str, str, str, str | None]]:
+        """(target, channel, kind, reason) of each hold in a campaign, by official."""
+        H = holds.c
+        stmt = (
+            sa.select(H.target_slug, H.channel, H.kind, H.reason)
+            .where(H.campaign_id == campaign)
+            .order_by(H.target_slug, H.channel)
+        )
+        async with self.engine.connect() as conn:
+            return [(t, c, k, r) for t, c, k, r in (await conn.execute(stmt)).all()]
+
+    async def _campaigns_naming(self, target: str) -> list[str]:
+        """The campaigns in the outbox whose officials include ``target``."""
+        async with self.engine.connect() as conn:
+            ids = [cid for (cid,) in (await conn.execute(sa.select(campaigns.c.id))).all()]
+        return [
+            cid for cid in ids if any(t.slug == target for t in (await self.campaign(cid)).targets)
+        ]
+
+    async def _put_hold(
+        self,
+        conn: AsyncConnection,
+        campaign: str,
+        target: str,
+        channel: str,
+        kind: Hold,
+        reason: str | None,
+        now: dt.datetime,
+    ) -> bool:
+        """Record a hold; False when that official's channel was held already (kept as it
+        was)."""
+        H = holds.c
+        there = await conn.execute(
+            sa.select(H.kind).where(
+                H.campaign_id == campaign, H.target_slug == target, H.channel == channel
+            )
+        )
+        if there.first() is not None:
+            return False
+        row = {
+            "campaign_id": campaign,
+            "target_slug": target,
+            "channel": channel,
+            "kind": str(kind),
+            "reason": reason,
+            "since": now,
+        }
+        added = await conn.execute(self._insert(holds).values(row).on_conflict_do_nothing())
+        return bool(added.rowcount)
+
+    async def _held(self, conn: AsyncConnection, campaign: str) -> dict[tuple[str, str], Any]:
+        """(target, channel) -> the hold row, of one campaign's holds."""
+        H = holds.c
+        found = await conn.execute(sa.select(holds).where(H.campaign_id == campaign))
+        return {(r.target_slug, r.channel): r for r in found.all()}
+
+    async def _apply_holds(self, conn: AsyncConnection, campaign: str) -> None:
+        """Hold what is queued to the officials a campaign holds (after new rows were added):
+        email to a dead address with its reason first, then everything to a paused official."""
+        held = await self._held(conn, campaign)
+        now = utcnow()
+        for (target, channel), hold in sorted(held.items(), key=lambda kv: kv[1].kind):
+            where = [
+                D.campaign_id == campaign,
+                D.target_slug == target,
+                D.status == str(QStatus.QUEUED),
+            ]
+            if channel != EVERY_CHANNEL:
+                where.append(D.channel == channel)
+            values: dict[str, Any] = {"status": str(QStatus.HELD), "updated_at": now}
+            if hold.kind == Hold.DEAD_ADDRESS:
+                values.update(error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason)
+            await conn.execute(deliveries.update().where(*where).values(**values))
 
     # --- workers ---
 
@@ -685,7 +819,7 @@ class Outbox:
                 await self.insert_rows(conn, [delivery_row(new, now, key) for new in batch])
             added = await self.count(conn, campaign_id=campaign.id) - before
             if added:
-                await self._hold_for_dead_addresses(conn, campaign.id)
+                await self._apply_holds(conn, campaign.id)
         if added >= BULK:
             await self.tidy()
         return added
@@ -759,23 +893,41 @@ class Outbox:
                 # send started twice cannot deliver them twice. A key another process added
                 # since the SELECT is not inserted again, and is left to it.
                 await self.put_campaign(conn, appeal.campaign, replace=False)
+                holding = await self._held(conn, appeal.campaign.id)
                 rows_new = []
                 hash_key = supporter_key(self.settings)
+                kept: dict[str, str] = {}
                 for k in new:
+                    d = mine[k]
                     row = delivery_row(
-                        NewDelivery(
-                            appeal.campaign.id, appeal.supporter, mine[k], appeal.letter, now
-                        ),
+                        NewDelivery(appeal.campaign.id, appeal.supporter, d, appeal.letter, now),
                         now,
                         hash_key,
                     )
-                    row.update(
-                        status=str(QStatus.IN_FLIGHT), lease_owner=found.owner, lease_until=until
-                    )
+                    hold = holding.get((d.slug, d.channel)) or holding.get((d.slug, EVERY_CHANNEL))
+                    if hold is None:
+                        row.update(
+                            status=str(QStatus.IN_FLIGHT),
+                            lease_owner=found.owner,
+                            lease_until=until,
+                        )
+                    elif hold.kind == Hold.DEAD_ADDRESS:
+                        # kept in the outbox, held with the others, until the address is fixed
+                        row.update(
+                            status=str(QStatus.HELD),
+                            error_kind=str(Returned.DEAD_ADDRESS),
+                            last_error=hold.reason,
+                        )
+                        kept[k] = hold.reason or _NOT_MINE[str(QStatus.HELD)]
+                    else:
+                        row.update(status=str(QStatus.HELD))
+                        kept[k] = _NOT_MINE[str(QStatus.HELD)]
                     rows_new.append(row)
                 added = await self.insert_rows_returning_keys(conn, rows_new)
                 for k in new:
-                    if k in added:
+                    if k in added and k in kept:
+                        found.busy[k] = kept[k]
+                    elif k in added:
                         found.taken[k] = ""
                     else:
                         found.busy[k] = _NOT_MINE[str(QStatus.IN_FLIGHT)]
@@ -1005,10 +1157,11 @@ class Outbox:
     @_translated
     async def hold_dead_address(
         self, campaign: str, target: str, recipient: str, *, after: int, reason: str
-    ) -> int:
+    ) -> tuple[bool, int]:
         """When the official's address has bounced ``after`` times or more in the campaign,
-        hold every email to that official still queued, with ``reason``. Returns how many
-        were held (0 below the threshold)."""
+        hold their email, with ``reason``: what is still queued, and what reaches the outbox
+        later. Returns whether the hold is new, and how many queued emails it held (nothing
+        below the threshold)."""
         email_to = sa.and_(D.campaign_id == campaign, D.target_slug == target, D.channel == "email")
         bounced = sa.select(sa.func.count()).where(
             email_to,
@@ -1017,7 +1170,11 @@ class Outbox:
         )
         async with self.engine.begin() as conn:
             if int((await conn.execute(bounced)).scalar_one()) < after:
-                return 0
+                return False, 0
+            now = utcnow()
+            new = await self._put_hold(
+                conn, campaign, target, "email", Hold.DEAD_ADDRESS, reason, now
+            )
             held = await conn.execute(
                 deliveries.update()
                 .where(email_to, D.status == str(QStatus.QUEUED))
@@ -1025,40 +1182,10 @@ class Outbox:
                     status=str(QStatus.HELD),
                     error_kind=str(Returned.DEAD_ADDRESS),
                     last_error=reason,
-                    updated_at=utcnow(),
+                    updated_at=now,
                 )
             )
-            return int(held.rowcount)
-
-    async def _hold_for_dead_addresses(self, conn: AsyncConnection, campaign: str) -> None:
-        """Email newly queued to an official whose email is held for a dead address is held
-        with it, until `queue release` ends the hold."""
-        dead = (
-            sa.select(D.target_slug, sa.func.max(D.last_error))
-            .where(
-                D.campaign_id == campaign,
-                D.channel == "email",
-                D.status == str(QStatus.HELD),
-                D.error_kind == str(Returned.DEAD_ADDRESS),
-            )
-            .group_by(D.target_slug)
-        )
-        for target, reason in (await conn.execute(dead)).all():
-            await conn.execute(
-                deliveries.update()
-                .where(
-                    D.campaign_id == campaign,
-                    D.channel == "email",
-                    D.target_slug == target,
-                    D.status == str(QStatus.QUEUED),
-                )
-                .values(
-                    status=str(QStatus.HELD),
-                    error_kind=str(Returned.DEAD_ADDRESS),
-                    last_error=reason,
-                    updated_at=utcnow(),
-                )
-            )
+            return new, int(held.rowcount)
 
     @_translated
     async def returns(self, campaign: str) -> list[tuple[str, str, str, int, str]]:
@@ -1127,6 +1254,7 @@ class Outbox:
                 key = self._supporter_key()
                 now = utcnow()
                 await self.insert_rows(conn, [delivery_row(n, now, key) for n in queue])
+                await self._apply_holds(conn, campaign.id)
         return AppealRecord.of(added), True
 
     @contextlib.asynccontextmanager
@@ -1191,6 +1319,7 @@ class Outbox:
                 return False
             await self._put_campaign_once(conn, campaign)
             await self.insert_rows(conn, [delivery_row(n, now, key) for n in new])
+            await self._apply_holds(conn, campaign.id)
         return True
 
     @_translated

@@ -175,22 +175,23 @@ class _Reader:
             f"(last: {text[:200]}); fix the address, then `ua-dispatch queue release "
             f"--target {row.target_slug} --campaign {row.campaign_id}`"
         )
-        held = await self.outbox.hold_dead_address(
+        new, held = await self.outbox.hold_dead_address(
             row.campaign_id, row.target_slug, row.recipient or "", after=after, reason=reason
         )
-        if held:
+        if new or held:
             self.run.held.append((row.campaign_id, row.target_slug, held))
             log.warning(
                 f"{row.target_slug}'s address {row.recipient} bounced {after}+ times in "
-                f"{row.campaign_id}: {held} email(s) to them held",
+                f"{row.campaign_id}: {held} queued email(s) to them held, and later ones "
+                "will be",
                 campaign=row.campaign_id,
                 target=row.target_slug,
             )
             self.notices.add(
                 "warning",
                 f"{row.campaign_id}: {row.target_slug}'s address {row.recipient} keeps "
-                f"bouncing: {held} email(s) to them held; fix the address, then "
-                f"`ua-dispatch queue release --target {row.target_slug}`",
+                f"bouncing: {held} queued email(s) to them held, and later ones will be; fix "
+                f"the address, then `ua-dispatch queue release --target {row.target_slug}`",
             )
 
 

@@ -178,13 +178,27 @@ def _move(
 
 
 def hold(settings: Settings, target: str, campaign_id: str | None = None) -> int:
-    """Pause everything queued to one official; returns how many deliveries."""
-    return _move(settings, [QStatus.QUEUED], QStatus.HELD, campaign_id, target)
+    """Pause one official: what is queued to them, and what reaches the outbox for them
+    later, is held until `release`. Returns how many queued deliveries were held."""
+
+    async def pause(outbox: Outbox) -> int:
+        await _check_filters(outbox, campaign_id, target)
+        return await outbox.hold_target(target, campaign_id)
+
+    changed: int = _with_outbox(settings, pause)
+    return changed
 
 
 def release(settings: Settings, target: str, campaign_id: str | None = None) -> int:
-    """Resume what was held for one official."""
-    return _move(settings, [QStatus.HELD], QStatus.QUEUED, campaign_id, target)
+    """End the holds of one official (a pause, or an address that kept bouncing): what was
+    held is queued again. Returns how many deliveries."""
+
+    async def resume(outbox: Outbox) -> int:
+        await _check_filters(outbox, campaign_id, target)
+        return await outbox.release_target(target, campaign_id)
+
+    changed: int = _with_outbox(settings, resume)
+    return changed
 
 
 def cancel(settings: Settings, target: str | None = None, campaign_id: str | None = None) -> int:
@@ -228,6 +242,8 @@ class CampaignReport:
     #: (channel, target, count) of what supporters reported doing by hand on the
     #: supporters' page ("I did this": post, phone, social)
     reported: list[tuple[str, str, int]] = field(default_factory=list)
+    #: (target, channel or "*", kind, reason) of each official the outbox holds letters to
+    holds: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -245,6 +261,9 @@ class CampaignReport:
             "reported_by_supporters": [
                 {"channel": c, "target": t, "count": n} for c, t, n in self.reported
             ],
+            "holds": [
+                {"target": t, "channel": c, "kind": k, "reason": r} for t, c, k, r in self.holds
+            ],
         }
 
     def returned_count(
@@ -257,9 +276,18 @@ class CampaignReport:
             if k == kind and channel in (None, c) and target in (None, t)
         )
 
-    def held_addresses(self) -> list[tuple[str, str]]:
-        """(official, why) for each official whose email is held for a dead address."""
-        return [(t, words) for _, t, k, _, words in self.returns if k == Returned.DEAD_ADDRESS]
+    def held_officials(self) -> list[tuple[str, str]]:
+        """(official, why) for each hold: a pause by the organizers, or an email address
+        that kept bouncing."""
+        return [
+            (
+                t,
+                r
+                or "held: letters to this official are paused until `ua-dispatch queue "
+                f"release --target {t}`",
+            )
+            for t, _, _, r in self.holds
+        ]
 
     def as_csv(self) -> str:
         buf = io.StringIO()
@@ -291,6 +319,7 @@ def report(settings: Settings, campaign: str) -> CampaignReport:
             acted,
             returns=await outbox.returns(campaign),
             reported=await outbox.reported_actions(campaign),
+            holds=await outbox.holds_in(campaign),
         )
 
     found: CampaignReport = _with_outbox(settings, read)
