@@ -470,3 +470,51 @@ def test_deeply_nested_or_odd_bodies_and_timestamps_are_refused_not_failed(
         )
         assert answer.status_code == 403, (stamp[:10], answer.text)
     assert state(server, key) is None
+
+
+@pytest.mark.parametrize("provider", ["sinch", "telnyx"])
+def test_a_dry_run_of_the_page_hears_from_its_fake_gateway(tmp_path: Path, provider: str) -> None:
+    """`serve --dry-run`: the fake gateway posts each fax's status to the page's own hook, as
+    the real one would (Telnyx's signed with the fake's key), and the outbox records the fax's
+    final state from those callbacks."""
+    import shutil
+
+    from tests.conftest import SHIPPED_CAMPAIGN
+
+    settings = web_settings(tmp_path, web_confirm="none", web_undo_seconds=0, fax_provider=provider)
+    shutil.copy(SHIPPED_CAMPAIGN, settings.campaigns_dir)
+    body = {
+        "name": "Alex Example",
+        "email": "alex@example.org",
+        "city": "Leeds",
+        "country": "United Kingdom",
+        "letter": "I ask you to release him and to let his lawyer see him at once.\n" * 3,
+        "channels": ["fax"],
+    }
+    with (
+        serving(settings, tmp_path / "dry-run", worker_poll=0.05) as running,
+        httpx.Client(base_url=running.url, timeout=10) as c,
+    ):
+        assert running.desk.settings.fax_callback_url == f"{running.url}/hooks/fax/{provider}"
+        made = c.post("/api/v1/campaigns/ua-2-19-chechnya/appeals", json=body)
+        assert made.status_code == 202, made.text
+        outbox = running.desk.outbox
+        deadline = time.monotonic() + 60
+        states: dict[str, tuple[str, str]] = {}
+        while time.monotonic() < deadline:
+            rows = running.call(outbox.rows)
+            keys = [r.key for r in rows if r.channel == "fax"]
+            states = running.call(outbox.fax_states, keys)
+            sent = all(r.status == "sent" for r in rows if r.channel == "fax")
+            if (
+                sent
+                and keys
+                and len(states) == len(keys)
+                and all(FaxState(s).final for _, s in states.values())
+            ):
+                break
+            time.sleep(0.2)
+        assert keys and sorted(states) == sorted(keys), states
+        assert {s for _, s in states.values()} == {FaxState.COMPLETED}
+        faxed = {r.key: r.provider_ref for r in rows if r.channel == "fax"}
+        assert {k: f for k, (f, _) in states.items()} == faxed

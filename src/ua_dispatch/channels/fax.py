@@ -179,8 +179,9 @@ class FaxChannel(Channel[FaxPayload]):
         return providers.provider_class(settings.fax_provider).fake
 
     def dry_run_settings(self, settings: Settings, fake_settings: dict[str, Any]) -> Settings:
-        """Point the provider at its fake; nobody can post a callback to a dry run, and the
-        fake answers within a second, so it is checked on often. The fake is always open, so a
+        """Point the provider at its fake. The real callback address is dropped (the fake
+        must not post to it; a page's dry run points it at the page itself), and the fake
+        answers within a second, so it is checked on often. The fake is always open, so a
         rehearsal does not wait for the office's hours."""
         return settings.model_copy(
             update={

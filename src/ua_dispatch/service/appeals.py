@@ -945,11 +945,17 @@ def _state(record: AppealRecord, row: DeliveryRecord | None, now: dt.datetime) -
 
 @contextlib.asynccontextmanager
 async def open_desk(
-    settings: Settings, *, dry_run: bool = False, store: Path | None = None
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    store: Path | None = None,
+    hooks_at: str | None = None,
 ) -> AsyncIterator[Desk]:
     """The desk over an open outbox. A dry run first starts the fake servers the sending
     channels name (keeping what they receive under ``store``), points the settings at them and
-    keeps its outbox under ``store`` too, so a rehearsal never touches the real one."""
+    keeps its outbox under ``store`` too, so a rehearsal never touches the real one. With
+    ``hooks_at`` (the address the page itself listens on) the fake fax gateway posts each
+    fax's status to the page's own ``/hooks/fax/<provider>``, as the real one would."""
     async with contextlib.AsyncExitStack() as stack:
         mail_store: Path | None = None
         if dry_run:
@@ -962,6 +968,9 @@ async def open_desk(
             mail_store = next(
                 (f.captured_mail() for _, f in started if f.captured_mail() is not None), None
             )
+            if hooks_at is not None and any(name == "fax" for name, _ in started):
+                hooks = f"{hooks_at.rstrip('/')}/hooks/fax/{settings.fax_provider}"
+                settings = settings.model_copy(update={"fax_callback_url": hooks})
         outbox = await open_outbox(settings)
         stack.push_async_callback(outbox.close)
         yield Desk(settings, outbox, web_key(settings), dry_run=dry_run, mail_store=mail_store)

@@ -57,7 +57,13 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with appeals.open_desk(settings, dry_run=opts.dry_run, store=opts.store) as desk:
+        async with appeals.open_desk(
+            settings,
+            dry_run=opts.dry_run,
+            store=opts.store,
+            # a rehearsal's faxes report to this very server, where the fake can reach it
+            hooks_at=opts.address or public_url,
+        ) as desk:
             app.state.desk = desk
             stop = asyncio.Event()
             worker = None
