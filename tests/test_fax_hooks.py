@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.fakes_support import FAST, ThreadedFakeSinchGateway, ThreadedFakeTelnyxGateway
 from tests.queue_support import scratch_database
@@ -375,6 +376,25 @@ def test_fax_states_on_postgresql(tmp_path: Path) -> None:
                     )
                 )
                 got.append("/".join((await outbox.fax_states(["k" * 64]))["k" * 64]))
+                again = {
+                    "provider": "telnyx",
+                    "fax_id": "g",
+                    "state": "COMPLETED",
+                    "rank": 2,
+                    "event_id": "d",
+                }
+                got.append(await outbox.record_fax_state("k" * 64, **again))
+                # a purge keeps the ids of events taken within the day, then lets them go
+                await outbox.purge(0)
+                got.append(await outbox.record_fax_state("k" * 64, **again))
+                async with outbox.engine.begin() as conn:
+                    await conn.execute(
+                        sa.text(
+                            "UPDATE fax_event_ids SET received_at = received_at - interval '2 days'"
+                        )
+                    )
+                await outbox.purge(0)
+                got.append(await outbox.record_fax_state("k" * 64, **again))
                 return got
             finally:
                 await outbox.close()
@@ -387,6 +407,9 @@ def test_fax_states_on_postgresql(tmp_path: Path) -> None:
             "COMPLETED",
             "recorded",
             "g/QUEUED",
+            "recorded",
+            "replayed",
+            "unchanged",
         ]
 
 

@@ -732,9 +732,15 @@ class Outbox:
                 purged_at=utcnow(),
             )
         )
+        # the ids of fax callback events taken (to know a replay) go after the same time, but
+        # no sooner than a day: a gateway's own retries of one event come within hours, and a
+        # replay after that finds the fax's state final and changes nothing anyway
+        events_cutoff = min(cutoff, utcnow() - dt.timedelta(days=1))
+        events_stmt = fax_event_ids.delete().where(fax_event_ids.c.received_at <= events_cutoff)
         async with self.engine.begin() as conn:
             erased = int((await conn.execute(stmt)).rowcount)
             erased_appeals = int((await conn.execute(appeals_stmt)).rowcount)
+            await conn.execute(events_stmt)
         if erased or erased_appeals or scrub:
             await self._scrub()
         return erased
