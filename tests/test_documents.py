@@ -161,9 +161,14 @@ def test_page_format_follows_the_country() -> None:
 
 def test_dates_in_the_letters_language() -> None:
     assert format_date(DATE, "en") == "20 January 2019"
-    assert format_date(dt.date(2019, 3, 1), "ru") == "1 марта 2019 г."
+    assert format_date(dt.date(2019, 3, 1), "ru") == "1 марта 2019\u00a0г."
     assert format_date(DATE, "de") == "20. Januar 2019"
+    assert format_date(DATE, "es") == "20 de enero de 2019"
+    assert format_date(DATE, "zh") == "2019年1月20日"
+    assert format_date(DATE, "uk") == "20 січня 2019\u00a0р."
+    assert "2019" in format_date(DATE, "ar") and "يناير" in format_date(DATE, "ar")
     assert format_date(DATE, "xx") == "2019-01-20"
+    assert format_date(DATE, "not a language") == "2019-01-20"
 
 
 def test_text_is_black_and_never_below_11_pt(campaign: Campaign, supporter: Supporter) -> None:
@@ -417,3 +422,14 @@ def test_lines_stay_inside_the_text_column(campaign: Campaign, supporter: Suppor
     doc = post_pdf(lt, supporter, campaign, "ambassador-usa")
     assert "a" * 40 in all_text(doc).replace(" ", "")
     check_page_image(render_png(doc, 0, "post-long-word-p1.png"))
+
+
+def test_fax_cover_in_french(tmp_path: Path, campaign: Campaign, supporter: Supporter) -> None:
+    text = (
+        "Monsieur le Président,\n\nJe vous écris au sujet d'un homme détenu sans avocat depuis "
+        "des semaines. Je vous demande de le libérer et de permettre à sa famille de le voir.\n"
+    )
+    doc = fax_pdf(letter_from_text(tmp_path, text, campaign), supporter, campaign, "president")
+    cover = page_texts(doc)[0]
+    for part in ("TÉLÉCOPIE", "Date 20 janvier 2019", "Pages 2, celle-ci comprise", "Objet"):
+        assert part in cover, part

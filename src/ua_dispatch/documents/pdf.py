@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import phonenumbers
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as babel_date
 from fpdf import FPDF
 from fpdf.bidi import auto_detect_base_direction
 from fpdf.enums import Align, MethodReturnValue, TextDirection, XPos, YPos
@@ -108,6 +110,45 @@ LABELS: dict[str, Labels] = {
         forward_note="Please pass this letter to {name} without delay.",
         page_of="Page {i} of {n}",
     ),
+    "de": Labels(
+        fax="FAX",
+        to="An",
+        to_fax="Fax",
+        sender="Von",
+        sender_fax="Fax des Absenders",
+        date="Datum",
+        pages="Seiten",
+        pages_value="{n}, diese eingeschlossen",
+        regarding="Betreff",
+        forward_note="Bitte geben Sie diesen Brief umgehend an {name} weiter.",
+        page_of="Seite {i} von {n}",
+    ),
+    "es": Labels(
+        fax="FAX",
+        to="Para",
+        to_fax="Fax",
+        sender="De",
+        sender_fax="Fax del remitente",
+        date="Fecha",
+        pages="Páginas",
+        pages_value="{n}, incluida esta",
+        regarding="Asunto",
+        forward_note="Les ruego que entreguen esta carta a {name} sin demora.",
+        page_of="Página {i} de {n}",
+    ),
+    "fr": Labels(
+        fax="TÉLÉCOPIE",
+        to="À",
+        to_fax="Fax",
+        sender="De",
+        sender_fax="Fax de l'expéditeur",
+        date="Date",
+        pages="Pages",
+        pages_value="{n}, celle-ci comprise",
+        regarding="Objet",
+        forward_note="Merci de remettre sans tarder cette lettre à {name}.",
+        page_of="Page {i} sur {n}",
+    ),
     "ru": Labels(
         fax="ФАКС",
         to="Кому",
@@ -123,22 +164,16 @@ LABELS: dict[str, Labels] = {
     ),
 }
 
-# Month names as a date in each language writes them (Russian: genitive case).
-_MONTHS: dict[str, str] = {
-    "en": "January February March April May June July August September October November December",
-    "ru": "января февраля марта апреля мая июня июля августа сентября октября ноября декабря",
-    "de": "Januar Februar März April Mai Juni Juli August September Oktober November Dezember",
-    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
-    "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre "
-    "diciembre",
-}
-_DATE_PATTERNS = {
-    "en": "{d} {m} {y}",
-    "ru": "{d} {m} {y} г.",
-    "de": "{d}. {m} {y}",
-    "fr": "{d} {m} {y}",
-    "es": "{d} de {m} de {y}",
-}
+
+@functools.cache
+def _locale(language: str) -> Locale | None:
+    """CLDR's locale for a letter's language; English dates are written day first, as in
+    the letters (``en_GB``). None for a language CLDR does not know."""
+    tag = {"en": "en_GB"}.get(language, language.replace("-", "_"))
+    try:
+        return Locale.parse(tag)
+    except (ValueError, TypeError, UnknownLocaleError):
+        return None
 
 
 def labels_for(language: str) -> Labels:
@@ -146,12 +181,14 @@ def labels_for(language: str) -> Labels:
 
 
 def format_date(date: dt.date, language: str) -> str:
-    """The date as a letter in ``language`` writes it; ISO 8601 for other languages."""
-    months = _MONTHS.get(language)
-    if months is None:
+    """The date as a letter in ``language`` writes it (CLDR's long form, from Babel); ISO
+    8601 for a language CLDR does not know."""
+    locale = _locale(language)
+    if locale is None:
         return date.isoformat()
-    month = months.split()[date.month - 1]
-    return _DATE_PATTERNS[language].format(d=date.day, m=month, y=date.year)
+    # CLDR keeps "2019 г." together with a narrow no-break space, which the letter's font
+    # lacks: a plain no-break space keeps them together in the font the letter is set in
+    return babel_date(date, format="long", locale=locale).replace("\u202f", "\u00a0")
 
 
 def display_number(number: str) -> str:
