@@ -213,7 +213,9 @@ def test_a_paused_official_gets_nothing_from_any_door_until_released(
         (email,) = [d for d in sent.json()["deliveries"] if d["target"] == "ambassador-usa"]
         assert email["status"] == "skipped" and "queue release" in email["error"]
         later = write_letters(tmp_path / "later.csv", 1, start=40)
-        assert run_cli("queue", "add", open_campaign, later, "--channels", "email").code == 0
+        added = run_cli("queue", "add", open_campaign, later, "--channels", "email")
+        assert added.code == 0, added.stderr
+        assert "0 delivery(ies) queued" in added.stdout and "1 held" in added.stdout
         assert sorted(r.status for r in rows(db_url)) == ["held"] * 3
         assert server.store.index() == []
         report = run_cli("report", CAMPAIGN_ID, "--format", "json").json()
@@ -230,6 +232,27 @@ def test_a_paused_official_gets_nothing_from_any_door_until_released(
         assert again.code == 0, again.stderr
         assert len(server.store.index()) == 4
         assert run_cli("report", CAMPAIGN_ID, "--format", "json").json()["holds"] == []
+
+
+def test_send_run_again_leaves_a_waiting_letter_to_a_paused_official_held(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The letter waited for the worker, a worker that then died held it when the official
+    was paused; running the send again does not take it over and deliver it: it is held."""
+    from tests.conftest import EXAMPLES, SUPPORTER_ARGS
+
+    with _greylisting_twice(db_url, tmp_path, monkeypatch) as server:
+        args = ("send", open_campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
+        args += ("--channels", "email", "--yes", "--json")
+        assert run_cli(*args).code == 1  # left queued
+        _lease_rows(db_url, ["worker:gone"], utcnow() - dt.timedelta(seconds=5))
+        assert "0 delivery(ies)" in run_cli("queue", "hold", "--target", "ambassador-usa").stdout
+        again = run_cli(*args)
+        assert again.code == 0, again.stderr
+        (email,) = [d for d in again.json()["deliveries"] if d["target"] == "ambassador-usa"]
+        assert email["status"] == "skipped" and "queue release" in email["error"]
+        assert [r.status for r in rows(db_url)] == ["held"]
+        assert server.store.index() == []
 
 
 def _an_appeal_by_email(settings: Settings) -> tuple[Any, list[Any]]:

@@ -102,6 +102,29 @@ def test_what_is_tried_again_for_a_paused_official_stays_held(
     assert statuses(db_url) == {"queued": 2}
 
 
+def test_a_letter_back_in_the_queue_after_a_pause_is_held_not_claimed(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    """The pause came while a worker was sending: what the worker gives back to the queue
+    (it stopped, a retry, an office-hours wait) is held at the next claim, never taken."""
+    _queue_letters(run_cli, open_campaign, tmp_path, 2)
+
+    async def run() -> tuple[int, int, list[Any]]:
+        store = await Store.open(Settings(database_url=db_url))
+        try:
+            taken = await store.claim("worker-1", {"email": 10}, 60)
+            paused = await store.hold_target("ambassador-usa")
+            await store.release("worker-1", [r.id for r in taken])
+            again = await store.claim("worker-2", {"email": 10}, 60)
+            return len(taken), paused, again
+        finally:
+            await store.close()
+
+    taken, paused, again = asyncio.run(run())
+    assert (taken, paused, again) == (2, 0, [])
+    assert statuses(db_url) == {"held": 2}
+
+
 def test_retention_purges_personal_data_and_keeps_counts(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, smtp_env: FakeSmtpServer
 ) -> None:

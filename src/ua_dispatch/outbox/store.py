@@ -123,6 +123,17 @@ _NOT_MINE = {
 }
 
 
+#: what a one-step send may take over (an in-flight row only once its lease ran out)
+_TAKEABLE = [str(s) for s in (QStatus.QUEUED, QStatus.FAILED, QStatus.EXPIRED, QStatus.IN_FLIGHT)]
+
+
+def _hold_words(hold: Any) -> str:
+    """Why a send leaves a delivery to a held official in the outbox."""
+    if hold.kind == Hold.DEAD_ADDRESS and hold.reason:
+        return str(hold.reason)
+    return _NOT_MINE[str(QStatus.HELD)]
+
+
 class _SlotBusy(Exception):
     def __init__(self, free_at: dt.datetime):
         self.free_at = free_at
@@ -478,23 +489,39 @@ class Outbox:
         found = await conn.execute(sa.select(holds).where(H.campaign_id == campaign))
         return {(r.target_slug, r.channel): r for r in found.all()}
 
-    async def _apply_holds(self, conn: AsyncConnection, campaign: str) -> None:
-        """Hold what is queued to the officials a campaign holds (after new rows were added):
-        email to a dead address with its reason first, then everything to a paused official."""
-        held = await self._held(conn, campaign)
+    async def _apply_holds(
+        self, conn: AsyncConnection, campaign: str | None, *, skip_locked: bool = False
+    ) -> int:
+        """Hold what is queued to the officials a campaign holds (every campaign's, when
+        None): email to a dead address with its reason first, then everything to a paused
+        official. Run where rows become queued (added, tried again) and before each claim,
+        which also catches a row that went back to the queue after its hold was placed.
+        ``skip_locked``: leave rows another transaction has locked (a claim never waits).
+        Returns how many rows it held."""
+        H = holds.c
+        found = sa.select(holds).order_by(H.kind)
+        if campaign is not None:
+            found = found.where(H.campaign_id == campaign)
         now = utcnow()
-        for (target, channel), hold in sorted(held.items(), key=lambda kv: kv[1].kind):
-            where = [
-                D.campaign_id == campaign,
-                D.target_slug == target,
+        held = 0
+        for hold in (await conn.execute(found)).all():
+            which = sa.select(D.id).where(
+                D.campaign_id == hold.campaign_id,
+                D.target_slug == hold.target_slug,
                 D.status == str(QStatus.QUEUED),
-            ]
-            if channel != EVERY_CHANNEL:
-                where.append(D.channel == channel)
+            )
+            if hold.channel != EVERY_CHANNEL:
+                which = which.where(D.channel == hold.channel)
+            if skip_locked and self.dialect == "postgresql":
+                which = which.with_for_update(skip_locked=True)
             values: dict[str, Any] = {"status": str(QStatus.HELD), "updated_at": now}
             if hold.kind == Hold.DEAD_ADDRESS:
                 values.update(error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason)
-            await conn.execute(deliveries.update().where(*where).values(**values))
+            changed = await conn.execute(
+                deliveries.update().where(D.id.in_(which.scalar_subquery())).values(**values)
+            )
+            held += int(changed.rowcount)
+        return held
 
     # --- workers ---
 
@@ -553,8 +580,21 @@ class Outbox:
                 )
             )
             slot_busy = sa.select(S.key).where(S.key == sa.func.lower(D.recipient), recent).exists()
+        # A row to an official the outbox holds is never taken (it went back to the queue
+        # after the hold was placed, or was added while the hold was): it is held instead.
+        H = holds.c
+        held = (
+            sa.select(H.kind)
+            .where(
+                H.campaign_id == D.campaign_id,
+                H.target_slug == D.target_slug,
+                H.channel.in_([D.channel, EVERY_CHANNEL]),
+            )
+            .exists()
+        )
         claimed: list[DeliveryRecord] = []
         async with self._one_writer(), self.engine.begin() as conn:
+            await self._apply_holds(conn, None, skip_locked=True)
             # Channel by channel, so the due index (status, channel, next_attempt_at, id) is
             # walked per channel: a backlog of faxes waiting for their numbers never stands
             # between a worker and the emails behind it.
@@ -564,7 +604,7 @@ class Outbox:
                     want = limit - taken
                     if want <= 0:
                         break
-                    pick = base.where(D.channel == channel)
+                    pick = base.where(D.channel == channel, ~held)
                     if slot_busy is not None:
                         pick = pick.where(~slot_busy)
                     pick = pick.limit(want)
@@ -811,11 +851,12 @@ class Outbox:
     @_translated
     async def add_deliveries(
         self, campaign: Campaign, batches: Iterable[Sequence[NewDelivery]]
-    ) -> int:
+    ) -> tuple[int, int]:
         """Store ``campaign`` (replacing the stored copy) and add every delivery of every
         batch, in one transaction: an exception raised while the batches are made (a bad
         CSV row) rolls all of it back. A key already in the outbox is left as it is.
-        Returns how many deliveries were new."""
+        Returns how many deliveries were new, and how many of those wait held (their
+        official is paused, or their address kept bouncing)."""
         key = supporter_key(self.settings)
         now = utcnow()
         async with self.engine.begin() as conn:
@@ -824,11 +865,10 @@ class Outbox:
             for batch in batches:
                 await self.insert_rows(conn, [delivery_row(new, now, key) for new in batch])
             added = await self.count(conn, campaign_id=campaign.id) - before
-            if added:
-                await self._apply_holds(conn, campaign.id)
+            held = await self._apply_holds(conn, campaign.id) if added else 0
         if added >= BULK:
             await self.tidy()
-        return added
+        return added, held
 
     # --- one-step sends ---
 
@@ -867,6 +907,24 @@ class Outbox:
                         )
                 else:
                     before[key] = status
+            holding = await self._held(conn, appeal.campaign.id)
+
+            def hold_of(d: Delivery) -> Any:
+                return holding.get((d.slug, d.channel)) or holding.get((d.slug, EVERY_CHANNEL))
+
+            for key in [k for k in before if hold_of(mine[k]) is not None]:
+                # waiting in the outbox for an official held since: held with the others
+                hold = hold_of(mine[key])
+                values: dict[str, Any] = {"status": str(QStatus.HELD), "updated_at": now}
+                if hold.kind == Hold.DEAD_ADDRESS:
+                    values.update(error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason)
+                await conn.execute(
+                    deliveries.update()
+                    .where(D.key == key, D.status.in_(_TAKEABLE), ~live_lease)
+                    .values(**values)
+                )
+                found.busy[key] = _hold_words(hold)
+                del before[key]
             if before:
                 # The same conditions again in the UPDATE: a row another process took since the
                 # SELECT stays with it (PostgreSQL re-checks them on the locked row).
@@ -874,10 +932,7 @@ class Outbox:
                     deliveries.update()
                     .where(
                         D.key.in_(list(before)),
-                        D.status.in_(
-                            [str(s) for s in (QStatus.QUEUED, QStatus.FAILED, QStatus.EXPIRED)]
-                        )
-                        | (D.status == str(QStatus.IN_FLIGHT)),
+                        D.status.in_(_TAKEABLE),
                         ~live_lease,
                     )
                     .values(
@@ -899,7 +954,6 @@ class Outbox:
                 # send started twice cannot deliver them twice. A key another process added
                 # since the SELECT is not inserted again, and is left to it.
                 await self.put_campaign(conn, appeal.campaign, replace=False)
-                holding = await self._held(conn, appeal.campaign.id)
                 rows_new = []
                 hash_key = supporter_key(self.settings)
                 kept: dict[str, str] = {}
@@ -910,24 +964,21 @@ class Outbox:
                         now,
                         hash_key,
                     )
-                    hold = holding.get((d.slug, d.channel)) or holding.get((d.slug, EVERY_CHANNEL))
+                    hold = hold_of(d)
                     if hold is None:
                         row.update(
                             status=str(QStatus.IN_FLIGHT),
                             lease_owner=found.owner,
                             lease_until=until,
                         )
-                    elif hold.kind == Hold.DEAD_ADDRESS:
-                        # kept in the outbox, held with the others, until the address is fixed
-                        row.update(
-                            status=str(QStatus.HELD),
-                            error_kind=str(Returned.DEAD_ADDRESS),
-                            last_error=hold.reason,
-                        )
-                        kept[k] = hold.reason or _NOT_MINE[str(QStatus.HELD)]
                     else:
+                        # kept in the outbox, held with the others, until `queue release`
                         row.update(status=str(QStatus.HELD))
-                        kept[k] = _NOT_MINE[str(QStatus.HELD)]
+                        if hold.kind == Hold.DEAD_ADDRESS:
+                            row.update(
+                                error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason
+                            )
+                        kept[k] = _hold_words(hold)
                     rows_new.append(row)
                 added = await self.insert_rows_returning_keys(conn, rows_new)
                 for k in new:

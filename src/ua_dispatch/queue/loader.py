@@ -117,6 +117,8 @@ def check_still_open(
 class AddResult:
     rows: int = 0
     queued: int = 0
+    #: new deliveries held at once: their official is paused, or their address kept bouncing
+    held: int = 0
     already: int = 0
     skipped_rows: list[tuple[int, str]] = field(default_factory=list)
     #: why a way of writing was left out ("president has no email address") -> letters
@@ -542,11 +544,12 @@ async def add_letters(
 ) -> AddResult:
     result = AddResult()
     planned = [0]
-    added = await outbox.add_deliveries(
+    added, held = await outbox.add_deliveries(
         campaign, _batches(campaign, csv_path, channels, settings, at, spread, result, planned)
     )
-    result.queued = added
-    result.already = planned[0] - result.queued
+    result.queued = added - held
+    result.held = held
+    result.already = planned[0] - added
     return result
 
 

@@ -191,7 +191,8 @@ class _Reader:
                 "warning",
                 f"{row.campaign_id}: {row.target_slug}'s address {row.recipient} keeps "
                 f"bouncing: {held} queued email(s) to them held, and later ones will be; fix "
-                f"the address, then `ua-dispatch queue release --target {row.target_slug}`",
+                f"the address, then `ua-dispatch queue release --target {row.target_slug} "
+                f"--campaign {row.campaign_id}`",
             )
 
 

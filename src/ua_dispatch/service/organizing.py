@@ -53,6 +53,12 @@ class QueueAdded:
         return (
             f"{self.campaign.id}: {r.rows} row(s) read, {len(r.skipped_rows)} not approved; "
             f"{r.queued} delivery(ies) queued, {r.already} already queued"
+            + (
+                f"; {r.held} held with the other letters to officials on hold "
+                "(see `ua-dispatch report`)"
+                if r.held
+                else ""
+            )
             + (f"; {waiting} fax(es) wait for the recipient's office hours" if waiting else "")
         )
 
@@ -284,7 +290,7 @@ class CampaignReport:
                 t,
                 r
                 or "held: letters to this official are paused until `ua-dispatch queue "
-                f"release --target {t}`",
+                f"release --target {t} --campaign {self.campaign_id}`",
             )
             for t, _, _, r in self.holds
         ]
