@@ -183,7 +183,7 @@ def test_send_respects_what_the_organizers_held_or_cancelled(
         (email,) = [d for d in held.json()["deliveries"] if d["target"] == "ambassador-usa"]
         assert email["status"] == "skipped" and "queue release" in email["error"]
         assert [r.status for r in rows(db_url)] == ["held"]
-        assert run_cli("queue", "cancel").code == 0
+        assert run_cli("queue", "cancel", "--campaign", CAMPAIGN_ID).code == 0
         cancelled = run_cli(*args)
         assert "cancelled" in cancelled.stderr
         assert [r.status for r in rows(db_url)] == ["cancelled"]

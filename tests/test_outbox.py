@@ -32,6 +32,7 @@ from tests.queue_support import (
     statuses,
     write_letters,
 )
+from ua_dispatch.errors import ConfigError
 from ua_dispatch.fakes.smtp import FakeSmtpServer
 from ua_dispatch.outbox.db import HEAD_REVISION, MIGRATIONS, database_url, open_engine
 from ua_dispatch.outbox.status import QStatus
@@ -51,6 +52,33 @@ def test_database_urls_map_to_async_drivers(tmp_path: Path) -> None:
     assert database_url(Settings(database_url="postgresql://u:pw@db/ua")) == (
         "postgresql+asyncpg://u:pw@db/ua"
     )
+    # libpq's sslmode, as hosted databases write it, is asyncpg's ssl
+    assert database_url(Settings(database_url="postgresql://u@db/ua?sslmode=require")) == (
+        "postgresql+asyncpg://u@db/ua?ssl=require"
+    )
+    with pytest.raises(ConfigError, match="sslmode=bogus is not one of disable"):
+        database_url(Settings(database_url="postgresql://u@db/ua?sslmode=bogus"))
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("postgresql://nosuchrole:S3cretPw@127.0.0.1:5432/test", 'role "nosuchrole"'),
+        ("postgresql://postgres:S3cretPw@127.0.0.1:5432/ua_no_such_db", "does not exist"),
+        ("postgresql://postgres:S3cretPw@127.0.0.1:5432/test?ssl=nonsense", "ssl"),
+    ],
+)
+def test_an_outbox_that_cannot_be_opened_is_one_line(
+    run_cli: Any, monkeypatch: pytest.MonkeyPatch, url: str, why: str
+) -> None:
+    monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
+    monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", "a-supporter-key-for-these-tests")
+    res = run_cli("queue", "list")
+    assert res.code == 2, res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "cannot open the outbox database" in line and why in line
+    assert "S3cretPw" not in res.stderr + res.stdout
 
 
 def test_default_outbox_is_sqlite_in_the_data_folder(
@@ -77,7 +105,9 @@ def test_hold_release_cancel_retry(
     assert json.loads(listed.stdout.splitlines()[0])["status"] == "held"
     run_cli("queue", "release", "--target", "ambassador-usa")
     assert statuses(db_url) == {"queued": 3}
-    assert "3 delivery(ies) cancelled" in run_cli("queue", "cancel").stdout
+    refused = run_cli("queue", "cancel")  # every campaign's, only when said so
+    assert refused.code == 2 and "--all" in refused.stderr and statuses(db_url) == {"queued": 3}
+    assert "3 delivery(ies) cancelled" in run_cli("queue", "cancel", "--all").stdout
     assert statuses(db_url) == {"cancelled": 3}
     assert "0 failed" in run_cli("queue", "retry").stdout
 

@@ -175,9 +175,15 @@ _status_command(
 )
 _status_command(
     "cancel",
-    "End queued and held deliveries without sending them.",
+    "End queued and held deliveries without sending them (of an official, a campaign, or --all).",
     False,
     lambda n, _: f"{n} delivery(ies) cancelled",
+    click.option(
+        "--all",
+        "everything",
+        is_flag=True,
+        help="Every campaign's queued and held deliveries.",
+    ),
 )
 _status_command(
     "retry",

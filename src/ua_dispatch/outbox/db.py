@@ -69,11 +69,24 @@ def database_url(settings: Settings) -> str:
         url = url.set(drivername="sqlite+aiosqlite")
     elif backend in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+asyncpg")
+        if "sslmode" in url.query:
+            # libpq's name, which hosted databases print in their URLs; asyncpg calls it ssl
+            mode = url.query["sslmode"]
+            if mode not in _SSL_MODES:
+                raise ConfigError(
+                    f"UA_DISPATCH_DATABASE_URL: sslmode={mode!s} is not one of "
+                    f"{', '.join(_SSL_MODES)}"
+                )
+            url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
     else:
         raise ConfigError(
             f"UA_DISPATCH_DATABASE_URL: {backend!r} is not supported; use sqlite or postgresql"
         )
     return url.render_as_string(hide_password=False)
+
+
+#: the sslmode values libpq and asyncpg both know
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -252,13 +265,15 @@ async def open_engine(settings: Settings) -> AsyncEngine:
                 await conn.run_sync(_upgrade, lambda: supporter_key(settings))
         except (
             OSError,
-            sa.exc.OperationalError,
-            sa.exc.InterfaceError,
-            sa.exc.ProgrammingError,
+            sa.exc.DBAPIError,
+            # the driver's refusal of a connection setting it does not know (``?sslmode=x``)
+            TypeError,
+            ValueError,
         ) as exc:
             await engine.dispose()
             where = make_url(url).render_as_string(hide_password=True)
-            raise OutboxUnavailable(f"{where}: cannot open the outbox database: {exc}") from None
+            why = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+            raise OutboxUnavailable(f"{where}: cannot open the outbox database: {why}") from None
         except ConfigError:
             await engine.dispose()
             raise

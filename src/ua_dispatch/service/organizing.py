@@ -207,8 +207,21 @@ def release(settings: Settings, target: str, campaign_id: str | None = None) -> 
     return changed
 
 
-def cancel(settings: Settings, target: str | None = None, campaign_id: str | None = None) -> int:
-    """End queued and held deliveries without sending them."""
+def cancel(
+    settings: Settings,
+    target: str | None = None,
+    campaign_id: str | None = None,
+    *,
+    everything: bool = False,
+) -> int:
+    """End queued and held deliveries without sending them: one official's, one campaign's,
+    or (``everything``, said in so many words) every campaign's."""
+    if target is None and campaign_id is None and not everything:
+        raise InputError(
+            "say what to cancel: --campaign ID, --target SLUG, or --all for every campaign's "
+            "queued and held deliveries",
+            source="cancel",
+        )
     return _move(settings, [QStatus.QUEUED, QStatus.HELD], QStatus.CANCELLED, campaign_id, target)
 
 
