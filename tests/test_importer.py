@@ -107,6 +107,8 @@ def test_seed_report_lists_what_to_check_with_lines(tmp_path: Path) -> None:
     assert check[("targets[0:president].salutation", "guessed")] == 34
     assert check[("targets[1:ambassador-usa].title", "guessed")] == 25
     assert check[("targets[1:ambassador-usa].address", "guessed")] == 25
+    # Russian is a preferred language the document gives no subject or salutation in
+    assert ("subjects.ru", "missing") in check
     summary = {o.slug: o for o in report.document.officials}
     assert summary["president"].found == ("fax", "x_handles")
     assert summary["ambassador-usa"].found == ("email", "fax", "phone", "salutation", "x_handles")
@@ -660,3 +662,35 @@ def test_campaign_import_json_lists_officials_and_notes(run_cli: Any, tmp_path: 
     doc = result.json()
     assert [o["slug"] for o in doc["officials"]] == ["president", "ambassador-usa"]
     assert any(n["field"].endswith("president].email") for n in doc["check"])
+
+
+@pytest.mark.parametrize("name", ["README.md", "Makefile", "pyproject.toml"])
+def test_a_document_that_is_not_an_urgent_action_names_no_official(
+    name: str, tmp_path: Path
+) -> None:
+    """Blocks of short lines that give no way to reach anyone (no salutation, number,
+    address or handle) are not officials: such a file is refused, not imported."""
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(InputError, match="no official found"):
+        import_campaign(root / name, out=tmp_path / "c.toml", today=TODAY)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_official_with_no_country_anywhere_is_refused_not_guessed(tmp_path: Path) -> None:
+    """No country in the official's address, no number that tells one, none on the
+    reference line: the import stops naming the official, instead of making one up."""
+    text = SEED.read_text(encoding="utf-8")
+    for old, new in [
+        ("2 /19 EUR 46/9686/2019 Russian Federation", "2 /19 EUR 46/9686/2019"),
+        ("103132 Moscow\nRussian Federation\n", "103132 Moscow\n"),
+        ("Fax: +7 495 9102134 \n", ""),
+    ]:
+        assert old in text
+        text = text.replace(old, new)
+    source = tmp_path / "ua.txt"
+    source.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        import_campaign(source, out=tmp_path / "c.toml", today=TODAY)
+    said = str(info.value)
+    assert said.startswith(f"{source}: no country for the official on line 17 (Vladimir Putin)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ua.txt"]

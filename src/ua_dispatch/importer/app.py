@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from ua_dispatch.campaign import Campaign, load_campaign, one_line_validation_error
 from ua_dispatch.errors import InputError
 from ua_dispatch.importer.clean import clean
-from ua_dispatch.importer.parse import Note, Parsed, parse_lines, slugify
+from ua_dispatch.importer.parse import NoCountry, Note, Parsed, parse_lines, slugify
 from ua_dispatch.importer.read import read_document
 from ua_dispatch.importer.write import campaign_toml, target_data
 
@@ -114,7 +114,10 @@ def read_campaign(
     """Read and understand ``path`` without writing anything; InputError (one line naming the
     file) when it cannot be read or names no official."""
     doc = read_document(path)
-    parsed = parse_lines(clean(doc), today=today or dt.date.today())
+    try:
+        parsed = parse_lines(clean(doc), today=today or dt.date.today())
+    except NoCountry as exc:
+        raise InputError(str(exc), source=path) from None
     if not parsed.officials:
         raise InputError(
             "no official found (no block of name, address and Email/Fax/Phone lines)", source=path

@@ -441,8 +441,13 @@ class _Reader:
                 continue
             if all(self.is_contact(ln.text) for ln in block):
                 continue  # labelled lines without anyone's name
+            official = self.official(block, copy=copy)
+            if strict and not _reachable(official):
+                # outside a "write to" section, a block of short lines that gives no way to
+                # reach anyone (no salutation, address label or number) is not an official
+                continue
             blocks.append(block)
-            found.append(self.official(block, copy=copy))
+            found.append(official)
         return found
 
     def _role(self, text: str) -> tuple[str | None, str]:
@@ -599,6 +604,32 @@ def _split_address(lines: list[str]) -> list[str]:
 # per official: country, numbers, title, salutation, slug
 
 
+def _reachable(off: Official) -> bool:
+    """Whether an official's block says how to reach them: a salutation to write under, an
+    email, a number, or a social handle."""
+    return bool(
+        off.salutation
+        or off.email
+        or off.fax
+        or off.phone
+        or off.numbers
+        or off.x_handles
+        or off.mastodon
+        or off.bluesky
+    )
+
+
+class NoCountry(Exception):
+    """An official whose block, numbers and document name no country: none is made up."""
+
+    def __init__(self, official: Official):
+        super().__init__(
+            f"no country for the official on line {official.line} ({official.name}): neither "
+            "the address, the numbers nor the reference line names one; add the country as "
+            "the address's last line"
+        )
+
+
 def _country_of(off: Official, reader: _Reader, fallback: str | None) -> None:
     if off.address:
         last = off.address[-1]
@@ -618,14 +649,16 @@ def _country_of(off: Official, reader: _Reader, fallback: str | None) -> None:
             break
     where = "address"
     if off.country is None:
-        off.country = fallback or "US"
+        if fallback is None:
+            raise NoCountry(off)
+        off.country = fallback
         where = "campaign"
         reader.onote(
             off,
             "country",
             "guessed",
             off.line,
-            "the address and numbers name no country; taken from the campaign",
+            "the address and numbers name no country; taken from the campaign's",
         )
     postal = country_name(off.country, reader.table.language)
     off.address.append(postal)
@@ -862,6 +895,19 @@ def parse_lines(lines: list[Line], *, today: dt.date) -> Parsed:
     notes.append(
         Note("subject", "guessed", headline_no, "made from the headline and the UA number")
     )
+    for lang in langs:
+        if lang != r.table.language and lang not in data.get("subjects", {}):
+            # a letter in a preferred language would otherwise go out under the document's
+            # own subject and salutations without anyone having been told
+            notes.append(
+                Note(
+                    f"subjects.{lang}",
+                    "missing",
+                    None,
+                    f"letters in {lang!r} get the {r.table.language!r} subject and "
+                    f"salutations; add subjects.{lang} and each official's salutations.{lang}",
+                )
+            )
     return Parsed(
         language=r.table.language,
         data=data,
