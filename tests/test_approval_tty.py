@@ -122,6 +122,14 @@ def test_no_says_plainly_that_nothing_was_sent(tmp_path: Path) -> None:
     assert not (store / "smtp").exists()
 
 
+def test_ctrl_d_at_the_question_says_nothing_was_sent(tmp_path: Path) -> None:
+    code, screen, store = _dry_send_on_tty("\x04", tmp_path)
+    assert code == 130
+    after = screen.split("Send these now?")[1]
+    assert "not approved; nothing was sent" in after and "nothing more" not in after
+    assert not (store / "smtp").exists()
+
+
 def test_ctrl_c_still_reports_what_went_out(tmp_path: Path) -> None:
     """SIGINT while an email is stuck in a slow server: the JSON still comes, and says so."""
     import json

@@ -89,6 +89,9 @@ def test_default_outbox_is_sqlite_in_the_data_folder(
     res = run_cli("queue", "add", open_campaign, letters, "--channels", "email")
     assert res.code == 0, res.stderr
     assert (tmp_path / "data" / "outbox.sqlite3").is_file()
+    # it holds supporters' names and letters: its owner's only, as the folder made for it
+    assert (tmp_path / "data" / "outbox.sqlite3").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
 
 
 def test_hold_release_cancel_retry(

@@ -51,7 +51,12 @@ def _approver(yes: bool) -> Approve | None:
                 source="--yes",
             )
         _show_preview(preview)
-        return click.confirm("Send these now?", default=False, err=True)
+        try:
+            return click.confirm("Send these now?", default=False, err=True)
+        except click.exceptions.Abort:
+            # Ctrl-C or Ctrl-D at the question: nothing has been sent at all
+            err.print("ua-dispatch: not approved; nothing was sent", markup=False)
+            sys.exit(EXIT_INTERRUPTED)
 
     return approve
 

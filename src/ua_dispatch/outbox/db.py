@@ -212,12 +212,21 @@ def _upgrade(conn: Connection, key: Callable[[], bytes]) -> None:
 
 
 def _prepare_sqlite_file(path: Path) -> bool:
-    """Make the data folder; True when the database file does not exist yet."""
+    """Make the data folder (its owner's only, when new) and, when the database file does
+    not exist yet, create it empty and readable by its owner only, so the supporters' names
+    and letters it will hold are not open to every user of the machine (SQLite gives its
+    write-ahead log the same permissions). True when the file is new."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise OutboxUnavailable(f"{path}: cannot create the data folder: {exc}") from None
-    return not path.exists()
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return path.stat().st_size == 0
+    except OSError as exc:
+        raise OutboxUnavailable(f"{path}: cannot create the outbox: {exc.strerror}") from None
+    return True
 
 
 @contextlib.asynccontextmanager

@@ -274,6 +274,11 @@ def plan_send(
         raise InputError(
             "a fault profile applies to the fake servers: add --dry-run", source="--faults"
         )
+    if store is not None and not dry_run:
+        # said and ignored, the letter would really go while the supporter thinks it rehearses
+        raise InputError(
+            "--store keeps what a dry run's fakes receive: add --dry-run", source="--store"
+        )
     profile = load_profile(faults_file) if faults_file else FaultProfile()
     _check_deadline(
         appeal.campaign,
