@@ -113,6 +113,28 @@ def test_spread_spaces_letters_evenly(
     assert [t.hour for t in times] == [9, 10, 11, 12]
 
 
+def test_spread_counts_only_the_approved_letters(
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    """Rows left out take no place in the spread: four approved letters of eight still
+    fill the four hours."""
+    letters = write_letters(tmp_path / "letters.csv", 4)
+    with letters.open("a", encoding="utf-8", newline="") as fh:
+        fh.write(
+            write_letters(tmp_path / "no.csv", 4, approved="no", start=10)
+            .read_text()
+            .split("\n", 1)[1]
+        )
+    at = "2031-01-01T09:00:00+00:00"
+    res = run_cli(
+        "queue", "add", open_campaign, letters, "--channels", "email", "--at", at, "--spread", "4h"
+    )
+    assert res.code == 0, res.stderr
+    assert "4 not approved" in res.stdout
+    times = sorted(r.send_after for r in rows(db_url))
+    assert [t.hour for t in times] == [9, 10, 11, 12]
+
+
 def test_queue_add_holds_faxes_until_the_recipients_office_opens(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -525,10 +525,15 @@ def _check_letter(
         raise InputError(exc.detail + why, source=where, field=field) from None
 
 
-def _count_rows(path: Path, max_chars: int) -> int:
+def _count_approved(path: Path, max_chars: int) -> int:
+    """The approved rows, over which ``--spread`` spaces the letters (a row left out takes
+    no place in the spread); a bad value counts, the reading pass refuses it."""
     n = 0
-    for _ in read_rows(path, max_chars=max_chars):
-        n += 1
+    for row_no, row in read_rows(path, max_chars=max_chars):
+        try:
+            n += _approved(row["approved"], f"{path}: row {row_no}")
+        except InputError:
+            n += 1
     return n
 
 
@@ -566,7 +571,7 @@ def _batches(
     """The CSV's deliveries in batches, counted into ``result`` and ``planned[0]`` as they
     are read; a bad row raises, and the outbox rolls the whole file back."""
     start = at or utcnow()
-    total = _count_rows(csv_path, settings.letter_max_chars) if spread else 0
+    total = _count_approved(csv_path, settings.letter_max_chars) if spread else 0
     csv_dir = csv_path.parent
     now = utcnow()
     batch: list[NewDelivery] = []
