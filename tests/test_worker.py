@@ -284,11 +284,13 @@ def test_transient_failure_goes_back_to_the_queue_for_a_later_run(
         _queue_letters(run_cli, open_campaign, tmp_path, 1)
         first = run_cli("worker", "--once")
         assert "queued again 1" in first.stdout
+        # what a one-pass worker left is said, so "sent 0" is not taken for "all done"
+        assert "1 delivery(ies) still in the queue" in first.stderr
         (row,) = rows(db_url)
         assert (row.status, row.attempts, row.error_kind) == ("queued", 2, "transient")
         assert "451" in row.last_error
         second = run_cli("worker", "--once")
-        assert "sent 1" in second.stdout
+        assert "sent 1" in second.stdout and "still in the queue" not in second.stderr
         (row,) = rows(db_url)
         assert (row.status, row.attempts) == ("sent", 4)
         assert len(server.store.index()) == 1

@@ -17,6 +17,7 @@ import structlog
 from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.channels import get_channel, parse_channels, sending_channels
 from ua_dispatch.errors import InputError, UaDispatchError
+from ua_dispatch.outbox.records import utcnow
 from ua_dispatch.outbox.status import QStatus, Returned
 from ua_dispatch.settings import Settings
 
@@ -437,7 +438,7 @@ def run_worker(
         total, _ = await outbox.pending(channels)
         if on_start is not None:
             on_start(total)
-        return await work_queue(
+        stats = await work_queue(
             outbox,
             settings,
             channels,
@@ -446,6 +447,22 @@ def run_worker(
             poll=poll,
             on_progress=on_progress,
         )
+        if once:
+            left, first = await outbox.pending(channels)
+            if left and first is not None:
+                # what a one-pass worker left behind, so "sent 0" is not read as "all done"
+                now = utcnow()
+                when = (
+                    "due now, waiting for a recipient's rate limit"
+                    if first <= now
+                    else f"the next due at {first:%Y-%m-%d %H:%M} UTC"
+                )
+                notices.add(
+                    "info",
+                    f"{left} delivery(ies) still in the queue, {when}: run the worker again "
+                    "then, or keep `ua-dispatch worker` running",
+                )
+        return stats
 
     stats: WorkerStats = _with_outbox(settings, work)
     if stats.ambiguous:
