@@ -182,13 +182,13 @@ def load_appeal(settings: Settings, request: AppealRequest) -> tuple[Appeal, lis
     """The campaign, letter and supporter, and the channels asked for."""
     campaign = load_campaign(request.campaign_file)
     channels = parse_channels(request.channels)
-    supporter = make_supporter(
-        name=request.name,
-        email=request.email,
-        city=request.city,
-        country=request.country,
-        source="--name/--email/--city/--country",
-    )
+    try:
+        supporter = make_supporter(
+            name=request.name, email=request.email, city=request.city, country=request.country
+        )
+    except InputError as exc:
+        # the option that was wrong, as the supporter typed it (--email), not all four
+        raise InputError(exc.detail, source=f"--{exc.field}" if exc.field else "--name") from None
     letter = load_letter(
         request.letter_file,
         max_chars=settings.letter_max_chars,
