@@ -307,3 +307,12 @@ def test_fax_section_errors_name_file_and_field(tmp_path: Path) -> None:
     bad.write_text('[[fax.faults]]\nkind = "http"\nstatus = 200\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"faults.toml: fax.faults.0.status"):
         load_profile(bad)
+
+
+def test_the_example_profile_loads_and_rehearses_every_kind_of_fault() -> None:
+    """examples/faults.toml, the file testers start from, is a valid profile with an SMTP
+    script, a returned mail, random faults, a busy fax line and gateway faults."""
+    profile = load_profile(EXAMPLES / "faults.toml")
+    assert profile.smtp.script and profile.smtp.returns and profile.smtp.random.rcpt > 0
+    assert profile.smtp.return_to is not None
+    assert profile.fax.outcomes and profile.fax.faults and profile.fax.duplicate_callbacks
