@@ -122,15 +122,40 @@ def queue_list(
     else:
         shown = len(listing.rows)
         title = f"{shown} of {listing.total}" if left_out else f"{shown}"
+        from rich import box
         from rich.table import Table
 
-        table = Table(title=f"{title} delivery(ies)", title_justify="left")
-        for c in (*LIST_COLUMNS, "next attempt (UTC)", "ref / error"):
-            table.add_column(c)
+        # short headings, light borders, the campaign only when the rows span several, and
+        # the short columns kept whole, so the table reads at 80 columns; the long ones (the
+        # address, the reference or error) fold instead
+        several = len({r.campaign_id for r in listing.rows}) > 1
+        table = Table(
+            title=f"{title} delivery(ies)",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        table.add_column("id", no_wrap=True, justify="right")
+        if several:
+            table.add_column("campaign", overflow="fold")
+        table.add_column("channel", no_wrap=True)
+        table.add_column("official", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("tries", no_wrap=True, justify="right")
+        table.add_column("next (UTC)", no_wrap=True)
+        table.add_column("to", overflow="fold", min_width=12, ratio=1)
+        table.add_column("ref / error", overflow="fold", min_width=12, ratio=1)
         for r in listing.rows:
             table.add_row(
-                *(str(getattr(r, c) or "") for c in LIST_COLUMNS),
-                r.next_attempt_at.isoformat(timespec="seconds"),
+                str(r.id),
+                *([r.campaign_id] if several else []),
+                r.channel,
+                r.target_slug,
+                r.status,
+                str(r.attempts),
+                f"{r.next_attempt_at:%m-%d %H:%M}",
+                r.recipient or "",
                 r.last_error or _ref(r.provider_ref, listing.fax_states.get(r.key)),
             )
         out.print(table)
