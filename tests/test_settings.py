@@ -66,6 +66,19 @@ def test_bad_value_names_the_variable(
         load_settings()
 
 
+def test_a_bad_value_in_a_settings_file_names_its_key_too(tmp_path: Path) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('smtp_port = "twenty-five"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"UA_DISPATCH_SMTP_PORT \(smtp_port\): "):
+        load_settings(f)
+
+
+def test_a_short_secret_is_counted_in_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", "short")
+    with pytest.raises(ConfigError, match=r"must be at least 16 characters$"):
+        load_settings()
+
+
 def test_rate_limits_by_scope() -> None:
     rates = Settings(limit_fax_per_number="1/2m").rate_limits()
     assert rates["fax.number"] == "1/2m"

@@ -416,8 +416,13 @@ def _first_error(exc: ValidationError, where: str) -> str:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"])
     message = str(err["msg"]).removeprefix("Value error, ")
+    ctx = err.get("ctx") or {}
+    if err["type"] in ("too_short", "string_too_short") and "min_length" in ctx:
+        # a secret is a string to whoever sets it, not a list of "items"
+        message = f"must be at least {ctx['min_length']} characters"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {ENV_PREFIX}{field.upper()}: {message}{more}"
+    # the variable, and the key a settings file spells it with
+    return f"{where}: {ENV_PREFIX}{field.upper()} ({field}): {message}{more}"
 
 
 def _check_known_keys(path: Path, sections: Sections | None) -> None:
