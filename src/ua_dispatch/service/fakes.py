@@ -69,7 +69,8 @@ def run_fakes(
             )
             announce(
                 f"  point ua-dispatch at it: UA_DISPATCH_SMTP_HOST={smtp.host} "
-                f"UA_DISPATCH_SMTP_PORT={smtp.port} UA_DISPATCH_SMTP_SECURITY=none"
+                f"UA_DISPATCH_SMTP_PORT={smtp.port} UA_DISPATCH_SMTP_SECURITY=none "
+                "(and unset UA_DISPATCH_SMTP_USERNAME and _PASSWORD: it takes no login)"
             )
             announce(f"{fax.label} ({fax.api_name}) listening on {fax.address}")
             announce(
