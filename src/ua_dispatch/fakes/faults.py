@@ -198,9 +198,8 @@ def load_profile(path: Path) -> FaultProfile:
     try:
         data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(
-            f"not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}", source=path
-        ) from None
+        kind = "JSON" if path.suffix == ".json" else "TOML"  # any other name is read as TOML
+        raise InputError(f"not valid {kind}: {exc}", source=path) from None
     try:
         return FaultProfile.model_validate(data)
     except ValidationError as exc:
