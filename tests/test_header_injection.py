@@ -133,7 +133,9 @@ def test_send_refuses_a_name_that_would_not_stay_one_header(
     )  # fmt: skip
     assert result.code == 2, result.stdout + result.stderr
     (line,) = result.stderr.strip().splitlines()
-    assert ": name: " in line and ("contains" in line or "single line" in line), line
+    assert line.startswith("ua-dispatch: error: --name: ") and (
+        "contains" in line or "single line" in line
+    ), line
     assert "Traceback" not in result.stderr
     assert captured(store) == []
 

@@ -421,3 +421,33 @@ def test_a_repeatable_read_postgresql_outbox_works(empty_pg_database: str) -> No
     # the outbox's own statements do not fail with serialization errors either
     results = _concurrent_slot_takers(settings, 8)
     assert sum(r is None for r in results) == 1
+
+
+def test_renewing_leases_never_waits_for_a_row_being_written(
+    run_cli: Any, pg_outbox: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    """A worker renews its leases while its outcome writer holds some of the same rows,
+    locked in another order: on PostgreSQL waiting for them could deadlock, so a renewal
+    leaves a locked row alone and renews the others at once. (SQLite has one writer at a
+    time, so there nothing is waited for out of order.)"""
+    db_url = pg_outbox
+    _queue_letters(run_cli, open_campaign, tmp_path, 2)
+
+    async def run() -> dict[int, Any]:
+        store = await Store.open(Settings(database_url=db_url))
+        try:
+            taken = await store.claim("worker-1", {"email": 10}, 60)
+            first, _ = sorted(r.id for r in taken)
+            async with store.engine.connect() as writer:
+                await writer.execute(
+                    sa.text("SELECT id FROM deliveries WHERE id = :i FOR UPDATE"), {"i": first}
+                )
+                await asyncio.wait_for(store.renew("worker-1", 3600), timeout=10)
+                await writer.rollback()
+            return {r.id: r.lease_until for r in await store.rows()}
+        finally:
+            await store.close()
+
+    leases = asyncio.run(run())
+    first, second = sorted(leases)
+    assert leases[second] > leases[first]  # the free row got the long lease, the locked not

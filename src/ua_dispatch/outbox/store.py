@@ -708,10 +708,15 @@ class Outbox:
 
     @_translated
     async def renew(self, owner: str, lease: float) -> None:
-        """Extend the lease on every row this worker still holds."""
+        """Extend the lease on every row this worker still holds. On PostgreSQL a row locked
+        right now (its outcome being written by this same worker) is left alone: that write
+        locks its rows in another order, and waiting for it could deadlock."""
+        mine = sa.select(D.id).where(D.lease_owner == owner, D.status == str(QStatus.IN_FLIGHT))
+        if self.dialect == "postgresql":
+            mine = mine.with_for_update(skip_locked=True)
         stmt = (
             deliveries.update()
-            .where(D.lease_owner == owner, D.status == str(QStatus.IN_FLIGHT))
+            .where(D.id.in_(mine.scalar_subquery()))
             .values(lease_until=utcnow() + dt.timedelta(seconds=lease))
         )
         async with self.engine.begin() as conn:

@@ -560,7 +560,12 @@ class Worker:
         lease = self.settings.worker_lease
         while True:
             await asyncio.sleep(max(0.5, lease / 3))
-            await self.store.renew(self.owner, lease)
+            try:
+                await self.store.renew(self.owner, lease)
+            except OutboxUnavailable as exc:
+                # a renewal a third of a lease early can fail once (the database restarting,
+                # a lock conflict) and the next one still keeps the rows: delivery goes on
+                log.warning("worker.lease_not_renewed", error=_one_line(exc))
 
 
 async def _first(*aws: Any) -> None:
