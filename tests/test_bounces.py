@@ -4,9 +4,11 @@ address holding the rest of its email end to end, and bad input named line by li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,29 @@ def _read(run_cli: Any, *paths: Path) -> tuple[dict[str, Any], str]:
     done = run_cli("bounces", "read", *paths, "--json")
     assert done.code == 0, done.stderr
     return json.loads(done.stdout), done.stderr
+
+
+@contextlib.contextmanager
+def _bouncing(tmp_path: Path, maildir: Path, monkeypatch: Any) -> Iterator[Any]:
+    """The fake SMTP server, bouncing every message to the official (hard, into
+    ``maildir``), with the commands pointed at it and a bounce address set."""
+    faults = FaultProfile(
+        smtp=SmtpFaults(returns=[SmtpReturn(rcpt=OFFICIAL)], return_to=f"maildir:{maildir}")
+    )
+    with ThreadedFakeSmtp(tmp_path / "fake-smtp", faults=faults) as server:
+        point_smtp_at(
+            monkeypatch,
+            server,
+            UA_DISPATCH_BOUNCE_ADDRESS=BOUNCES,
+            UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
+        )
+        yield server
+
+
+def _wait_for_returns(maildir: Path, n: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(list((maildir / "new").glob("*"))) < n and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -172,21 +197,10 @@ def test_a_dead_address_holds_the_rest_of_its_email_end_to_end(
     official's mail still goes, and `queue release` resumes it."""
     campaign = _campaign(open_campaign)
     maildir = tmp_path / "bounce-mailbox"
-    faults = FaultProfile(
-        smtp=SmtpFaults(returns=[SmtpReturn(rcpt=OFFICIAL)], return_to=f"maildir:{maildir}")
-    )
-    with ThreadedFakeSmtp(tmp_path / "fake-smtp", faults=faults) as server:
-        point_smtp_at(
-            monkeypatch,
-            server,
-            UA_DISPATCH_BOUNCE_ADDRESS=BOUNCES,
-            UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
-        )
+    with _bouncing(tmp_path, maildir, monkeypatch) as server:
         index = _sent(run_cli, tmp_path, campaign, server, n=2)
         assert len(index) == 4
-        deadline = time.monotonic() + 5
-        while len(list((maildir / "new").glob("*"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_for_returns(maildir, 2)
         # three more letters wait in the queue
         letters = write_letters(tmp_path / "more.csv", 3, start=10)
         assert run_cli("queue", "add", campaign, letters, "--channels", "email").code == 0
@@ -233,36 +247,17 @@ def test_a_dead_address_found_when_nothing_waits_still_holds_later_email(
 
     campaign = _campaign(open_campaign)
     maildir = tmp_path / "bounce-mailbox"
-    faults = FaultProfile(
-        smtp=SmtpFaults(returns=[SmtpReturn(rcpt=OFFICIAL)], return_to=f"maildir:{maildir}")
-    )
-    with ThreadedFakeSmtp(tmp_path / "fake-smtp", faults=faults) as server:
-        point_smtp_at(
-            monkeypatch,
-            server,
-            UA_DISPATCH_BOUNCE_ADDRESS=BOUNCES,
-            UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
-        )
+    with _bouncing(tmp_path, maildir, monkeypatch) as server:
         _sent(run_cli, tmp_path, campaign, server, n=2)
-        deadline = time.monotonic() + 5
-        while len(list((maildir / "new").glob("*"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_for_returns(maildir, 2)
         counts, said = _read(run_cli, maildir)
         assert counts["bounced"] == 2, counts
         assert counts["held"] == [
             {"campaign": "ua-2-19-chechnya", "target": "ambassador-usa", "count": 0}
         ]
         assert said.count("keeps bouncing") == 1 and "later ones will be" in said
-        send = run_cli(
-            "send",
-            campaign,
-            EXAMPLES / "letter-en.txt",
-            *SUPPORTER_ARGS,
-            "--channels",
-            "email",
-            "--yes",
-            "--json",
-        )
+        args = ("send", campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS)
+        send = run_cli(*args, "--channels", "email", "--yes", "--json")
         assert send.code == 0, send.stderr
         emails = {d["target"]: d for d in send.json()["deliveries"] if d["channel"] == "email"}
         dead = emails.pop("ambassador-usa")

@@ -262,6 +262,24 @@ def _alembic_config() -> Any:
     return cfg
 
 
+async def _upgrade_to(async_url: str, revision: str) -> None:
+    """Bring an empty outbox up to an older ``revision``, as an earlier version left it."""
+    from alembic import command
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    def upgrade(sync_conn: Any) -> None:
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = sync_conn
+        command.upgrade(cfg, revision)
+
+    old = create_async_engine(async_url)
+    try:
+        async with old.begin() as conn:
+            await conn.run_sync(upgrade)
+    finally:
+        await old.dispose()
+
+
 def test_head_revision_names_the_newest_migration() -> None:
     """An outbox at HEAD_REVISION is opened without running Alembic: a new migration that
     forgot to move it would never be applied."""
@@ -278,25 +296,12 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def test_an_outbox_of_an_older_version_is_brought_up_to_date(empty_url: str) -> None:
-    from alembic import command
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     settings = Settings(database_url=empty_url)
     async_url = database_url(settings)
 
     async def run() -> tuple[list[str], dt.datetime | None]:
-        old = create_async_engine(async_url)
-        try:
-            async with old.begin() as conn:
-
-                def to_first(sync_conn: Any) -> None:
-                    cfg = _alembic_config()
-                    cfg.attributes["connection"] = sync_conn
-                    command.upgrade(cfg, "0001")
-
-                await conn.run_sync(to_first)
-        finally:
-            await old.dispose()
+        await _upgrade_to(async_url, "0001")
         engine = await open_engine(settings)
         try:
             async with engine.connect() as conn:
@@ -323,7 +328,6 @@ def test_holds_of_an_older_outbox_are_carried_over(empty_url: str) -> None:
     """An outbox from before holds were recorded on their own: its held rows become holds,
     so letters added after the upgrade to a paused official, or to a dead address, are held
     with them."""
-    from alembic import command
     from sqlalchemy.ext.asyncio import create_async_engine
 
     settings = Settings(database_url=empty_url)
@@ -350,14 +354,8 @@ def test_holds_of_an_older_outbox_are_carried_over(empty_url: str) -> None:
     async def run() -> list[tuple[str, str, str, str | None]]:
         old = create_async_engine(database_url(settings))
         try:
+            await _upgrade_to(database_url(settings), "0005")
             async with old.begin() as conn:
-
-                def to_0005(sync_conn: Any) -> None:
-                    cfg = _alembic_config()
-                    cfg.attributes["connection"] = sync_conn
-                    command.upgrade(cfg, "0005")
-
-                await conn.run_sync(to_0005)
                 table = sa.table("deliveries", *(sa.column(c) for c in row(0, "", "", "", None)))
                 await conn.execute(
                     table.insert(),
