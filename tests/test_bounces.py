@@ -63,12 +63,10 @@ def _read(run_cli: Any, *paths: Path) -> tuple[dict[str, Any], str]:
 
 
 @contextlib.contextmanager
-def _bouncing(tmp_path: Path, maildir: Path, monkeypatch: Any) -> Iterator[Any]:
-    """The fake SMTP server, bouncing every message to the official (hard, into
-    ``maildir``), with the commands pointed at it and a bounce address set."""
-    faults = FaultProfile(
-        smtp=SmtpFaults(returns=[SmtpReturn(rcpt=OFFICIAL)], return_to=f"maildir:{maildir}")
-    )
+def _mail_server(
+    tmp_path: Path, monkeypatch: Any, faults: FaultProfile | None = None
+) -> Iterator[Any]:
+    """The fake SMTP server, with the commands pointed at it and a bounce address set."""
     with ThreadedFakeSmtp(tmp_path / "fake-smtp", faults=faults) as server:
         point_smtp_at(
             monkeypatch,
@@ -79,6 +77,13 @@ def _bouncing(tmp_path: Path, maildir: Path, monkeypatch: Any) -> Iterator[Any]:
         yield server
 
 
+def _bouncing(tmp_path: Path, maildir: Path, monkeypatch: Any) -> Any:
+    """The fake SMTP server bouncing every message to the official (hard, into
+    ``maildir``)."""
+    returns = SmtpFaults(returns=[SmtpReturn(rcpt=OFFICIAL)], return_to=f"maildir:{maildir}")
+    return _mail_server(tmp_path, monkeypatch, FaultProfile(smtp=returns))
+
+
 def _wait_for_returns(maildir: Path, n: int) -> None:
     deadline = time.monotonic() + 5
     while len(list((maildir / "new").glob("*"))) < n and time.monotonic() < deadline:
@@ -87,13 +92,7 @@ def _wait_for_returns(maildir: Path, n: int) -> None:
 
 @pytest.fixture
 def mail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    with ThreadedFakeSmtp(tmp_path / "fake-smtp") as server:
-        point_smtp_at(
-            monkeypatch,
-            server,
-            UA_DISPATCH_BOUNCE_ADDRESS=BOUNCES,
-            UA_DISPATCH_LIMIT_EMAIL_PER_RECIPIENT="none",
-        )
+    with _mail_server(tmp_path, monkeypatch) as server:
         yield server
 
 
