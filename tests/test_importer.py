@@ -694,3 +694,24 @@ def test_an_official_with_no_country_anywhere_is_refused_not_guessed(tmp_path: P
     said = str(info.value)
     assert said.startswith(f"{source}: no country for the official on line 17 (Vladimir Putin)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ua.txt"]
+
+
+@pytest.mark.parametrize("before", ["Phone: 1 202 298 5700", "Twitter: @KremlinRussia"])
+def test_contact_lines_after_a_blank_line_stay_with_their_official(
+    before: str, tmp_path: Path
+) -> None:
+    """A blank line inside an official's block: the contact lines after it are still theirs,
+    and neither official is lost or given the other's email and salutation."""
+    text = SEED.read_text(encoding="utf-8")
+    assert before in text
+    source = tmp_path / "ua.txt"
+    source.write_text(text.replace(before, "\n" + before, 1), encoding="utf-8")
+    campaign = _import(source, tmp_path)
+    shipped = {t.slug: t for t in load_campaign(SHIPPED_CAMPAIGN).targets}
+    assert [t.slug for t in campaign.targets] == ["president", "ambassador-usa"]
+    for target in campaign.targets:
+        assert (target.email, target.fax, target.salutation) == (
+            shipped[target.slug].email,
+            shipped[target.slug].fax,
+            shipped[target.slug].salutation,
+        ), target.slug

@@ -441,13 +441,13 @@ class _Reader:
                 continue
             if all(self.is_contact(ln.text) for ln in block):
                 continue  # labelled lines without anyone's name
-            official = self.official(block, copy=copy)
-            if strict and not _reachable(official):
-                # outside a "write to" section, a block of short lines that gives no way to
-                # reach anyone (no salutation, address label or number) is not an official
-                continue
             blocks.append(block)
-            found.append(official)
+            found.append(self.official(block, copy=copy))
+        if strict:
+            # outside a "write to" section, a block of short lines that gives no way to reach
+            # anyone (no salutation, email, number or handle) is not an official; judged once
+            # each block has its contact lines, some of which may follow a blank line
+            found = [o for o in found if _reachable(o)]
         return found
 
     def _role(self, text: str) -> tuple[str | None, str]:
