@@ -122,11 +122,12 @@ def test_no_says_plainly_that_nothing_was_sent(tmp_path: Path) -> None:
     assert not (store / "smtp").exists()
 
 
-def test_ctrl_d_at_the_question_says_nothing_was_sent(tmp_path: Path) -> None:
+def test_ctrl_d_at_the_question_is_a_no(tmp_path: Path) -> None:
     code, screen, store = _dry_send_on_tty("\x04", tmp_path)
-    assert code == 130
+    assert code == EXIT_NOT_APPROVED
     after = screen.split("Send these now?")[1]
-    assert "not approved; nothing was sent" in after and "nothing more" not in after
+    assert "nothing was sent, because the letter was not approved" in after
+    assert "nothing more" not in after and "Traceback" not in after
     assert not (store / "smtp").exists()
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,3 +140,24 @@ def test_list_says_how_many_rows_it_left_out(
         res = run_cli("queue", "list", "--limit", bad)
         assert res.code == 2
         assert "--limit" in res.stderr
+
+
+def test_list_fits_an_80_column_terminal(
+    run_cli: Any, outbox: str, open_campaign: Path, tmp_path: Path
+) -> None:
+    """The table folds long cells instead of running past the terminal's edge, and its
+    dates carry the year (a spread may run past New Year)."""
+    _queue(run_cli, open_campaign, tmp_path, 3)
+    env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    shown = subprocess.run(
+        [sys.executable, "-m", "ua_dispatch", "queue", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, shown.stdout
+    assert _table_rows(shown.stdout) == 3
+    assert re.search(r"\b20\d\d-\d\d-\d\d\b", shown.stdout), shown.stdout

@@ -140,12 +140,12 @@ def queue_list(
         if several:
             table.add_column("campaign", overflow="fold")
         table.add_column("channel", no_wrap=True)
-        table.add_column("official", no_wrap=True)
+        table.add_column("official", overflow="fold")
         table.add_column("status", no_wrap=True)
         table.add_column("tries", no_wrap=True, justify="right")
-        table.add_column("next (UTC)", no_wrap=True)
-        table.add_column("to", overflow="fold", min_width=12, ratio=1)
-        table.add_column("ref / error", overflow="fold", min_width=12, ratio=1)
+        table.add_column("next (UTC)")
+        table.add_column("to", overflow="fold", min_width=8)
+        table.add_column("ref / error", overflow="fold", min_width=8)
         for r in listing.rows:
             table.add_row(
                 str(r.id),
@@ -154,7 +154,7 @@ def queue_list(
                 r.target_slug,
                 r.status,
                 str(r.attempts),
-                f"{r.next_attempt_at:%m-%d %H:%M}",
+                f"{r.next_attempt_at:%Y-%m-%d %H:%M}",
                 r.recipient or "",
                 r.last_error or _ref(r.provider_ref, listing.fax_states.get(r.key)),
             )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ua_dispatch.cli.common import ChannelsOption, Ctx, emit, err, options, out, show_notice
-from ua_dispatch.errors import EXIT_INTERRUPTED, InputError
+from ua_dispatch.errors import EXIT_INTERRUPTED, InputError, NotApproved
 
 if TYPE_CHECKING:
     # annotations only; the service is imported by the command bodies (start-up stays fast)
@@ -54,9 +54,8 @@ def _approver(yes: bool) -> Approve | None:
         try:
             return click.confirm("Send these now?", default=False, err=True)
         except click.exceptions.Abort:
-            # Ctrl-C or Ctrl-D at the question: nothing has been sent at all
-            err.print("ua-dispatch: not approved; nothing was sent", markup=False)
-            sys.exit(EXIT_INTERRUPTED)
+            # Ctrl-C or Ctrl-D at the question is a "no": nothing has been sent at all
+            raise NotApproved() from None
 
     return approve
 

@@ -89,6 +89,12 @@ def database_url(settings: Settings) -> str:
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
+def _why(exc: BaseException) -> str:
+    """The database's own words for a failure, on one line (the driver's, not SQLAlchemy's
+    wrapping with the statement)."""
+    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+
+
 def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -267,22 +273,28 @@ async def open_engine(settings: Settings) -> AsyncEngine:
             path = make_url(url).database
             if path and path != ":memory:":
                 lock_path = Path(path + ".migrate-lock")
+        where = make_url(url).render_as_string(hide_password=True)
+        try:
+            # connect first, on its own: the driver refuses a connection setting it does not
+            # know (``?channel_binding=``) with a TypeError or ValueError, which a migration
+            # must never be mistaken for
+            async with engine.connect():
+                pass
+        except (OSError, sa.exc.DBAPIError, TypeError, ValueError) as exc:
+            await engine.dispose()
+            raise OutboxUnavailable(
+                f"{where}: cannot open the outbox database: {_why(exc)}"
+            ) from None
         try:
             # (on PostgreSQL, READ COMMITTED: a first run that waited for the migration lock
             # then sees the schema the other one made)
             async with _file_lock(lock_path), engine.begin() as conn:
                 await conn.run_sync(_upgrade, lambda: supporter_key(settings))
-        except (
-            OSError,
-            sa.exc.DBAPIError,
-            # the driver's refusal of a connection setting it does not know (``?sslmode=x``)
-            TypeError,
-            ValueError,
-        ) as exc:
+        except (OSError, sa.exc.DBAPIError) as exc:
             await engine.dispose()
-            where = make_url(url).render_as_string(hide_password=True)
-            why = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
-            raise OutboxUnavailable(f"{where}: cannot open the outbox database: {why}") from None
+            raise OutboxUnavailable(
+                f"{where}: cannot open the outbox database: {_why(exc)}"
+            ) from None
         except ConfigError:
             await engine.dispose()
             raise

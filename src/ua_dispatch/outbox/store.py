@@ -489,15 +489,12 @@ class Outbox:
         found = await conn.execute(sa.select(holds).where(H.campaign_id == campaign))
         return {(r.target_slug, r.channel): r for r in found.all()}
 
-    async def _apply_holds(
-        self, conn: AsyncConnection, campaign: str | None, *, skip_locked: bool = False
-    ) -> int:
+    async def _apply_holds(self, conn: AsyncConnection, campaign: str | None) -> int:
         """Hold what is queued to the officials a campaign holds (every campaign's, when
         None): email to a dead address with its reason first, then everything to a paused
-        official. Run where rows become queued (added, tried again) and before each claim,
-        which also catches a row that went back to the queue after its hold was placed.
-        ``skip_locked``: leave rows another transaction has locked (a claim never waits).
-        Returns how many rows it held."""
+        official. Run where rows become queued (added, tried again); a row that goes back to
+        the queue otherwise (a worker giving it back) is held when next claimed. Returns how
+        many rows it held."""
         H = holds.c
         found = sa.select(holds).order_by(H.kind)
         if campaign is not None:
@@ -512,8 +509,6 @@ class Outbox:
             )
             if hold.channel != EVERY_CHANNEL:
                 which = which.where(D.channel == hold.channel)
-            if skip_locked and self.dialect == "postgresql":
-                which = which.with_for_update(skip_locked=True)
             values: dict[str, Any] = {"status": str(QStatus.HELD), "updated_at": now}
             if hold.kind == Hold.DEAD_ADDRESS:
                 values.update(error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason)
@@ -580,21 +575,8 @@ class Outbox:
                 )
             )
             slot_busy = sa.select(S.key).where(S.key == sa.func.lower(D.recipient), recent).exists()
-        # A row to an official the outbox holds is never taken (it went back to the queue
-        # after the hold was placed, or was added while the hold was): it is held instead.
-        H = holds.c
-        held = (
-            sa.select(H.kind)
-            .where(
-                H.campaign_id == D.campaign_id,
-                H.target_slug == D.target_slug,
-                H.channel.in_([D.channel, EVERY_CHANNEL]),
-            )
-            .exists()
-        )
         claimed: list[DeliveryRecord] = []
         async with self._one_writer(), self.engine.begin() as conn:
-            await self._apply_holds(conn, None, skip_locked=True)
             # Channel by channel, so the due index (status, channel, next_attempt_at, id) is
             # walked per channel: a backlog of faxes waiting for their numbers never stands
             # between a worker and the emails behind it.
@@ -604,7 +586,7 @@ class Outbox:
                     want = limit - taken
                     if want <= 0:
                         break
-                    pick = base.where(D.channel == channel, ~held)
+                    pick = base.where(D.channel == channel)
                     if slot_busy is not None:
                         pick = pick.where(~slot_busy)
                     pick = pick.limit(want)
@@ -624,7 +606,44 @@ class Outbox:
                     got = [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
                     taken += len(got)
                     claimed += got
+            if claimed:
+                claimed = await self._hold_what_is_held(conn, claimed)
         return claimed
+
+    async def _hold_what_is_held(
+        self, conn: AsyncConnection, claimed: list[DeliveryRecord]
+    ) -> list[DeliveryRecord]:
+        """Of rows just claimed, hold those to an official the outbox holds (a letter that
+        went back to the queue after the hold was placed, or was added as it was placed, or
+        was left in flight by a worker that died) instead of delivering them; returns the
+        others. Checking the few rows claimed keeps the claim itself a walk down the due
+        index, whatever the holds."""
+        H = holds.c
+        found = await conn.execute(
+            sa.select(holds).where(H.campaign_id.in_({r.campaign_id for r in claimed}))
+        )
+        by_official = {(h.campaign_id, h.target_slug, h.channel): h for h in found.all()}
+        if not by_official:
+            return claimed
+        kept: list[DeliveryRecord] = []
+        now = utcnow()
+        for r in claimed:
+            hold = by_official.get((r.campaign_id, r.target_slug, r.channel)) or (
+                by_official.get((r.campaign_id, r.target_slug, EVERY_CHANNEL))
+            )
+            if hold is None:
+                kept.append(r)
+                continue
+            values: dict[str, Any] = {
+                "status": str(QStatus.HELD),
+                "lease_owner": None,
+                "lease_until": None,
+                "updated_at": now,
+            }
+            if hold.kind == Hold.DEAD_ADDRESS:
+                values.update(error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason)
+            await conn.execute(deliveries.update().where(D.id == r.id).values(**values))
+        return kept
 
     @_translated
     async def take_slots(self, wants: Sequence[tuple[str, str, float]]) -> dt.datetime | None:
@@ -723,9 +742,14 @@ class Outbox:
             await conn.execute(stmt)
 
     @_translated
-    async def pending(self, channels: Sequence[str]) -> tuple[int, dt.datetime | None]:
-        """How many rows are still to be worked on, and when the next one is due."""
-        live = [str(QStatus.QUEUED), str(QStatus.IN_FLIGHT)]
+    async def pending(
+        self, channels: Sequence[str], *, queued_only: bool = False
+    ) -> tuple[int, dt.datetime | None]:
+        """How many rows are still to be worked on (queued or in flight; ``queued_only``:
+        waiting in the queue), and when the next one is due."""
+        live = (
+            [str(QStatus.QUEUED)] if queued_only else [str(QStatus.QUEUED), str(QStatus.IN_FLIGHT)]
+        )
         stmt = sa.select(sa.func.count(), sa.func.min(D.next_attempt_at)).where(
             D.status.in_(live), D.channel.in_(list(channels))
         )
@@ -870,7 +894,12 @@ class Outbox:
             for batch in batches:
                 await self.insert_rows(conn, [delivery_row(new, now, key) for new in batch])
             added = await self.count(conn, campaign_id=campaign.id) - before
-            held = await self._apply_holds(conn, campaign.id) if added else 0
+            held = 0
+            if added and await self._apply_holds(conn, campaign.id):
+                # of the rows this add made (older rows held with them are not counted)
+                held = await self.count(
+                    conn, campaign_id=campaign.id, created_at=now, status=str(QStatus.HELD)
+                )
         if added >= BULK:
             await self.tidy()
         return added, held

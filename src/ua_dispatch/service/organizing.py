@@ -448,19 +448,19 @@ def run_worker(
             on_progress=on_progress,
         )
         if once:
-            left, first = await outbox.pending(channels)
+            left, first = await outbox.pending(channels, queued_only=True)
             if left and first is not None:
                 # what a one-pass worker left behind, so "sent 0" is not read as "all done"
-                now = utcnow()
                 when = (
-                    "due now, waiting for a recipient's rate limit"
-                    if first <= now
+                    "some due now but kept back (a recipient's rate limit, or queued after "
+                    "this pass began)"
+                    if first <= utcnow()
                     else f"the next due at {first:%Y-%m-%d %H:%M} UTC"
                 )
                 notices.add(
                     "info",
-                    f"{left} delivery(ies) still in the queue, {when}: run the worker again "
-                    "then, or keep `ua-dispatch worker` running",
+                    f"{left} delivery(ies) still in the queue, {when}: run the worker again, "
+                    "or keep `ua-dispatch worker` running",
                 )
         return stats
 
