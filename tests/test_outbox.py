@@ -158,6 +158,36 @@ def test_a_letter_back_in_the_queue_after_a_pause_is_held_not_claimed(
     assert statuses(db_url) == {"held": 2}
 
 
+def test_a_claim_that_meets_held_rows_takes_the_due_ones_behind_them(
+    run_cli: Any,
+    db_url: str,
+    open_campaign: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows to a paused official ahead in the queue are held as the claim meets them, and
+    the claim goes on to the due rows behind them: a worker is not handed fewer rows than
+    are due (a one-pass worker would otherwise end early)."""
+    monkeypatch.setenv("UA_DISPATCH_FAX_OFFICE_HOURS_ONLY", "false")  # due now, at any hour
+    letters = write_letters(tmp_path / "letters.csv", 2)
+    added = run_cli("queue", "add", open_campaign, letters, "--channels", "fax")
+    assert added.code == 0, added.stderr
+
+    async def run() -> list[str]:
+        store = await Store.open(Settings(database_url=db_url))
+        try:
+            taken = await store.claim("worker-1", {"fax": 10}, 60)
+            await store.hold_target("ambassador-usa")
+            await store.release("worker-1", [r.id for r in taken])
+            return [r.target_slug for r in await store.claim("worker-2", {"fax": 2}, 60)]
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == ["president", "president"]
+    left = {r.status for r in rows(db_url) if r.target_slug == "ambassador-usa"}
+    assert "held" in left and left <= {"held", "queued"}  # one met and held; one not met yet
+
+
 def test_retention_purges_personal_data_and_keeps_counts(
     run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, smtp_env: FakeSmtpServer
 ) -> None:

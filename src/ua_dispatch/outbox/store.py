@@ -582,33 +582,60 @@ class Outbox:
             # between a worker and the emails behind it.
             for channel, limit in wants.items():
                 taken = 0
-                for base in picks:
-                    want = limit - taken
-                    if want <= 0:
-                        break
-                    pick = base.where(D.channel == channel)
-                    if slot_busy is not None:
-                        pick = pick.where(~slot_busy)
-                    pick = pick.limit(want)
-                    if self.dialect == "postgresql":
-                        pick = pick.with_for_update(skip_locked=True)
-                    stmt = (
-                        deliveries.update()
-                        .where(D.id.in_(pick.scalar_subquery()))
-                        .values(
-                            status=str(QStatus.IN_FLIGHT),
-                            lease_owner=owner,
-                            lease_until=now + dt.timedelta(seconds=lease),
-                            updated_at=now,
-                        )
-                        .returning(*deliveries.c)
+                while taken < limit:
+                    got, held_some = await self._pick(
+                        conn, picks, channel, limit - taken, slot_busy, owner, now, lease
                     )
-                    got = [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
-                    taken += len(got)
                     claimed += got
-            if claimed:
-                claimed = await self._hold_what_is_held(conn, claimed)
+                    taken += len(got)
+                    # again while rows taken were held instead (they are no longer due): a
+                    # worker is not handed fewer rows than are due, nor ends a pass early
+                    if not held_some:
+                        break
         return claimed
+
+    async def _pick(
+        self,
+        conn: AsyncConnection,
+        picks: list[Any],
+        channel: str,
+        wanted: int,
+        slot_busy: Any,
+        owner: str,
+        now: dt.datetime,
+        lease: float,
+    ) -> tuple[list[DeliveryRecord], bool]:
+        """One pass of the claim's picks for ``channel``, up to ``wanted`` rows: the rows
+        taken (those to a held official are held instead, and left out), and whether any
+        were held."""
+        taken: list[DeliveryRecord] = []
+        held_some = False
+        for base in picks:
+            want = wanted - len(taken)
+            if want <= 0:
+                break
+            pick = base.where(D.channel == channel)
+            if slot_busy is not None:
+                pick = pick.where(~slot_busy)
+            pick = pick.limit(want)
+            if self.dialect == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            stmt = (
+                deliveries.update()
+                .where(D.id.in_(pick.scalar_subquery()))
+                .values(
+                    status=str(QStatus.IN_FLIGHT),
+                    lease_owner=owner,
+                    lease_until=now + dt.timedelta(seconds=lease),
+                    updated_at=now,
+                )
+                .returning(*deliveries.c)
+            )
+            got = [DeliveryRecord.of(r) for r in (await conn.execute(stmt)).mappings()]
+            kept = await self._hold_what_is_held(conn, got) if got else got
+            held_some = held_some or len(kept) < len(got)
+            taken += kept
+        return taken, held_some
 
     async def _hold_what_is_held(
         self, conn: AsyncConnection, claimed: list[DeliveryRecord]
