@@ -57,19 +57,7 @@ def run_on_tty(args: list[str], answer: str, cwd: Path) -> tuple[int, str]:
 
 @pytest.mark.parametrize(("answer", "expected_code"), [("n", EXIT_NOT_APPROVED), ("y", 0)])
 def test_preview_then_confirm(answer: str, expected_code: int, tmp_path: Path) -> None:
-    store = tmp_path / "dry"
-    args = [
-        "send",
-        str(SHIPPED_CAMPAIGN),
-        str(EXAMPLES / "letter-en.txt"),
-        *SUPPORTER_ARGS,
-        "--channels",
-        "email",
-        "--dry-run",
-        "--store",
-        str(store),
-    ]
-    code, screen = run_on_tty(args, answer, ROOT)
+    code, screen, store = _dry_send_on_tty(answer, tmp_path)
     assert "Dear Ambassador," in screen  # the letter as the official receives it
     assert "rusembusa@mid.ru" in screen
     assert code == expected_code, screen
