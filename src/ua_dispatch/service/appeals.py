@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import datetime as dt
 import difflib
 import email
@@ -154,11 +153,6 @@ class CampaignView:
     targets: list[TargetView]
     sample_letter: str | None
 
-    def as_json(self) -> dict[str, Any]:
-        doc = dataclasses.asdict(self)
-        doc["act_until"] = self.act_until.isoformat()
-        return doc
-
 
 @dataclass(frozen=True)
 class OfficialPreview:
@@ -187,9 +181,6 @@ class DeliveryState:
     to: str
     #: unconfirmed, waiting (undo window), queued, sending, sent, failed, held, cancelled, ...
     status: str
-
-    def as_json(self) -> dict[str, str]:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

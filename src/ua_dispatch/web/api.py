@@ -110,11 +110,11 @@ def public_url(request: Request) -> str:
 
 
 def _campaign(view: appeals.CampaignView) -> CampaignOut:
-    return CampaignOut.model_validate(view.as_json())
+    return CampaignOut.model_validate(view, from_attributes=True)
 
 
 def _deliveries(states: list[appeals.DeliveryState]) -> list[DeliveryOut]:
-    return [DeliveryOut(**s.as_json()) for s in states]
+    return [DeliveryOut.model_validate(s, from_attributes=True) for s in states]
 
 
 def links(appeal_id: str, token: str) -> tuple[str, str]:
