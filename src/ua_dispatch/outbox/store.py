@@ -127,6 +127,24 @@ _NOT_MINE = {
 _TAKEABLE = [str(s) for s in (QStatus.QUEUED, QStatus.FAILED, QStatus.EXPIRED, QStatus.IN_FLIGHT)]
 
 
+def _hold_for(
+    holding: Mapping[tuple[str, str, str], Any], campaign: str, target: str, channel: str
+) -> Any:
+    """The hold, if any, on one official's ``channel`` in ``campaign``: one on that channel,
+    else one on every channel. ``holding`` maps (campaign, target, channel) to hold rows."""
+    return holding.get((campaign, target, channel)) or holding.get(
+        (campaign, target, EVERY_CHANNEL)
+    )
+
+
+def _held_values(hold: Any, now: dt.datetime) -> dict[str, Any]:
+    """The column values of a row held by ``hold`` (a dead address gives its reason)."""
+    values: dict[str, Any] = {"status": str(QStatus.HELD), "updated_at": now}
+    if hold.kind == Hold.DEAD_ADDRESS:
+        values.update(error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason)
+    return values
+
+
 def _hold_words(hold: Any) -> str:
     """Why a send leaves a delivery to a held official in the outbox."""
     if hold.kind == Hold.DEAD_ADDRESS and hold.reason:
@@ -483,11 +501,14 @@ class Outbox:
         added = await conn.execute(self._insert(holds).values(row).on_conflict_do_nothing())
         return bool(added.rowcount)
 
-    async def _held(self, conn: AsyncConnection, campaign: str) -> dict[tuple[str, str], Any]:
-        """(target, channel) -> the hold row, of one campaign's holds."""
+    async def _held(
+        self, conn: AsyncConnection, campaigns_: Iterable[str]
+    ) -> dict[tuple[str, str, str], Any]:
+        """(campaign, target, channel) -> the hold row, of these campaigns' holds (see
+        :func:`_hold_for`)."""
         H = holds.c
-        found = await conn.execute(sa.select(holds).where(H.campaign_id == campaign))
-        return {(r.target_slug, r.channel): r for r in found.all()}
+        found = await conn.execute(sa.select(holds).where(H.campaign_id.in_(set(campaigns_))))
+        return {(r.campaign_id, r.target_slug, r.channel): r for r in found.all()}
 
     async def _apply_holds(self, conn: AsyncConnection, campaign: str | None) -> int:
         """Hold what is queued to the officials a campaign holds (every campaign's, when
@@ -509,11 +530,10 @@ class Outbox:
             )
             if hold.channel != EVERY_CHANNEL:
                 which = which.where(D.channel == hold.channel)
-            values: dict[str, Any] = {"status": str(QStatus.HELD), "updated_at": now}
-            if hold.kind == Hold.DEAD_ADDRESS:
-                values.update(error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason)
             changed = await conn.execute(
-                deliveries.update().where(D.id.in_(which.scalar_subquery())).values(**values)
+                deliveries.update()
+                .where(D.id.in_(which.scalar_subquery()))
+                .values(**_held_values(hold, now))
             )
             held += int(changed.rowcount)
         return held
@@ -645,31 +665,21 @@ class Outbox:
         was left in flight by a worker that died) instead of delivering them; returns the
         others. Checking the few rows claimed keeps the claim itself a walk down the due
         index, whatever the holds."""
-        H = holds.c
-        found = await conn.execute(
-            sa.select(holds).where(H.campaign_id.in_({r.campaign_id for r in claimed}))
-        )
-        by_official = {(h.campaign_id, h.target_slug, h.channel): h for h in found.all()}
-        if not by_official:
+        holding = await self._held(conn, (r.campaign_id for r in claimed))
+        if not holding:
             return claimed
         kept: list[DeliveryRecord] = []
         now = utcnow()
         for r in claimed:
-            hold = by_official.get((r.campaign_id, r.target_slug, r.channel)) or (
-                by_official.get((r.campaign_id, r.target_slug, EVERY_CHANNEL))
-            )
+            hold = _hold_for(holding, r.campaign_id, r.target_slug, r.channel)
             if hold is None:
                 kept.append(r)
                 continue
-            values: dict[str, Any] = {
-                "status": str(QStatus.HELD),
-                "lease_owner": None,
-                "lease_until": None,
-                "updated_at": now,
-            }
-            if hold.kind == Hold.DEAD_ADDRESS:
-                values.update(error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason)
-            await conn.execute(deliveries.update().where(D.id == r.id).values(**values))
+            await conn.execute(
+                deliveries.update()
+                .where(D.id == r.id)
+                .values(**_held_values(hold, now), lease_owner=None, lease_until=None)
+            )
         return kept
 
     @_translated
@@ -968,21 +978,18 @@ class Outbox:
                         )
                 else:
                     before[key] = status
-            holding = await self._held(conn, appeal.campaign.id)
+            holding = await self._held(conn, [appeal.campaign.id])
 
             def hold_of(d: Delivery) -> Any:
-                return holding.get((d.slug, d.channel)) or holding.get((d.slug, EVERY_CHANNEL))
+                return _hold_for(holding, appeal.campaign.id, d.slug, d.channel)
 
             for key in [k for k in before if hold_of(mine[k]) is not None]:
                 # waiting in the outbox for an official held since: held with the others
                 hold = hold_of(mine[key])
-                values: dict[str, Any] = {"status": str(QStatus.HELD), "updated_at": now}
-                if hold.kind == Hold.DEAD_ADDRESS:
-                    values.update(error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason)
                 await conn.execute(
                     deliveries.update()
                     .where(D.key == key, D.status.in_(_TAKEABLE), ~live_lease)
-                    .values(**values)
+                    .values(**_held_values(hold, now))
                 )
                 found.busy[key] = _hold_words(hold)
                 del before[key]
@@ -1034,11 +1041,7 @@ class Outbox:
                         )
                     else:
                         # kept in the outbox, held with the others, until `queue release`
-                        row.update(status=str(QStatus.HELD))
-                        if hold.kind == Hold.DEAD_ADDRESS:
-                            row.update(
-                                error_kind=str(Returned.DEAD_ADDRESS), last_error=hold.reason
-                            )
+                        row.update(_held_values(hold, now))
                         kept[k] = _hold_words(hold)
                     rows_new.append(row)
                 added = await self.insert_rows_returning_keys(conn, rows_new)
@@ -1289,21 +1292,10 @@ class Outbox:
         async with self.engine.begin() as conn:
             if int((await conn.execute(bounced)).scalar_one()) < after:
                 return False, 0
-            now = utcnow()
             new = await self._put_hold(
-                conn, campaign, target, "email", Hold.DEAD_ADDRESS, reason, now
+                conn, campaign, target, "email", Hold.DEAD_ADDRESS, reason, utcnow()
             )
-            held = await conn.execute(
-                deliveries.update()
-                .where(email_to, D.status == str(QStatus.QUEUED))
-                .values(
-                    status=str(QStatus.HELD),
-                    error_kind=str(Returned.DEAD_ADDRESS),
-                    last_error=reason,
-                    updated_at=now,
-                )
-            )
-            return new, int(held.rowcount)
+            return new, await self._apply_holds(conn, campaign)
 
     @_translated
     async def returns(self, campaign: str) -> list[tuple[str, str, str, int, str]]:
