@@ -48,14 +48,11 @@ class Report:
     status: str | None = None
     #: the remote server's words, one line
     text: str = ""
-    #: the recipients the report names, lower case
-    recipients: list[str] = field(default_factory=list)
     #: the Message-ID of the message that came back, when the report returns it
     returned_id: str | None = None
     #: the address the report was sent to, as found in its headers
     addressed_to: list[str] = field(default_factory=list)
-    #: the report's own Message-ID and Subject
-    message_id: str | None = None
+    #: the report's own Subject
     subject: str = ""
 
     def token(self, base: str | None) -> str | None:
@@ -80,7 +77,6 @@ def read_report(data: bytes) -> Report:
     report = _dsn(msg) or _other_bounce(msg) or _auto_reply(msg) or Report("none")
     report.returned_id = report.returned_id or _returned_id(msg)
     report.addressed_to = _addresses(msg)
-    report.message_id = _one_line(msg.get("Message-ID", "")) or None
     report.subject = _one_line(_decoded(msg.get("Subject", "")))
     return report
 
@@ -136,12 +132,10 @@ def _dsn(msg: email.message.Message) -> Report | None:
                 continue
             diagnostic = _one_line(block.get("Diagnostic-Code", ""))
             _, _, words = diagnostic.partition(";")
-            recipient = str(block.get("Final-Recipient") or block.get("Original-Recipient") or "")
             return Report(
                 kind,
                 status=status or None,
                 text=(words.strip() or diagnostic or f"{block.get('Action')} {status}").strip(),
-                recipients=[recipient.partition(";")[2].strip().lower()] if recipient else [],
             )
     return None
 
@@ -152,11 +146,8 @@ def _other_bounce(msg: email.message.Message) -> Report | None:
     if not temporary and not permanent:
         return None
     kind: Kind = "hard" if permanent else "soft"
-    recipients = sorted(r.decode("utf-8", "replace").lower() for r in permanent or temporary)
     code, text = _smtp_reply_in(msg)
-    return Report(
-        kind, status=code, text=text or "returned, no reason given", recipients=recipients
-    )
+    return Report(kind, status=code, text=text or "returned, no reason given")
 
 
 def _smtp_reply_in(msg: email.message.Message) -> tuple[str | None, str]:

@@ -123,9 +123,7 @@ def supporter_key(settings: Settings) -> bytes:
             "machine that queues or sends letters (for example the output of "
             "`openssl rand -hex 32`)"
         )
-    db = make_url(url).database
-    folder = Path(db).parent if db and db != ":memory:" else settings.data_dir
-    return _key_file(folder / KEY_FILE).encode("utf-8")
+    return _key_file(_key_folder(settings) / KEY_FILE).encode("utf-8")
 
 
 def bounce_key(settings: Settings) -> bytes:
@@ -147,10 +145,14 @@ def web_key(settings: Settings) -> bytes:
     machines serve the page)."""
     if settings.web_secret_key is not None:
         return settings.web_secret_key.get_secret_value().encode("utf-8")
+    return _key_file(_key_folder(settings) / WEB_KEY_FILE).encode("utf-8")
+
+
+def _key_folder(settings: Settings) -> Path:
+    """Where key files are kept: beside a SQLite outbox's file, else in the data folder."""
     url = database_url(settings)
     db = make_url(url).database if url.startswith("sqlite") else None
-    folder = Path(db).parent if db and db != ":memory:" else settings.data_dir
-    return _key_file(folder / WEB_KEY_FILE).encode("utf-8")
+    return Path(db).parent if db and db != ":memory:" else settings.data_dir
 
 
 def _key_file(path: Path) -> str:

@@ -54,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.delivery import FailureKind
 from ua_dispatch.errors import OutboxUnavailable
+from ua_dispatch.ids import supporter_hash
 from ua_dispatch.outbox.db import BUSY_TIMEOUT_MS, open_engine, sqlite_pragmas, supporter_key
 from ua_dispatch.outbox.models import (
     FINAL,
@@ -378,12 +379,7 @@ class Outbox:
             )
             if to == QStatus.QUEUED and changed:
                 # a retry queues again: an official still held keeps what is tried again
-                H = holds.c
-                held_in = sa.select(H.campaign_id).distinct()
-                if campaign is not None:
-                    held_in = held_in.where(H.campaign_id == campaign)
-                for (cid,) in (await conn.execute(held_in)).all():
-                    await self._apply_holds(conn, cid)
+                await self._apply_holds(conn, campaign)
         if changed >= BULK:
             await self.tidy()
         return changed
@@ -482,14 +478,6 @@ class Outbox:
     ) -> bool:
         """Record a hold; False when that official's channel was held already (kept as it
         was)."""
-        H = holds.c
-        there = await conn.execute(
-            sa.select(H.kind).where(
-                H.campaign_id == campaign, H.target_slug == target, H.channel == channel
-            )
-        )
-        if there.first() is not None:
-            return False
         row = {
             "campaign_id": campaign,
             "target_slug": target,
@@ -923,7 +911,7 @@ class Outbox:
         CSV row) rolls all of it back. A key already in the outbox is left as it is.
         Returns how many deliveries were new, and how many of those wait held (their
         official is paused, or their address kept bouncing)."""
-        key = supporter_key(self.settings)
+        key = self._supporter_key()
         now = utcnow()
         async with self.engine.begin() as conn:
             await self.put_campaign(conn, campaign)
@@ -1023,7 +1011,7 @@ class Outbox:
                 # since the SELECT is not inserted again, and is left to it.
                 await self.put_campaign(conn, appeal.campaign, replace=False)
                 rows_new = []
-                hash_key = supporter_key(self.settings)
+                hash_key = self._supporter_key()
                 kept: dict[str, str] = {}
                 for k in new:
                     d = mine[k]
@@ -1338,13 +1326,15 @@ class Outbox:
     ) -> tuple[AppealRecord, bool]:
         """Store an appeal, and with ``queue`` its deliveries too (an appeal that needs no
         confirmation), in one transaction. One with the same ``idem_key`` already there is
-        returned instead, and nothing is added. True when it is new."""
+        returned instead, and nothing is added. True when it is new. The supporter's keyed
+        address hash is filled in here, under the outbox's key."""
+        hashed = supporter_hash(row["supporter_email"], self._supporter_key())
         async with self._one_writer(), self.engine.begin() as conn:
             added = (
                 (
                     await conn.execute(
                         self._insert(appeals)
-                        .values(**row)
+                        .values(**row, supporter_hash=hashed)
                         .on_conflict_do_nothing(index_elements=["idem_key"])
                         .returning(*appeals.c)
                     )
@@ -1418,7 +1408,7 @@ class Outbox:
         False (nothing done) when it was confirmed or cancelled already; a delivery key
         already in the outbox is left as it is."""
         now = utcnow()
-        key = supporter_key(self.settings)
+        key = self._supporter_key()
         async with self.engine.begin() as conn:
             changed = await conn.execute(
                 appeals.update()

@@ -52,10 +52,10 @@ from ua_dispatch.engine import prepare
 from ua_dispatch.errors import ConfigError, InputError, UaDispatchError
 from ua_dispatch.fakes.faults import FaultProfile
 from ua_dispatch.files import read_capped
-from ua_dispatch.ids import content_hash, supporter_hash
+from ua_dispatch.ids import content_hash
 from ua_dispatch.letter import Letter, Supporter, make_supporter, parse_letter, render_letter
 from ua_dispatch.limits import parse_rate
-from ua_dispatch.outbox.db import supporter_key, web_key
+from ua_dispatch.outbox.db import web_key
 from ua_dispatch.outbox.records import AppealRecord, DeliveryRecord, NewDelivery, QStatus, utcnow
 from ua_dispatch.outbox.store import Outbox
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
@@ -288,7 +288,6 @@ class Desk:
         self._signer = URLSafeTimedSerializer(secret, salt=_CONFIRM_SALT)
         self._per_ip = _Window(settings.web_limit_per_ip)
         self._per_address = _Window(settings.web_limit_per_address)
-        self._hash_key: bytes | None = None
 
     # --- campaigns ---
 
@@ -483,10 +482,6 @@ class Desk:
         for window, key, _ in counted:
             window.add(key, now)
 
-    def _supporter_hash(self, email_address: str) -> str:
-        if self._hash_key is None:
-            self._hash_key = supporter_key(self.settings)
-        return supporter_hash(email_address, self._hash_key)
 
     async def submit(
         self,
@@ -530,7 +525,6 @@ class Desk:
             "supporter_email": s.email,
             "supporter_city": s.city,
             "supporter_country": s.country,
-            "supporter_hash": self._supporter_hash(s.email),
             "letter_text": appeal.letter.text,
             "language": appeal.letter.language,
             "channels": ",".join(channels),
