@@ -20,6 +20,7 @@ import email
 import email.headerregistry
 import email.policy
 import email.utils
+import functools
 import hashlib
 import hmac
 import json
@@ -55,7 +56,7 @@ from ua_dispatch.files import read_capped
 from ua_dispatch.ids import content_hash
 from ua_dispatch.letter import Letter, Supporter, make_supporter, parse_letter, render_letter
 from ua_dispatch.limits import parse_rate
-from ua_dispatch.outbox.db import web_key
+from ua_dispatch.outbox.db import callback_key, web_key
 from ua_dispatch.outbox.records import AppealRecord, DeliveryRecord, NewDelivery, QStatus, utcnow
 from ua_dispatch.outbox.store import Outbox
 from ua_dispatch.plan import Appeal, Delivery, plan_deliveries
@@ -543,20 +544,17 @@ class Desk:
         if not new:  # made at the same moment by another request
             return await self._again(record, campaign, appeal, channels, idempotency_key, base_url)
         captured: Path | None = None
-        if new and not at_once:
+        if not at_once:
             captured = await self._mail_confirmation(record, campaign, base_url)
-        if new:
-            # just stored: their states are known without reading them back
-            first = "waiting" if at_once and self.settings.web_undo_seconds else "queued"
-            state = first if at_once else "unconfirmed"
-            states = [DeliveryState(d.channel, d.slug, d.to or "", state) for d in plan]
-        else:
-            states = await self._states(record)
+        # just stored: their states are known without reading them back
+        first = "waiting" if at_once and self.settings.web_undo_seconds else "queued"
+        state = first if at_once else "unconfirmed"
+        states = [DeliveryState(d.channel, d.slug, d.to or "", state) for d in plan]
         return Submitted(
             appeal_id=record.id,
             token=self.token(record.id),
             confirm=self.settings.web_confirm,
-            new=new,
+            new=True,
             deliveries=states,
             captured=captured,
         )
@@ -587,6 +585,11 @@ class Desk:
             await self._mail_confirmation(record, campaign, base_url)
             resent = True
         return Submitted(record.id, None, confirm, False, [], resent=resent)
+
+    @functools.cached_property
+    def callback_key(self) -> bytes:
+        """The key of the fax callback tokens, read once for the page's life."""
+        return callback_key(self.settings)
 
     def token(self, appeal_id: str) -> str:
         """The private part of an appeal's status link."""
@@ -737,10 +740,14 @@ class Desk:
             raise NotFound("no such appeal")
         return record
 
-    async def _states(self, record: AppealRecord) -> list[DeliveryState]:
+    async def _states(
+        self, record: AppealRecord, found: list[DeliveryRecord] | None = None
+    ) -> list[DeliveryState]:
         """Each delivery's state: from its row once queued (a purge leaves the rows' channel,
-        official and address), from the plan before."""
-        rows = {r.key: r for r in await self.outbox.deliveries_by_key(record.keys)}
+        official and address), from the plan before. ``found``: the rows, read already."""
+        if found is None:
+            found = await self.outbox.deliveries_by_key(record.keys)
+        rows = {r.key: r for r in found}
         planned: dict[str, Delivery] = {}
         if len(rows) < len(record.keys) and record.purged_at is None:
             appeal = _appeal_of(record, self.campaign(record.campaign_id)[0])
@@ -762,8 +769,8 @@ class Desk:
 
     async def status(self, appeal_id: str, token: str) -> AppealStatus:
         record = await self._record(appeal_id, token)
-        states = await self._states(record)
         rows = await self.outbox.deliveries_by_key(record.keys)
+        states = await self._states(record, rows)
         first_due = min((r.send_after for r in rows), default=None)
         left = max(0.0, (first_due - utcnow()).total_seconds()) if first_due else 0.0
         started = {"sending", "sent", "failed", "unclear", "expired"}
@@ -776,7 +783,8 @@ class Desk:
             deliveries=states,
             undo_left=left if record.state == "confirmed" else 0.0,
             cancellable=cancellable,
-            by_hand=await self._by_hand(record),
+            # what the supporter finishes by hand is shown once the appeal is confirmed
+            by_hand=await self._by_hand(record) if record.state == "confirmed" else [],
         )
 
     async def cancel(self, appeal_id: str, token: str) -> int:

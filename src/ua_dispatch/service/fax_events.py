@@ -21,7 +21,6 @@ import structlog
 from ua_dispatch.channels.fax import DELIVERY_LABEL
 from ua_dispatch.fax.base import CallbackRefused, FaxProvider, FaxStatus
 from ua_dispatch.ids import callback_token_names
-from ua_dispatch.outbox.db import callback_key
 from ua_dispatch.outbox.store import Outbox
 from ua_dispatch.settings import Settings
 
@@ -77,9 +76,11 @@ async def take(
     body: bytes,
     headers: Mapping[str, str],
     token: str | None,
+    secret: bytes,
 ) -> Taken:
     """One status callback from ``provider``'s gateway: the provider checks and reads it,
-    then the delivery it is about must be a fax of ours. CallbackRefused when it is not
+    then the delivery it is about must be a fax of ours (``secret``: the callback tokens'
+    key, :func:`~ua_dispatch.outbox.db.callback_key`). CallbackRefused when it is not
     taken."""
     event = provider.read_callback(body, headers, token, settings)
     if event.token is not None:
@@ -87,7 +88,7 @@ async def take(
         start = event.token.partition(".")[0].lower()
         delivery = await outbox.delivery_by_key_start(start, "fax")
         if delivery is None or not callback_token_names(
-            event.token, delivery.key, callback_key(settings)
+            event.token, delivery.key, secret
         ):
             raise CallbackRefused(403, "this callback token names no fax of ours")
         key = delivery.key

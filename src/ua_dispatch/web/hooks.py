@@ -35,6 +35,7 @@ async def fax_callback(provider: str, request: Request) -> JSONResponse:
             await request.body(),
             request.headers,
             request.query_params.get("token"),
+            desk.callback_key,
         )
     except CallbackRefused as exc:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
