@@ -186,6 +186,7 @@ def test_security_headers_csrf_size_cap_and_escaping(server: Running) -> None:
     # a form posted without the browser's token is refused
     r = client.post(f"/act/{CAMPAIGN_ID}", data={"name": "x", "csrf": "forged"})
     assert r.status_code == 403
+    assert "This form has expired. Go back, reload the page and try again." in r.text
     # bodies over the cap are refused before they are read
     big = client.post(APPEALS, json=appeal(6, letter="x" * 70_000))
     assert big.status_code == 413

@@ -162,7 +162,7 @@ async def submit_appeal(
         country=body.country or "",
         language=body.language or "",
         letter=body.letter,
-        channels=tuple(body.channels if body.channels is not None else d.offered()),
+        channels=tuple(body.channels),
     )
     done = await d.submit(
         campaign_id,

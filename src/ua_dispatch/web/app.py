@@ -118,6 +118,7 @@ _REFUSALS: dict[type[Exception], int] = {
     appeals.KeyReused: 422,
     appeals.TooMany: 429,
     appeals.ConfirmationNotSent: 503,
+    pages.FormExpired: 403,
 }
 
 

@@ -10,14 +10,10 @@ from fastapi.responses import JSONResponse
 
 from ua_dispatch.fax import UnknownProvider, provider_class
 from ua_dispatch.fax.base import CallbackRefused
-from ua_dispatch.service import appeals, fax_events
+from ua_dispatch.service import fax_events
+from ua_dispatch.web.api import desk
 
 router = APIRouter(prefix="/hooks/fax", tags=["hooks"], include_in_schema=False)
-
-
-def _desk(request: Request) -> appeals.Desk:
-    found: appeals.Desk = request.app.state.desk
-    return found
 
 
 @router.post("/{provider}")
@@ -26,16 +22,16 @@ async def fax_callback(provider: str, request: Request) -> JSONResponse:
         gateway = provider_class(provider)
     except UnknownProvider:
         return JSONResponse({"detail": "no such fax provider"}, status_code=404)
-    desk = _desk(request)
+    d = desk(request)
     try:
         taken = await fax_events.take(
-            desk.outbox,
-            desk.settings,
+            d.outbox,
+            d.settings,
             gateway,
             await request.body(),
             request.headers,
             request.query_params.get("token"),
-            desk.callback_key,
+            d.callback_key,
         )
     except CallbackRefused as exc:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)

@@ -98,8 +98,9 @@ def problem(
     return render(request, "problem.html", status, headers, status_code=status, message=message)
 
 
-async def _form(request: Request) -> FormData:
-    """The posted form, after its token is checked."""
+async def _form(request: Request, again: str = "Reload the page and try again.") -> FormData:
+    """The posted form, after its token is checked; FormExpired (a 403 page saying
+    ``again``) when it does not match."""
     form = await request.form()
     token = form.get(CSRF_FIELD)
     if not csrf_ok(
@@ -107,12 +108,13 @@ async def _form(request: Request) -> FormData:
         request.cookies.get(CSRF_COOKIE),
         token if isinstance(token, str) else None,
     ):
-        raise _Forbidden
+        raise FormExpired(f"This form has expired. {again}")
     return form
 
 
-class _Forbidden(Exception):
-    pass
+class FormExpired(Exception):
+    """A form posted without its page's token (an old page, another site): answered 403
+    with the refusals of ``web.app``."""
 
 
 def _text(form: FormData, name: str) -> str:
@@ -168,12 +170,7 @@ async def act(request: Request, campaign_id: str) -> Response:
 
 @router.post("/act/{campaign_id}", response_class=HTMLResponse)
 async def act_post(request: Request, campaign_id: str) -> Response:
-    try:
-        posted = await _form(request)
-    except _Forbidden:
-        return problem(
-            request, 403, "This form has expired. Go back, reload the page and try again."
-        )
+    posted = await _form(request, "Go back, reload the page and try again.")
     d = desk(request)
     campaign, _ = d.campaign(campaign_id)
     form = _appeal_form(posted)
@@ -228,12 +225,7 @@ async def act_post(request: Request, campaign_id: str) -> Response:
 @router.post("/act/{campaign_id}/edit", response_class=HTMLResponse)
 async def act_edit(request: Request, campaign_id: str) -> Response:
     """Back from the preview to the form, as it was filled in."""
-    try:
-        posted = await _form(request)
-    except _Forbidden:
-        return problem(
-            request, 403, "This form has expired. Go back, reload the page and try again."
-        )
+    posted = await _form(request, "Go back, reload the page and try again.")
     return _act(request, campaign_id, _appeal_form(posted))
 
 
@@ -245,10 +237,7 @@ async def confirm_page(request: Request, code: str) -> Response:
 
 @router.post("/confirm/{code}", response_class=HTMLResponse)
 async def confirm(request: Request, code: str) -> Response:
-    try:
-        await _form(request)
-    except _Forbidden:
-        return problem(request, 403, "This form has expired. Open the link from the message again.")
+    await _form(request, "Open the link from the message again.")
     appeal_id, token = await desk(request).confirm(code)
     return RedirectResponse(links(appeal_id, token)[0], status_code=303)
 
@@ -270,10 +259,7 @@ async def status(request: Request, appeal_id: str, token: str) -> Response:
 
 @router.post("/status/{appeal_id}/{token}/cancel")
 async def cancel(request: Request, appeal_id: str, token: str) -> Response:
-    try:
-        await _form(request)
-    except _Forbidden:
-        return problem(request, 403, "This form has expired. Reload the page and try again.")
+    await _form(request)
     base = links(appeal_id, token)[0]
     try:
         n = await desk(request).cancel(appeal_id, token)
@@ -284,10 +270,7 @@ async def cancel(request: Request, appeal_id: str, token: str) -> Response:
 
 @router.post("/status/{appeal_id}/{token}/did")
 async def did(request: Request, appeal_id: str, token: str) -> Response:
-    try:
-        posted = await _form(request)
-    except _Forbidden:
-        return problem(request, 403, "This form has expired. Reload the page and try again.")
+    posted = await _form(request)
     await desk(request).record_action(
         appeal_id, token, _text(posted, "kind"), _text(posted, "target")
     )
