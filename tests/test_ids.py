@@ -8,11 +8,14 @@ import hmac
 
 from ua_dispatch.ids import (
     address_digest,
+    bounce_token,
+    callback_token_names,
     content_hash,
     delivery_key,
     message_id,
     rekey_supporter_hash,
     supporter_hash,
+    token_names,
 )
 from ua_dispatch.letter import Letter
 
@@ -125,3 +128,11 @@ def test_supporter_hash_is_hmac_sha256_of_the_address_digest() -> None:
     assert rekey_supporter_hash(digest, KEY) == expected
     assert supporter_hash(" ünal.öz@bücher.example", KEY) == expected
     assert supporter_hash("a@b.org", KEY) != supporter_hash("a@b.org", b"j" * 32)
+
+
+def test_a_token_with_any_character_is_refused_not_an_error() -> None:
+    key, secret = "a" * 64, b"s" * 32
+    assert token_names(bounce_token(key, secret), key, secret)
+    for odd in ("é" * 45, "\u2028", "Ａ" * 45, ""):
+        assert not token_names(odd, key, secret)
+        assert not callback_token_names(odd, key, secret)

@@ -64,29 +64,38 @@ TOKEN_KEY_CHARS = 24
 TOKEN_MAC_CHARS = 20
 
 
-def bounce_token(key: str, secret: bytes) -> str:
-    """The token of a delivery's bounce address: the start of its key and a MAC of the whole
-    key under ``secret``, so nobody without the secret can make a token that names it."""
-    mac = hmac.new(secret, b"bounce:" + key.encode(), hashlib.sha256).hexdigest()
+def _token(purpose: bytes, key: str, secret: bytes) -> str:
+    """The start of a delivery key and a MAC of the whole key under ``secret`` for
+    ``purpose``: nobody without the secret can make a token that names the delivery, and a
+    token for one purpose is never one for another."""
+    mac = hmac.new(secret, purpose + b":" + key.encode(), hashlib.sha256).hexdigest()
     return f"{key[:TOKEN_KEY_CHARS]}.{mac[:TOKEN_MAC_CHARS]}"
+
+
+def _same_token(given: str, expected: str) -> bool:
+    # as bytes: a token read from an address or a URL may hold any character, which
+    # compare_digest refuses in a str
+    return hmac.compare_digest(given.lower().encode(), expected.encode())
+
+
+def bounce_token(key: str, secret: bytes) -> str:
+    """The token of a delivery's bounce address."""
+    return _token(b"bounce", key, secret)
 
 
 def token_names(token: str, key: str, secret: bytes) -> bool:
     """True when ``token`` is the bounce token of delivery ``key``."""
-    return hmac.compare_digest(token.lower(), bounce_token(key, secret))
+    return _same_token(token, bounce_token(key, secret))
 
 
 def callback_token(key: str, secret: bytes) -> str:
-    """The token in a fax's status-callback URL: the start of its delivery key and a MAC of
-    the whole key under ``secret`` (another purpose than a bounce token's, so one is never
-    the other)."""
-    mac = hmac.new(secret, b"fax-callback:" + key.encode(), hashlib.sha256).hexdigest()
-    return f"{key[:TOKEN_KEY_CHARS]}.{mac[:TOKEN_MAC_CHARS]}"
+    """The token in a fax's status-callback URL."""
+    return _token(b"fax-callback", key, secret)
 
 
 def callback_token_names(token: str, key: str, secret: bytes) -> bool:
     """True when ``token`` is the callback token of delivery ``key``."""
-    return hmac.compare_digest(token.lower().encode(), callback_token(key, secret).encode())
+    return _same_token(token, callback_token(key, secret))
 
 
 def verp_address(base: str, token: str) -> str:
