@@ -6,7 +6,6 @@ they show (off the event loop), and the smaller guards (no-store, 409, 413)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from tests.web_support import CAMPAIGN_ID, LETTER_EN, Running, serving, web_sett
 from ua_dispatch.channels.email import EmailChannel
 from ua_dispatch.channels.fax import FaxChannel
 from ua_dispatch.channels.post import PostChannel
+from ua_dispatch.fakes.smtp import read_index
 
 APPEALS = f"/api/v1/campaigns/{CAMPAIGN_ID}/appeals"
 PUBLIC = "https://act.example.org"
@@ -47,14 +47,10 @@ def client(mailed: Running) -> Iterator[httpx.Client]:
 
 def _mails(running: Running) -> list[str]:
     """The plain text of every message the fake SMTP server received, oldest first."""
-    index = running.mail_dir / "index.jsonl"
-    if not index.exists():
-        return []
-    out = []
-    for line in index.read_text(encoding="utf-8").splitlines():
-        raw = (running.mail_dir / json.loads(line)["file"]).read_bytes()
-        out.append(raw.decode("utf-8", "replace"))
-    return out
+    return [
+        (running.mail_dir / rec["file"]).read_bytes().decode("utf-8", "replace")
+        for rec in read_index(running.mail_dir)
+    ]
 
 
 def _csrf(html: str) -> str:

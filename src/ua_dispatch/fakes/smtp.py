@@ -42,6 +42,16 @@ class StoredMessage:
     size: int
 
 
+def read_index(root: Path) -> list[dict[str, Any]]:
+    """The records of the messages kept under ``root`` (``index.jsonl``), oldest first; each
+    names its file, relative to ``root``."""
+    path = root / "index.jsonl"
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
 class MessageStore:
     """Where the fake server puts what it accepts; also what tests read back."""
 
@@ -95,10 +105,7 @@ class MessageStore:
         return stored
 
     def index(self) -> list[dict[str, Any]]:
-        if not self.index_path.exists():
-            return []
-        with self.index_path.open(encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        return read_index(self.root)
 
     def transcripts(self) -> dict[int, list[dict[str, Any]]]:
         """Per-session list of steps and the replies given (faults included)."""

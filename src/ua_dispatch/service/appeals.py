@@ -52,6 +52,7 @@ from ua_dispatch.documents import UnprintableTextError
 from ua_dispatch.engine import prepare
 from ua_dispatch.errors import ConfigError, InputError, UaDispatchError
 from ua_dispatch.fakes.faults import FaultProfile
+from ua_dispatch.fakes.smtp import read_index
 from ua_dispatch.files import read_capped
 from ua_dispatch.ids import content_hash
 from ua_dispatch.letter import Letter, Supporter, make_supporter, parse_letter, render_letter
@@ -483,7 +484,6 @@ class Desk:
         for window, key, _ in counted:
             window.add(key, now)
 
-
     async def submit(
         self,
         campaign_id: str,
@@ -651,11 +651,7 @@ class Desk:
     def _captured(self, message_id: str) -> Path | None:
         if self.mail_store is None:
             return None
-        index = self.mail_store / "index.jsonl"
-        if not index.exists():
-            return None
-        for line in reversed(index.read_text(encoding="utf-8").splitlines()):
-            rec = json.loads(line)
+        for rec in reversed(read_index(self.mail_store)):
             if rec.get("message_id") == message_id:
                 return self.mail_store / str(rec["file"])
         return None
@@ -664,10 +660,10 @@ class Desk:
         """A dry run: the confirmation message the fake SMTP server received for an appeal."""
         await self._record(appeal_id, token)
         root = self.mail_store
-        if root is None or not (root / "index.jsonl").exists():
+        if root is None:
             raise NotFound("no message was captured")
-        for line in reversed((root / "index.jsonl").read_text(encoding="utf-8").splitlines()):
-            path = root / str(json.loads(line)["file"])
+        for rec in reversed(read_index(root)):
+            path = root / str(rec["file"])
             raw = path.read_bytes()
             parsed = email.message_from_bytes(raw, policy=email.policy.default)
             body = parsed.get_body(("plain",)) if isinstance(parsed, EmailMessage) else None

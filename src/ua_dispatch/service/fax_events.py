@@ -87,9 +87,7 @@ async def take(
         # vouched for by the token in its URL: the delivery that token names, and its fax only
         start = event.token.partition(".")[0].lower()
         delivery = await outbox.delivery_by_key_start(start, "fax")
-        if delivery is None or not callback_token_names(
-            event.token, delivery.key, secret
-        ):
+        if delivery is None or not callback_token_names(event.token, delivery.key, secret):
             raise CallbackRefused(403, "this callback token names no fax of ours")
         key = delivery.key
         if event.status is None:
