@@ -50,9 +50,6 @@ class Channel(ABC, Generic[P]):
     campaign_wide: bool = False
     #: what this channel's address is called, as in "ministry has no fax number"
     address_word: str = "address"
-    #: True when "sent" means the other side reported the delivery complete (a fax that was
-    #: dialled and answered), not only that it was handed over
-    follows_to_end: bool = False
     #: what the person did, once done by hand ("made the call"); empty for sending channels
     by_hand_verb: str = ""
     #: True when the payload is a printable document, built only when it is downloaded (so

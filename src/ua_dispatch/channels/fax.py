@@ -101,7 +101,6 @@ def _document(
 class FaxChannel(Channel[FaxPayload]):
     name = "fax"
     address_word = "fax number"
-    follows_to_end = True
 
     def address_of(self, target: Target) -> str | None:
         return target.fax  # E.164 already: the campaign file is validated with phonenumbers

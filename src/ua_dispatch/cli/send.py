@@ -107,7 +107,7 @@ def send(
     title = f"{report.campaign.ua_number}: {report.campaign.title}"
     title += (" (dry run)" if dry_run else "") + (" (interrupted)" if report.interrupted else "")
     code = emit(as_json, report.as_json(), report.outcomes, title)
-    for line in [] if as_json else report.captured():
+    for line in [] if as_json else report.kept:
         out.print(line, markup=False)
     if report.interrupted:
         err.print(

@@ -133,9 +133,6 @@ class Words:
     def months(self) -> dict[str, int]:
         return {k: v for t in self.tables for k, v in t.months.items()}
 
-    def table(self, language: str) -> Table:
-        return next((t for t in self.tables if t.language == language), self.tables[0])
-
 
 @cache
 def words() -> Words:

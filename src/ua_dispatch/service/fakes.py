@@ -5,18 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ua_dispatch.errors import InputError
 from ua_dispatch.fakes import fake_gateway_class
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
 from ua_dispatch.fax import UnknownProvider
 from ua_dispatch.settings import Settings
-
-if TYPE_CHECKING:
-    # Named in annotations only: the outbox (SQLAlchemy), the worker, the CSV loader and the
-    # fake servers are imported by the functions that use them, which keeps start-up fast.
-    pass
 
 
 def run_fakes(

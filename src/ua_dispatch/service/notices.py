@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    # Named in annotations only: the outbox (SQLAlchemy), the worker, the CSV loader and the
-    # fake servers are imported by the functions that use them, which keeps start-up fast.
-    pass
+from typing import Literal
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 from ua_dispatch.service.notices import Notice, Notify, _Notices
 from ua_dispatch.service.outboxes import open_outbox
 
-#: channels that deliver by themselves (the others leave a draft for a person)
-
 
 @dataclass(frozen=True)
 class AppealRequest:
@@ -113,11 +111,8 @@ class SendReport:
     outcomes: list[Outcome] = field(default_factory=list)
     #: deliveries that could not finish yet and are left to ``ua-dispatch worker``
     queued_for_worker: list[Outcome] = field(default_factory=list)
-    #: when the worker may try them
-    queued_due: dt.datetime | None = None
-    #: keys of deliveries an earlier run sent, and of those this run left alone (and why)
+    #: keys of deliveries an earlier run sent, with their provider references
     earlier: dict[str, str] = field(default_factory=dict)
-    busy: dict[str, str] = field(default_factory=dict)
     notices: list[Notice] = field(default_factory=list)
     #: Ctrl-C stopped the run: the outcomes are what went out before it stopped
     interrupted: bool = False
@@ -143,17 +138,9 @@ class SendReport:
         doc["deliveries"] = [o.to_json() for o in self.outcomes]
         return doc
 
-    def captured(self) -> list[str]:
-        """A dry run: what the fakes received, and where it is kept."""
-        return list(self.kept)
-
     @property
     def notes(self) -> list[str]:
         return [n.text for n in self.notices if n.kind == "note"]
-
-    @property
-    def warnings(self) -> list[str]:
-        return [n.text for n in self.notices if n.kind == "warning"]
 
 
 @dataclass
@@ -325,13 +312,13 @@ def _bounce_key(settings: Settings, channels: list[str], dry_run: bool) -> bytes
     """The secret of the emails' bounce addresses, when they have them."""
     if settings.bounce_address is None or "email" not in channels:
         return None
-    # kept with the outbox's supporter key (which loads SQLAlchemy): read for these sends only
-    from ua_dispatch.outbox.db import bounce_key
-
     if dry_run:
         # a dry run touches no outbox and needs no secret kept: the token is made and
         # matched the same way, under a throwaway one
         return b"dry run"
+    # kept with the outbox's supporter key (which loads SQLAlchemy): read for these sends only
+    from ua_dispatch.outbox.db import bounce_key
+
     return bounce_key(settings)
 
 
@@ -384,9 +371,7 @@ def send(
     return asyncio.run(deliver(planned))
 
 
-async def _delivered(
-    prepared: list[Prepared], work: Callable[[list[Outcome]], Any]
-) -> tuple[list[Outcome], bool] | None:
+async def _delivered(work: Callable[[list[Outcome]], Any]) -> tuple[list[Outcome], bool] | None:
     """Run ``work(partial)``: its outcomes and False, or after Ctrl-C what went out before it
     stopped and True; None when Ctrl-C came before anything started."""
     partial: list[Outcome] = []
@@ -449,7 +434,7 @@ async def _dry_run(
                 report.kept.append(fake.kept(sent))
             return outcomes
 
-    done = await _delivered(prepared, work)
+    done = await _delivered(work)
     if done is None:
         raise KeyboardInterrupt
     return done
@@ -475,14 +460,14 @@ async def _real_run(
         reserved = Reservation()
         if outbox is not None:
             reserved = await _reserve(outbox, settings, appeal, sendable, notices)
-        report.earlier, report.busy = dict(reserved.earlier), dict(reserved.busy)
+        report.earlier = dict(reserved.earlier)
         to_send = [p for p in prepared if not reserved.skip(p.delivery.key)]
 
         async def work(partial: list[Outcome]) -> list[Outcome]:
             async with keep_lease(settings, reserved, outbox=outbox):
                 return await execute(to_send, settings, appeal.campaign.id, drafts_dir, partial)
 
-        done = await _delivered(to_send, work)
+        done = await _delivered(work)
         if done is None:
             # stopped before anything started: give back what was reserved, then stop
             untouched = [Outcome.for_delivery(p.delivery, Status.SKIPPED) for p in prepared]
@@ -600,7 +585,7 @@ async def _record(
             f"{len(done.queued)} delivery(ies) could not be completed yet and are queued; "
             f"`ua-dispatch worker` tries again from {done.due.isoformat(timespec='seconds')} UTC",
         )
-    report.queued_for_worker, report.queued_due = list(done.queued), done.due
+    report.queued_for_worker = list(done.queued)
 
 
 def _one_line(exc: BaseException) -> str:
