@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SHIPPED_CAMPAIGN
+from tests.conftest import EXAMPLES, SHIPPED_CAMPAIGN, SUPPORTER_ARGS
 from ua_dispatch.campaign import _email, load_campaign, parse_number
 from ua_dispatch.errors import InputError
 
@@ -198,3 +199,20 @@ def test_email_fast_path_answers_as_the_library_does(local: str, domain: str, pa
             got = exc
         assert str(got) == str(expected)
         assert type(got) is type(expected)
+
+
+def test_a_missing_sample_letter_stops_only_campaign_check(run_cli: Any, tmp_path: Path) -> None:
+    """Only the supporters' page shows the sample letter: a campaign whose sample file is
+    gone is refused by `campaign check`, naming the file, but still drafts and sends."""
+    campaign = tmp_path / "c.toml"
+    text = SHIPPED_CAMPAIGN.read_text(encoding="utf-8")
+    campaign.write_text(
+        text.replace('\nid = "', '\nsample_letter = "gone.txt"\nid = "', 1),
+        encoding="utf-8",
+    )
+    checked = run_cli("campaign", "check", campaign)
+    assert checked.code == 2 and "gone.txt" in checked.stderr
+    drafted = run_cli(
+        "draft", campaign, EXAMPLES / "letter-en.txt", *SUPPORTER_ARGS, "--out", tmp_path / "d"
+    )
+    assert drafted.code == 0, drafted.stderr

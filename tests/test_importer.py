@@ -30,6 +30,7 @@ from ua_dispatch.importer.parse import Parsed, parse_lines
 from ua_dispatch.importer.read import Extracted
 from ua_dispatch.letter import make_supporter, parse_letter, render_letter
 from ua_dispatch.plan import Appeal, plan_deliveries
+from ua_dispatch.service.campaigns import check_campaign
 
 DATA = Path(__file__).parent / "data" / "urgent_actions"
 SEED = DATA / "seed_chechnya_2019.txt"
@@ -460,14 +461,15 @@ def _campaign_text(**top: str) -> str:
 
 
 def test_sample_letter_must_exist_beside_the_campaign(tmp_path: Path) -> None:
+    """Checked by `campaign check` (the page shows it; sending does not need it)."""
     path = tmp_path / "c.toml"
     path.write_text(_campaign_text(sample_letter='"c.sample.txt"'), encoding="utf-8")
     with pytest.raises(
         InputError, match=r"c\.sample\.txt: sample letter \(sample_letter\) not found"
     ):
-        load_campaign(path)
+        check_campaign(path)
     (tmp_path / "c.sample.txt").write_text("Dear President,\n")
-    assert load_campaign(path).sample_letter == "c.sample.txt"
+    assert check_campaign(path).campaign.sample_letter == "c.sample.txt"
 
 
 @pytest.mark.parametrize("value", ['"../c.sample.txt"', '"/etc/passwd"', '"C:\\\\x.txt"'])

@@ -437,7 +437,13 @@ def load_campaign(path: Path) -> Campaign:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
         raise one_line_validation_error(path, exc, data) from None
+    return campaign
+
+
+def check_sample_letter(campaign: Campaign, path: Path) -> None:
+    """The campaign's sample letter file, when it names one, is there and of letter size
+    (InputError naming it otherwise). Only the supporters' page shows it, so only
+    ``campaign check`` asks; sending does not need it."""
     sample = campaign.sample_letter_path(path)
     if sample is not None:
         check_capped(sample, SAMPLE_MAX_BYTES, what="sample letter (sample_letter)")
-    return campaign

@@ -285,6 +285,8 @@ class Desk:
         #: a dry run: the fake SMTP server's store (confirmation messages land there)
         self.mail_store = mail_store
         self._campaigns: dict[str, tuple[Campaign, Path]] = {}
+        #: each campaign's sample letter, read with it (None: it names none, or it is unreadable)
+        self._samples: dict[str, str | None] = {}
         self._loaded_at = -1.0
         self._skipped: set[Path] = set()
         self._signer = URLSafeTimedSerializer(secret, salt=_CONFIRM_SALT)
@@ -308,9 +310,25 @@ class Desk:
                         log.warning("web.campaign_skipped", error=str(exc))
                         self._skipped.add(path)
                     continue
-                found.setdefault(campaign.id, (campaign, path))
+                if campaign.id not in found:
+                    found[campaign.id] = (campaign, path)
+                    self._samples[campaign.id] = self._read_sample(campaign, path)
             self._campaigns, self._loaded_at = found, now
         return self._campaigns
+
+    def _read_sample(self, campaign: Campaign, path: Path) -> str | None:
+        """The sample letter the page starts the form with, read with the campaign; one
+        that cannot be read leaves the form empty, with a warning once."""
+        sample = campaign.sample_letter_path(path)
+        if sample is None:
+            return None
+        try:
+            return read_capped(sample, SAMPLE_MAX_BYTES, what="sample letter").decode("utf-8")
+        except (InputError, OSError, UnicodeDecodeError) as exc:
+            if sample not in self._skipped:
+                log.warning("web.sample_unreadable", error=str(exc))
+                self._skipped.add(sample)
+            return None
 
     def campaign(self, campaign_id: str) -> tuple[Campaign, Path]:
         found = self.campaigns().get(campaign_id)
@@ -327,7 +345,7 @@ class Desk:
             raise Closed(f"the action closed on {campaign.act_until.isoformat()}")
 
     def view(self, campaign_id: str) -> CampaignView:
-        campaign, path = self.campaign(campaign_id)
+        campaign, _ = self.campaign(campaign_id)
         targets = []
         for t in campaign.targets:
             reach = [
@@ -346,7 +364,7 @@ class Desk:
             languages=list(campaign.languages),
             closed=self.is_closed(campaign),
             targets=targets,
-            sample_letter=_sample(campaign, path),
+            sample_letter=self._samples.get(campaign.id),
         )
 
     def views(self) -> list[CampaignView]:
@@ -457,8 +475,7 @@ class Desk:
                     channels=by_target[t.slug],
                 )
             )
-        campaign, path = self.campaign(appeal.campaign.id)
-        sample = _sample(campaign, path)
+        sample = self._samples.get(appeal.campaign.id)  # read with the campaigns
         similarity = None
         if sample:
             similarity = difflib.SequenceMatcher(
@@ -893,16 +910,6 @@ def _supporter(values: dict[str, str | None]) -> Supporter:
         city=values["city"],
         country=values["country"],
     )
-
-
-def _sample(campaign: Campaign, path: Path) -> str | None:
-    sample = campaign.sample_letter_path(path)
-    if sample is None:
-        return None
-    try:
-        return read_capped(sample, SAMPLE_MAX_BYTES, what="sample letter").decode("utf-8")
-    except (InputError, OSError, UnicodeDecodeError):
-        return None
 
 
 def _appeal_of(record: AppealRecord, campaign: Campaign) -> Appeal:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ua_dispatch.campaign import Campaign, load_campaign
+from ua_dispatch.campaign import Campaign, check_sample_letter, load_campaign
 
 if TYPE_CHECKING:
     # named in annotations only: the importer (and python-docx, pypdf with it) loads when a
@@ -25,6 +25,7 @@ class CampaignCheck:
 def check_campaign(path: Path) -> CampaignCheck:
     """Validate a campaign file."""
     campaign = load_campaign(path)
+    check_sample_letter(campaign, path)
     return CampaignCheck(campaign, closed=dt.date.today() > campaign.act_until)
 
 
