@@ -33,7 +33,7 @@ from ua_dispatch.errors import InputError
 from ua_dispatch.files import CAMPAIGN_MAX_BYTES, check_capped, read_capped
 from ua_dispatch.headertext import header_text
 
-_SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # X: 1-15 letters, digits or underscores. The "@" is optional in the file and dropped.
 _X_HANDLE_RE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _LANG_RE = re.compile(r"^[a-z]{2,3}$")
@@ -77,7 +77,7 @@ def _single_line(value: str) -> str:
 
 
 def _slug(value: str) -> str:
-    if not _SLUG_RE.match(value):
+    if not SLUG_RE.match(value):
         raise ValueError("must be lower-case letters, digits and single hyphens")
     return value
 
@@ -358,6 +358,11 @@ class Campaign(_Model):
 
     def subject_for(self, language: str) -> str:
         return self.subjects.get(language, self.subject)
+
+    def closed(self, today: dt.date | None = None) -> bool:
+        """Whether the action has closed: its act-until day is past (``today``: the day to
+        judge on, by default the local one)."""
+        return (today or dt.date.today()) > self.act_until
 
     def target(self, slug: str) -> Target:
         for t in self.targets:

@@ -52,3 +52,9 @@ class NotApproved(UaDispatchError):
 
     def __init__(self) -> None:
         super().__init__("nothing was sent, because the letter was not approved")
+
+
+def one_line(value: object, limit: int = 300) -> str:
+    """``value`` as text on one line (runs of white space, newlines included, made one
+    space), cut at ``limit`` characters: for a log line or a stored error."""
+    return " ".join(str(value).split())[:limit]

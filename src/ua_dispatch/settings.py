@@ -86,11 +86,19 @@ class _SectionEnvironment(PydanticBaseSettingsSource):
         fields = self.settings_cls.model_fields
         out = {}
         for name, value in os.environ.items():
-            key = name.lower().removeprefix(ENV_PREFIX.lower())
-            ours = name.upper().startswith(ENV_PREFIX) and name.upper() not in READ_ELSEWHERE
-            if ours and key not in fields:
+            key = setting_key(name)
+            if key is not None and key not in fields:
                 out[key] = value
         return out
+
+
+def setting_key(variable: str) -> str | None:
+    """The setting an environment variable of ours names (``UA_DISPATCH_SMTP_HOST`` ->
+    ``smtp_host``); None for one that is not ours, or that another part reads itself."""
+    name = variable.upper()
+    if not name.startswith(ENV_PREFIX) or name in READ_ELSEWHERE:
+        return None
+    return name[len(ENV_PREFIX) :].lower()
 
 
 class Settings(BaseSettings):
@@ -449,11 +457,7 @@ def _warn_unknown_variables(warn: Callable[[str], None], sections: Sections | No
         with contextlib.suppress(OSError, UnicodeDecodeError):
             sources.append((env_file, dotenv_values(env_file, encoding="utf-8")))
     for where, names in sources:
-        ours = {
-            name.upper()[len(ENV_PREFIX) :].lower(): name
-            for name in names
-            if name.upper().startswith(ENV_PREFIX) and name.upper() not in READ_ELSEWHERE
-        }
+        ours = {key: name for name in names if (key := setting_key(name)) is not None}
         for key, near in _not_settings(sorted(ours), sections):
             hint = f"; did you mean {ENV_PREFIX}{near.upper()}?" if near else ""
             warn(f"{ours[key]} ({where}) is not a setting and is ignored{hint}")

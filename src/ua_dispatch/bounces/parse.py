@@ -20,6 +20,7 @@ from typing import Literal
 
 from flufl.bounce import all_failures
 
+from ua_dispatch.errors import one_line
 from ua_dispatch.ids import token_in
 
 Kind = Literal["hard", "soft", "reply", "none"]
@@ -77,12 +78,8 @@ def read_report(data: bytes) -> Report:
     report = _dsn(msg) or _other_bounce(msg) or _auto_reply(msg) or Report("none")
     report.returned_id = report.returned_id or _returned_id(msg)
     report.addressed_to = _addresses(msg)
-    report.subject = _one_line(_decoded(msg.get("Subject", "")))
+    report.subject = one_line(_decoded(msg.get("Subject", "")), 500)
     return report
-
-
-def _one_line(value: object, limit: int = 500) -> str:
-    return " ".join(str(value).split())[:limit]
 
 
 def _decoded(value: str) -> str:
@@ -126,11 +123,11 @@ def _dsn(msg: email.message.Message) -> Report | None:
         for block in blocks:
             if not isinstance(block, email.message.Message):
                 continue
-            status = _one_line(block.get("Status", ""), 20)
+            status = one_line(block.get("Status", ""), 20)
             kind = _status_kind(str(block.get("Action", "")), status)
             if kind is None:
                 continue
-            diagnostic = _one_line(block.get("Diagnostic-Code", ""))
+            diagnostic = one_line(block.get("Diagnostic-Code", ""), 500)
             _, _, words = diagnostic.partition(";")
             return Report(
                 kind,
@@ -158,7 +155,7 @@ def _smtp_reply_in(msg: email.message.Message) -> tuple[str | None, str]:
         if len(words) >= 2 and len(words[0]) == 3 and words[0].isdigit() and words[0][0] in "45":
             parts = words[1].split(".")
             enhanced = len(parts) == 3 and all(p.isdigit() for p in parts)
-            return (words[1] if enhanced else None), _one_line(line)
+            return (words[1] if enhanced else None), one_line(line, 500)
     return None, ""
 
 
@@ -187,7 +184,7 @@ def _auto_reply(msg: email.message.Message) -> Report | None:
             auto = True
     if not auto:
         return None
-    return Report("reply", text=_one_line(_decoded(msg.get("Subject", "automatic reply"))))
+    return Report("reply", text=one_line(_decoded(msg.get("Subject", "automatic reply")), 500))
 
 
 def _returned_id(msg: email.message.Message) -> str | None:
@@ -201,18 +198,18 @@ def _returned_id(msg: email.message.Message) -> str | None:
             if isinstance(inner, list) and inner and isinstance(inner[0], email.message.Message):
                 found = inner[0].get("Message-ID")
                 if found:
-                    return _one_line(found)
+                    return one_line(found, 500)
         elif kind == "text/rfc822-headers":
             raw = part.get_payload(decode=True)
             if isinstance(raw, bytes):
                 found = email.message_from_bytes(raw).get("Message-ID")
                 if found:
-                    return _one_line(found)
+                    return one_line(found, 500)
     for line in _text_lines(msg):
         name, colon, value = line.partition(":")
         if colon and name.strip().lower() == "message-id" and value.strip():
-            return _one_line(value)
+            return one_line(value, 500)
     reply_to = msg.get("In-Reply-To") or msg.get("References")
     if reply_to:
-        return _one_line(str(reply_to).split()[0])
+        return one_line(str(reply_to).split()[0], 500)
     return None

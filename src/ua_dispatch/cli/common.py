@@ -154,10 +154,10 @@ class ChannelsOption(click.Option):
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
         # the channel registry loads every channel: only for --help, keeping start-up fast
-        from ua_dispatch.channels import CHANNELS
+        from ua_dispatch.channels import CHANNELS, sending_channels
 
         if self.sending:
-            names = ", ".join(name for name, c in CHANNELS.items() if c.sends)
+            names = ", ".join(sending_channels())
             self.help = f"Comma-separated channels (default: {names})."
         else:
             self.help = f"Comma-separated channels (default: all of {', '.join(CHANNELS)})."

@@ -18,16 +18,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ua_dispatch.campaign import Campaign, load_campaign, one_line_validation_error
+from ua_dispatch.campaign import SLUG_RE, Campaign, load_campaign, one_line_validation_error
 from ua_dispatch.errors import InputError
 from ua_dispatch.importer.clean import clean
-from ua_dispatch.importer.parse import NoCountry, Note, Parsed, parse_lines, slugify
+from ua_dispatch.importer.parse import (
+    SLUG_STOPWORDS,
+    NoCountry,
+    Note,
+    Parsed,
+    parse_lines,
+    slugify,
+)
 from ua_dispatch.importer.read import read_document
 from ua_dispatch.importer.write import campaign_toml, target_data
-
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-_ID_STOPWORDS = {"of", "the", "in", "on", "and", "to", "for", "a", "de", "la", "el", "en", "y",
-                 "du", "des", "le", "les", "et", "del", "los", "las"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class ImportReport:
 def default_id(data: dict[str, Any]) -> str:
     """``ua-2-19-homophobic-crackdown-chechnya``: the UA number and the headline's first words."""
     number = re.findall(r"\d+", str(data.get("ua_number", "")))
-    words = [w for w in slugify(str(data.get("title", ""))).split("-") if w not in _ID_STOPWORDS]
+    words = [w for w in slugify(str(data.get("title", ""))).split("-") if w not in SLUG_STOPWORDS]
     parts = (["ua", *number[:2]] if len(number) >= 2 else []) + words[:3]
     return "-".join(p for p in parts if p) or "imported-campaign"
 
@@ -124,7 +127,7 @@ def read_campaign(
         )
     data = dict(parsed.data)
     if campaign_id is not None:
-        if not _SLUG.match(campaign_id):
+        if not SLUG_RE.match(campaign_id):
             raise InputError(
                 f"{campaign_id!r} is not an id (lower-case letters, digits and single hyphens)",
                 source="--id",

@@ -21,6 +21,7 @@ def _key(name: str) -> str:
     return " ".join(_PUNCT.sub(" ", fold(name)).split())
 
 
+@cache
 def _translations(domain: str) -> list[gettext.NullTranslations]:
     out: list[gettext.NullTranslations] = []
     for t in tables():

@@ -19,6 +19,7 @@ import phonenumbers
 from pydantic import TypeAdapter, ValidationError
 
 from ua_dispatch.campaign import Email, parse_number
+from ua_dispatch.headertext import ENCODED_WORD_OPENER
 from ua_dispatch.importer.clean import Line
 from ua_dispatch.importer.labels import Table, Words, contains, fold, starts_with, words
 from ua_dispatch.importer.names import alpha3, country_code, country_name, language_code
@@ -40,7 +41,7 @@ _CONNECTOR = re.compile(
 _NAME_WORD = re.compile(r"^[^\W\d_][^\W\d_'.-]*(?:[-'][^\W\d_]+)*\.?$")
 _DATE_NUMERIC = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b|\b(\d{1,2})[./](\d{1,2})[./](\d{4})\b")
 # words left out of slugs
-_STOPWORDS = frozenset(
+SLUG_STOPWORDS = frozenset(
     ("of", "the", "to", "for", "and", "in", "on", "a", "de", "la", "el", "del", "los", "las",
      "y", "en", "du", "des", "le", "les", "et", "d", "l", "au", "aux")
 )  # fmt: skip
@@ -773,7 +774,9 @@ def _slugs(officials: list[Official], home: str | None) -> None:
     def base(off: Official, full: bool) -> str:
         title = off.title or off.name
         words_ = [
-            w for w in slugify(title if full else _head(title)).split("-") if w not in _STOPWORDS
+            w
+            for w in slugify(title if full else _head(title)).split("-")
+            if w not in SLUG_STOPWORDS
         ]
         slug = "-".join(words_[:5] if full else words_) or "official"
         if off.country and home and off.country != home:
@@ -890,8 +893,9 @@ def parse_lines(lines: list[Line], *, today: dt.date) -> Parsed:
                 off.notes.append(Note(kind, "missing", off.line, "not in the document"))
         where = f"targets[{i}:{off.slug}]"
         notes.extend(Note(f"{where}.{n.field}", n.status, n.line, n.detail) for n in off.notes)
-    # "=?" cannot be in a mail header (see ua_dispatch.headertext)
-    data["subject"] = f"{data['title']} ({data['ua_number']})".replace("=?", "= ?")
+    # an encoded word's opener cannot be in a mail header (see ua_dispatch.headertext)
+    subject = f"{data['title']} ({data['ua_number']})"
+    data["subject"] = subject.replace(ENCODED_WORD_OPENER, "= ?")
     notes.append(
         Note("subject", "guessed", headline_no, "made from the headline and the UA number")
     )

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
+from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable, one_line
 from ua_dispatch.files import read_capped
 from ua_dispatch.settings import Settings
 
@@ -92,7 +92,7 @@ _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full
 def _why(exc: BaseException) -> str:
     """The database's own words for a failure, on one line (the driver's, not SQLAlchemy's
     wrapping with the statement)."""
-    return " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+    return one_line(getattr(exc, "orig", None) or exc)
 
 
 def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -53,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ua_dispatch.campaign import Campaign
 from ua_dispatch.delivery import FailureKind
-from ua_dispatch.errors import OutboxUnavailable
+from ua_dispatch.errors import OutboxUnavailable, one_line
 from ua_dispatch.ids import supporter_hash
 from ua_dispatch.outbox.db import BUSY_TIMEOUT_MS, open_engine, sqlite_pragmas, supporter_key
 from ua_dispatch.outbox.models import (
@@ -163,12 +163,8 @@ def outbox_error(exc: BaseException) -> OutboxUnavailable | None:
     if isinstance(exc, OutboxUnavailable):
         return exc
     if isinstance(exc, sa.exc.SQLAlchemyError | sqlite3.Error):
-        return OutboxUnavailable(f"the outbox failed: {_one_line(exc)}")
+        return OutboxUnavailable(f"the outbox failed: {one_line(exc)}")
     return None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
 
 
 def _translated(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -179,7 +175,7 @@ def _translated(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         try:
             return await method(*args, **kwargs)
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise OutboxUnavailable(f"the outbox failed: {_one_line(exc)}") from exc
+            raise OutboxUnavailable(f"the outbox failed: {one_line(exc)}") from exc
 
     return wrapper
 

@@ -96,7 +96,7 @@ def check_still_open(
     schedule (``--at``, ``--spread``) runs past its act-until day (UTC, as the worker counts)."""
     closes = campaign.act_until.isoformat()
     today = utcnow().date()
-    if campaign.act_until < today:
+    if campaign.closed(today):
         raise InputError(
             f"the action closed on {closes}; the worker would expire every letter, so nothing "
             "is queued",

@@ -40,7 +40,7 @@ from ua_dispatch import channels as registry
 from ua_dispatch.channels import get_channel
 from ua_dispatch.delivery import BuildEnv, FailureKind, Transport
 from ua_dispatch.engine import ChannelStopped, Prepared, deliver_one
-from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable
+from ua_dispatch.errors import ConfigError, InputError, OutboxUnavailable, one_line
 from ua_dispatch.limits import RateLimits, parse_rate
 from ua_dispatch.outbox.db import bounce_key, callback_key
 from ua_dispatch.outbox.owners import new_owner
@@ -188,7 +188,7 @@ class Worker:
                 raise
             # what is not recorded stays in flight and is taken over when the lease ends
             log.error(
-                "worker.outcomes_not_recorded", outcomes=len(self._outcomes), error=_one_line(exc)
+                "worker.outcomes_not_recorded", outcomes=len(self._outcomes), error=one_line(exc)
             )
             failure = failure or exc
         finally:
@@ -222,7 +222,7 @@ class Worker:
                 if exc is None or failure is not None:
                     continue
                 failure = exc
-                log.error("worker.failed", error=_one_line(exc), kind=type(exc).__name__)
+                log.error("worker.failed", error=one_line(exc), kind=type(exc).__name__)
                 self.stop.set()
                 if producer.done():
                     # the producer hands the consumers their stop; it cannot any more
@@ -330,13 +330,13 @@ class Worker:
                     log.error(
                         "worker.row_failed",
                         row=row.id,
-                        error=_one_line(exc),
+                        error=one_line(exc),
                         kind=type(exc).__name__,
                     )
                     outcome = self._defer(
                         row,
                         utcnow() + dt.timedelta(seconds=self.settings.queue_retry_delay),
-                        f"the worker failed on it ({type(exc).__name__}: {_one_line(exc)})",
+                        f"the worker failed on it ({type(exc).__name__}: {one_line(exc)})",
                     )
                 finally:
                     self._busy[channel] -= 1
@@ -565,7 +565,7 @@ class Worker:
             except OutboxUnavailable as exc:
                 # a renewal a third of a lease early can fail once (the database restarting,
                 # a lock conflict) and the next one still keeps the rows: delivery goes on
-                log.warning("worker.lease_not_renewed", error=_one_line(exc))
+                log.warning("worker.lease_not_renewed", error=one_line(exc))
 
 
 async def _first(*aws: Any) -> None:
@@ -575,10 +575,6 @@ async def _first(*aws: Any) -> None:
     finally:
         for t in tasks:
             t.cancel()
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
 
 
 def _stats_fields(stats: WorkerStats) -> dict[str, Any]:

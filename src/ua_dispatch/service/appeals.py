@@ -337,7 +337,7 @@ class Desk:
         return found
 
     def is_closed(self, campaign: Campaign) -> bool:
-        return dt.date.today() > campaign.act_until
+        return campaign.closed()
 
     def require_open(self, campaign: Campaign) -> None:
         """Raise Closed when the campaign takes no more letters (a dry run takes them)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +25,7 @@ def check_campaign(path: Path) -> CampaignCheck:
     """Validate a campaign file."""
     campaign = load_campaign(path)
     check_sample_letter(campaign, path)
-    return CampaignCheck(campaign, closed=dt.date.today() > campaign.act_until)
+    return CampaignCheck(campaign, closed=campaign.closed())
 
 
 def import_campaign(

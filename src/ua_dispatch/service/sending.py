@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ua_dispatch.campaign import Campaign, load_campaign
 from ua_dispatch.channels import get_channel, parse_channels
 from ua_dispatch.engine import Prepared, execute, prepare, write_drafts
-from ua_dispatch.errors import ConfigError, InputError, NotApproved, OutboxUnavailable
+from ua_dispatch.errors import ConfigError, InputError, NotApproved, OutboxUnavailable, one_line
 from ua_dispatch.fakes import fake_class
 from ua_dispatch.fakes.base import FakeServer
 from ua_dispatch.fakes.faults import FaultProfile, load_profile
@@ -188,7 +187,7 @@ def load_appeal(settings: Settings, request: AppealRequest) -> tuple[Appeal, lis
 def _check_deadline(
     campaign: Campaign, source: Path, notices: _Notices, *, dry_run: bool, after_deadline: bool
 ) -> None:
-    if dt.date.today() <= campaign.act_until:
+    if not campaign.closed():
         return
     msg = f"the action closed on {campaign.act_until.isoformat()}"
     if dry_run:
@@ -504,7 +503,7 @@ async def _outbox_or_none(
 def _outbox_unreadable(exc: BaseException, notices: _Notices) -> None:
     notices.add(
         "warning",
-        f"the outbox cannot be read ({_one_line(exc)}); sending without checking for an "
+        f"the outbox cannot be read ({one_line(exc, 200)}); sending without checking for an "
         "earlier run of this send, and without recording it",
     )
 
@@ -566,7 +565,7 @@ async def _record(
     except (OSError, OutboxUnavailable) as exc:
         notices.add(
             "warning",
-            f"what was sent could not be recorded in the outbox ({_one_line(exc)}); running "
+            f"what was sent could not be recorded in the outbox ({one_line(exc, 200)}); running "
             "this send again would send it again",
         )
         return
@@ -586,10 +585,6 @@ async def _record(
             f"`ua-dispatch worker` tries again from {done.due.isoformat(timespec='seconds')} UTC",
         )
     report.queued_for_worker = list(done.queued)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:200]
 
 
 def draft(settings: Settings, request: AppealRequest, out_dir: Path) -> DraftReport:
