@@ -19,12 +19,13 @@ PROBE = """
 import json, sys
 sys.argv = ["ua-dispatch", *json.loads(sys.argv[1])]
 from ua_dispatch.cli import main
+code = 0
 try:
     main()
-except SystemExit:
-    pass
+except SystemExit as exc:
+    code = exc.code if isinstance(exc.code, int) else 1
 loaded = sorted({name.split(".")[0] for name in sys.modules})
-print(json.dumps(loaded), file=sys.stderr)
+print(json.dumps({"code": code, "loaded": loaded}), file=sys.stderr)
 """
 
 
@@ -36,8 +37,10 @@ def loaded_by(*args: str, cwd: Path) -> set[str]:
         cwd=cwd,
         timeout=60,
     )
-    last = done.stderr.strip().splitlines()[-1]
-    return set(json.loads(last))
+    last = json.loads(done.stderr.strip().splitlines()[-1])
+    # a command that failed early would load nothing heavy without proving anything
+    assert last["code"] == 0, (args, done.stderr)
+    return set(last["loaded"])
 
 
 def test_importing_the_command_line_loads_click_and_little_else() -> None:
