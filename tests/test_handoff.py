@@ -17,12 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SHIPPED_CAMPAIGN
+from tests.conftest import SHIPPED_CAMPAIGN, point_smtp_at
 from tests.fakes_support import ThreadedFakeSmtp
 from tests.queue_support import (
     CAMPAIGN_ID,
     _ended_pid,
-    _env,
     _lease_rows,
     _queue_letters,
     db_url,
@@ -50,9 +49,7 @@ def _greylisting_twice(
         smtp=SmtpFaults(script=[SmtpScript(rcpt="rusembusa@mid.ru", step="rcpt", times=2)])
     )
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=greylist) as server:
-        for k, v in _env(db_url, server, UA_DISPATCH_RETRY_MAX_ATTEMPTS="2").items():
-            if k.startswith("UA_DISPATCH_"):
-                monkeypatch.setenv(k, v)
+        point_smtp_at(monkeypatch, server, UA_DISPATCH_RETRY_MAX_ATTEMPTS="2")
         monkeypatch.setenv("UA_DISPATCH_RETRY_GREYLIST_DELAY", "0.01")
         monkeypatch.setenv("UA_DISPATCH_QUEUE_RETRY_DELAY", "0")
         yield server
@@ -199,9 +196,7 @@ def test_a_paused_official_gets_nothing_from_any_door_until_released(
     from tests.conftest import EXAMPLES, SUPPORTER_ARGS
 
     with ThreadedFakeSmtp(tmp_path / "smtp") as server:
-        for k, v in _env(db_url, server).items():
-            if k.startswith("UA_DISPATCH_"):
-                monkeypatch.setenv(k, v)
+        point_smtp_at(monkeypatch, server)
         _queue_letters(run_cli, open_campaign, tmp_path, 1)
         paused = run_cli("queue", "hold", "--target", "ambassador-usa")
         assert paused.code == 0, paused.stderr

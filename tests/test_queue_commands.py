@@ -4,57 +4,20 @@ command on a real outbox."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.queue_support import scratch_database, write_letters
-from ua_dispatch.outbox.store import Outbox as Store
-from ua_dispatch.settings import Settings
+from tests.conftest import ROOT
+from tests.queue_support import _queue_letters, db_url, pg_database, statuses
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def outbox(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    monkeypatch.setenv("UA_DISPATCH_DATA_DIR", str(tmp_path / "data"))
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
-        monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
-        yield url
-        return
-    with scratch_database("ua_commands_test") as url:
-        monkeypatch.setenv("UA_DISPATCH_DATABASE_URL", url)
-        monkeypatch.setenv("UA_DISPATCH_SUPPORTER_KEY", "commands-tests-supporter-key")
-        yield url
-
-
-def _statuses(url: str) -> dict[str, int]:
-    async def run() -> dict[str, int]:
-        store = await Store.open(Settings(database_url=url))
-        try:
-            out: dict[str, int] = {}
-            for r in await store.rows():
-                out[r.status] = out.get(r.status, 0) + 1
-            return out
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
-def _queue(run_cli: Any, campaign: Path, tmp_path: Path, n: int) -> None:
-    letters = write_letters(tmp_path / "letters.csv", n)
-    res = run_cli("queue", "add", campaign, letters, "--channels", "email")
-    assert res.code == 0, res.stderr
+__all__ = ["db_url", "pg_database"]
 
 
 @pytest.mark.parametrize(
@@ -68,9 +31,9 @@ def _queue(run_cli: Any, campaign: Path, tmp_path: Path, n: int) -> None:
     ],
 )
 def test_an_unknown_official_is_refused_naming_the_known_ones(
-    run_cli: Any, outbox: str, open_campaign: Path, tmp_path: Path, command: tuple[str, ...]
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path, command: tuple[str, ...]
 ) -> None:
-    _queue(run_cli, open_campaign, tmp_path, 3)
+    _queue_letters(run_cli, open_campaign, tmp_path, 3)
     for slug in ("nobody", "Ambassador-USA", "ambassador-usa "):
         res = run_cli(*command, "--target", slug)
         assert res.code == 2, (slug, res.stdout)
@@ -83,22 +46,22 @@ def test_an_unknown_official_is_refused_naming_the_known_ones(
     assert "--campaign: no campaign 'ua-9-99-nowhere' in the outbox; known: ua-2-19-chechnya" in (
         res.stderr
     )
-    assert _statuses(outbox) == {"queued": 3}  # nothing changed
+    assert statuses(db_url) == {"queued": 3}  # nothing changed
 
 
 def test_a_known_official_with_nothing_queued_is_not_an_error(
-    run_cli: Any, outbox: str, open_campaign: Path, tmp_path: Path
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
 ) -> None:
-    _queue(run_cli, open_campaign, tmp_path, 2)  # by email: nothing to the president
+    _queue_letters(run_cli, open_campaign, tmp_path, 2)  # by email: nothing to the president
     res = run_cli("queue", "hold", "--target", "president", "--campaign", "ua-2-19-chechnya")
     assert res.code == 0, res.stderr
     assert "0 delivery(ies) to president held" in res.stdout
     res = run_cli("queue", "hold", "--target", "ambassador-usa")
     assert "2 delivery(ies) to ambassador-usa held" in res.stdout
-    assert _statuses(outbox) == {"held": 2}
+    assert statuses(db_url) == {"held": 2}
 
 
-def test_an_empty_outbox_says_nothing_was_queued(run_cli: Any, outbox: str) -> None:
+def test_an_empty_outbox_says_nothing_was_queued(run_cli: Any, db_url: str) -> None:
     res = run_cli("queue", "hold", "--target", "ambassador-usa")
     assert res.code == 2
     assert "known target slugs: none: nothing was ever queued" in res.stderr
@@ -111,9 +74,9 @@ def _table_rows(text: str) -> int:
 
 
 def test_list_says_how_many_rows_it_left_out(
-    run_cli: Any, outbox: str, open_campaign: Path, tmp_path: Path
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
 ) -> None:
-    _queue(run_cli, open_campaign, tmp_path, 205)
+    _queue_letters(run_cli, open_campaign, tmp_path, 205)
     shown = run_cli("queue", "list")
     assert shown.code == 0
     assert "200 of 205 delivery(ies)" in shown.stdout
@@ -143,12 +106,12 @@ def test_list_says_how_many_rows_it_left_out(
 
 
 def test_list_fits_an_80_column_terminal(
-    run_cli: Any, outbox: str, open_campaign: Path, tmp_path: Path
+    run_cli: Any, db_url: str, open_campaign: Path, tmp_path: Path
 ) -> None:
     """The table folds long cells instead of running past the terminal's edge, and its
     dates carry the year (a spread may run past New Year)."""
-    _queue(run_cli, open_campaign, tmp_path, 3)
-    env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    _queue_letters(run_cli, open_campaign, tmp_path, 3)
+    env = {**os.environ, "COLUMNS": "80", "PYTHONPATH": str(ROOT / "src")}
     shown = subprocess.run(
         [sys.executable, "-m", "ua_dispatch", "queue", "list"],
         capture_output=True,

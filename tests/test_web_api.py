@@ -119,9 +119,7 @@ def test_every_bad_field_is_named_with_the_command_lines_message(client: httpx.C
         ["body", "channels"],
     ]
     messages = {d["loc"][1]: d["msg"] for d in detail}
-    assert messages["email"] == (
-        "not a valid email address: An email address must have an @-sign."
-    )
+    assert messages["email"] == ("not a valid email address: An email address must have an @-sign.")
     assert messages["language"] == "'xx' is not an ISO 639-1 language code such as 'en' or 'ru'"
     assert messages["channels"] == "unknown channel 'pigeon'; choose from email, fax"
     # a letter of nothing but a salutation and a closing, once the rest is right

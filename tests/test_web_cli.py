@@ -14,10 +14,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import SHIPPED_CAMPAIGN
+from tests.conftest import ROOT, SHIPPED_CAMPAIGN
 from tests.web_support import LETTER_EN, serving, web_settings
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_serve_prints_its_address_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:

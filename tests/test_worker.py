@@ -219,9 +219,7 @@ def test_a_stopped_channel_is_no_longer_claimed(
     _queue_letters(run_cli, open_campaign, tmp_path, 200)
     refused = FaultProfile(smtp=SmtpFaults(random={"mail": 1.0, "reply": "550 5.7.1 Not allowed"}))
     with ThreadedFakeSmtp(tmp_path / "smtp", faults=refused) as server:
-        for key, value in _env(db_url, server).items():
-            if key.startswith("UA_DISPATCH_"):
-                monkeypatch.setenv(key, value)
+        point_smtp_at(monkeypatch, server)
         stats = _worker_once(concurrency=2)
     assert "email" in stats.stopped_channels
     assert statuses(db_url) == {"queued": 200}
