@@ -7,7 +7,7 @@ changed, moved or deleted."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -228,30 +228,37 @@ def read_paths(
 def fetch_mailbox(settings: Settings, *, notify: Notify | None = None) -> BounceRun:
     """Read returned mail from the IMAP mailbox the settings name, moving what was dealt
     with to the done folder."""
+
+    async def work() -> BounceRun:
+        async with await open_outbox(settings) as outbox:
+            return await read_mailbox(outbox, settings, notify=notify)
+
+    return asyncio.run(work())
+
+
+async def read_mailbox(
+    outbox: Outbox, settings: Settings, *, notify: Notify | None = None
+) -> BounceRun:
+    """:func:`fetch_mailbox` over an open outbox (a worker's own): the IMAP conversation
+    runs in a thread, and each message is recorded in this event loop."""
     from ua_dispatch.bounces.imap import Mailbox, fetch
 
     box = Mailbox.of(settings)
     run = BounceRun()
-    notices = _Notices(notify)
+    reader = _Reader(outbox, settings, run, _Notices(notify))
+    loop = asyncio.get_running_loop()
 
-    async def work() -> None:
-        async with await open_outbox(settings) as outbox:
-            reader = _Reader(outbox, settings, run, notices)
-            loop = asyncio.get_running_loop()
+    def handle(item: Found) -> bool:
+        # called from the IMAP thread: the outbox is used in this loop
+        return asyncio.run_coroutine_threadsafe(reader.handle(item), loop).result()
 
-            def handle(item: Found) -> bool:
-                # called from the IMAP thread: the outbox is used in this loop
-                return asyncio.run_coroutine_threadsafe(reader.handle(item), loop).result()
-
-            run.moved = await asyncio.to_thread(fetch, box, handle)
-
-    asyncio.run(work())
+    run.moved = await asyncio.to_thread(fetch, box, handle)
     return run
 
 
-def mailbox_poller(settings: Settings) -> Callable[[], BounceRun] | None:
-    """What the worker runs to read the bounce mailbox, when UA_DISPATCH_BOUNCE_POLL_INTERVAL
-    and the mailbox are set (each round opens its own outbox connection, in its thread)."""
+def mailbox_poller(settings: Settings) -> Callable[[Outbox], Awaitable[BounceRun]] | None:
+    """What the worker runs to read the bounce mailbox over its own outbox, when
+    UA_DISPATCH_BOUNCE_POLL_INTERVAL and the mailbox are set."""
     if settings.bounce_poll_interval is None or not settings.bounce_imap_host:
         return None
-    return lambda: fetch_mailbox(settings)
+    return lambda outbox: read_mailbox(outbox, settings)

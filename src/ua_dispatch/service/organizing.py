@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -348,16 +348,18 @@ def report(settings: Settings, campaign: str) -> CampaignReport:
     return found
 
 
-async def _every(seconds: float, job: Callable[[], Any]) -> None:
-    """Run ``job`` in a thread now and every ``seconds`` after it ends; a failure is a log
-    line, and the next round tries again."""
-    while True:
+async def _every(seconds: float, job: Callable[[], Awaitable[Any]], halt: asyncio.Event) -> None:
+    """Run ``job`` now and every ``seconds`` after it ends, until ``halt`` (a round under way
+    then finishes: what it read is recorded); a failure is a log line, and the next round
+    tries again."""
+    while not halt.is_set():
         try:
-            done = await asyncio.to_thread(job)
+            done = await job()
             log.info("worker.mailbox_read", result=str(getattr(done, "summary", lambda: "")()))
         except UaDispatchError as exc:
             log.warning("worker.mailbox_unread", error=str(exc))
-        await asyncio.sleep(seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(halt.wait(), seconds)
 
 
 def worker_channels(settings: Settings, notify: Notify | None = None) -> list[str]:
@@ -402,7 +404,10 @@ async def work_queue(
     )
     poller = bounces.mailbox_poller(settings)
     every = settings.bounce_poll_interval
-    reading = asyncio.create_task(_every(every, poller)) if poller and every else None
+    reading, halt = None, asyncio.Event()
+    if poller is not None and every:
+        read = poller
+        reading = asyncio.create_task(_every(every, lambda: read(outbox), halt))
     try:
         if stop is None:
             worker.install_signal_handlers()
@@ -413,9 +418,8 @@ async def work_queue(
         return await task
     finally:
         if reading is not None:
-            reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reading
+            halt.set()
+            await reading
 
 
 def run_worker(
